@@ -1,0 +1,51 @@
+//! What a handler knows about the call it serves: who made it, in which
+//! region, and the values that are not deterministic (time, request id), which
+//! are fixed once at the edge and passed in.
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The 12-digit account of the access key that signed the request.
+    pub account: String,
+    /// The region from the SigV4 credential scope.
+    pub region: String,
+    /// The access key id that signed the request.
+    pub access_key: String,
+    /// The ARN of the caller (`arn:aws:iam::<account>:root` for configured keys).
+    pub principal_arn: String,
+    pub request_id: String,
+    pub now: DateTime<Utc>,
+}
+
+impl Ctx {
+    /// A context for unit tests and local tooling.
+    pub fn for_tests(now: DateTime<Utc>) -> Ctx {
+        Ctx {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            access_key: "test".into(),
+            principal_arn: "arn:aws:iam::000000000000:root".into(),
+            request_id: "00000000-0000-0000-0000-000000000000".into(),
+            now,
+        }
+    }
+
+    /// `now` as the epoch seconds (with milliseconds) that JSON services emit.
+    pub fn now_epoch(&self) -> f64 {
+        epoch_seconds(self.now)
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.now.timestamp_millis()
+    }
+}
+
+/// Epoch seconds with millisecond precision, as AWS JSON timestamps are sent.
+pub fn epoch_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+pub fn millis_to_epoch(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}

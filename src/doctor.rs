@@ -1,0 +1,79 @@
+//! `berth doctor`: checks the prerequisites and says plainly what to fix.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// One check's outcome.
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The Docker Engine socket: `DOCKER_HOST` when it is a `unix://` path, else
+/// `/var/run/docker.sock`.
+pub fn docker_socket() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => h.trim_start_matches("unix://").to_string(),
+        _ => "/var/run/docker.sock".to_string(),
+    }
+}
+
+/// Ask the engine for its version over its socket.
+pub fn docker_version(socket: &str) -> Result<String, String> {
+    let mut s =
+        UnixStream::connect(socket).map_err(|e| format!("cannot connect to {socket}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|_| "the engine's answer was not understood".to_string())?;
+    Ok(v["Version"].as_str().unwrap_or("unknown").to_string())
+}
+
+pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let socket = docker_socket();
+    checks.push(match docker_version(&socket) {
+        Ok(v) => Check { name: "docker", ok: true, detail: format!("Docker Engine {v} answers on {socket}") },
+        Err(e) => Check {
+            name: "docker",
+            ok: false,
+            detail: format!("Docker Engine is not reachable ({e}). Install it with `apt-get install docker.io` and start it (`dockerd &` or `systemctl start docker`); scripts/setup does both."),
+        },
+    });
+    let probe = data_dir.join(".berth-doctor-probe");
+    let writable = std::fs::create_dir_all(data_dir)
+        .and_then(|_| std::fs::write(&probe, b"ok"))
+        .and_then(|_| std::fs::remove_file(&probe));
+    checks.push(match writable {
+        Ok(()) => Check {
+            name: "data dir",
+            ok: true,
+            detail: format!("{} is writable", data_dir.display()),
+        },
+        Err(e) => Check {
+            name: "data dir",
+            ok: false,
+            detail: format!(
+                "{} is not writable ({e}); choose another with --data-dir or fix its permissions",
+                data_dir.display()
+            ),
+        },
+    });
+    checks.push(match TcpListener::bind(listen) {
+        Ok(_) => Check { name: "port", ok: true, detail: format!("{listen} is free") },
+        Err(e) => Check {
+            name: "port",
+            ok: false,
+            detail: format!("cannot listen on {listen} ({e}); is a server already running? Stop it or pass --listen HOST:PORT"),
+        },
+    });
+    checks
+}

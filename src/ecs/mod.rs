@@ -1,0 +1,57 @@
+//! Amazon ECS: the operations, each parsed from its validated JSON input into
+//! a typed request, run against the store, and answered in ECS's shapes.
+//!
+//! Code map: clusters in `clusters.rs`, task definitions in `taskdefs.rs`
+//! (their registration rules, pure, in `taskdef_rules.rs`), tags in
+//! `tags.rs`, ARNs in `arn.rs`, pagination tokens in `paging.rs`.
+
+pub mod arn;
+pub mod clusters;
+pub mod paging;
+pub mod tags;
+pub mod taskdef_rules;
+pub mod taskdefs;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::context::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::store::Store;
+
+/// The ECS service: stateless apart from the store it is given.
+pub struct Ecs {
+    pub store: Arc<Store>,
+}
+
+impl Ecs {
+    pub fn new(store: Arc<Store>) -> Ecs {
+        Ecs { store }
+    }
+
+    /// Run one operation. `input` has already been validated against the
+    /// ECS model by the wire layer.
+    pub fn handle(&self, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
+        match operation {
+            "CreateCluster" => self.create_cluster(ctx, input),
+            "DescribeClusters" => self.describe_clusters(ctx, input),
+            "ListClusters" => self.list_clusters(ctx, input),
+            "DeleteCluster" => self.delete_cluster(ctx, input),
+            "UpdateCluster" => self.update_cluster(ctx, input),
+            "UpdateClusterSettings" => self.update_cluster_settings(ctx, input),
+            "RegisterTaskDefinition" => self.register_task_definition(ctx, input),
+            "DescribeTaskDefinition" => self.describe_task_definition(ctx, input),
+            "ListTaskDefinitions" => self.list_task_definitions(ctx, input),
+            "ListTaskDefinitionFamilies" => self.list_task_definition_families(ctx, input),
+            "DeregisterTaskDefinition" => self.deregister_task_definition(ctx, input),
+            "DeleteTaskDefinitions" => self.delete_task_definitions(ctx, input),
+            "TagResource" => self.tag_resource(ctx, input),
+            "UntagResource" => self.untag_resource(ctx, input),
+            "ListTagsForResource" => self.list_tags_for_resource(ctx, input),
+            other => Err(ApiError::unknown_operation(format!(
+                "Berth does not implement the ECS operation {other} yet."
+            ))),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Berth: a self-hosted container platform that speaks the Amazon ECS API.
+//! See ARCHITECTURE.md for the map.
+
+pub mod config;
+pub mod context;
+pub mod doctor;
+pub mod ecs;
+pub mod error;
+pub mod model;
+pub mod server;
+pub mod store;
+pub mod sts;
+pub mod wire;

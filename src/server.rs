@@ -1,0 +1,49 @@
+//! The HTTP server. It takes its listener and a shutdown signal as arguments,
+//! so tests bind port 0 and stop it when they like.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::Response;
+use axum::routing::{any, get};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::wire::{self, App, MAX_BODY_BYTES};
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", any(api))
+        .route("/_berth/health", get(|| async { "ok\n" }))
+        .with_state(app)
+}
+
+async fn api(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return wire::too_large_response(&parts.headers);
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return wire::too_large_response(&parts.headers),
+    };
+    wire::handle(app, parts.method, parts.uri, parts.headers, body).await
+}
+
+/// Serve until `shutdown` resolves, then finish the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,223 @@
+//! The persistent state: one SQLite database in WAL mode under the data dir.
+//!
+//! Writes go through one connection, serialised, each in an IMMEDIATE
+//! transaction that commits before the API answers; with `synchronous=FULL`
+//! an acknowledged write survives a crash of the process or the machine.
+//! Reads use a small pool of read-only connections, which WAL lets run
+//! alongside the writer. Nothing is cached in memory: every request reads the
+//! database.
+//!
+//! The schema is versioned by `PRAGMA user_version`; `MIGRATIONS[i]` takes the
+//! database from version `i` to `i + 1`, in one transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Schema migrations, in order. Append; never edit a released one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: clusters, task definitions, tags.
+    r#"
+    CREATE TABLE clusters (
+        arn         TEXT PRIMARY KEY,
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        doc         TEXT NOT NULL,
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE task_definitions (
+        arn             TEXT PRIMARY KEY,
+        account         TEXT NOT NULL,
+        region          TEXT NOT NULL,
+        family          TEXT NOT NULL,
+        revision        INTEGER NOT NULL,
+        status          TEXT NOT NULL,
+        registered_at   INTEGER NOT NULL,
+        doc             TEXT NOT NULL,
+        UNIQUE (account, region, family, revision)
+    );
+    CREATE INDEX task_definitions_by_status ON task_definitions (account, region, status, family, revision);
+    CREATE TABLE tags (
+        resource_arn TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        value        TEXT NOT NULL,
+        PRIMARY KEY (resource_arn, key)
+    );
+    "#,
+];
+
+const READERS: usize = 4;
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Whether commits wait for the disk (`FULL`) or only for the OS (`NORMAL`,
+/// which still survives a crash of the process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path` and migrate it.
+    pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Store> {
+        let writer = Connection::open(path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(
+            None,
+            "synchronous",
+            match durability {
+                Durability::Full => "FULL",
+                Durability::Normal => "NORMAL",
+            },
+        )?;
+        writer.pragma_update(None, "foreign_keys", "ON")?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&writer)?;
+        let store = Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        };
+        Ok(store)
+    }
+
+    /// An in-memory-free temporary store for unit tests lives in a temp dir;
+    /// this opens a store in `dir/berth.db`.
+    pub fn open_in(dir: &Path) -> anyhow::Result<Store> {
+        Store::open(&dir.join("berth.db"), Durability::Normal)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn reader(&self) -> ApiResult<Connection> {
+        if let Some(c) = self.readers.lock().unwrap().pop() {
+            return Ok(c);
+        }
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(c)
+    }
+
+    /// Run `f` on a consistent read snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+        let mut conn = self.reader()?;
+        let result = {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let r = f(&tx);
+            tx.finish()?;
+            r
+        };
+        let mut pool = self.readers.lock().unwrap();
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// Run `f` in a write transaction; it commits when `f` returns `Ok` and
+    /// rolls back (changing nothing) when it returns `Err`.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> ApiResult<T>) -> ApiResult<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let version: usize =
+        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the database is at schema version {version}, newer than this berth ({}); upgrade berth",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+        tracing::info!(version = i + 1, "migrated the database schema");
+    }
+    Ok(())
+}
+
+/// Map "no row" to `None`.
+pub fn optional<T>(r: rusqlite::Result<T>) -> ApiResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(ApiError::from(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open_in(dir.path()).unwrap();
+            s.write(|tx| {
+                tx.execute("INSERT INTO tags VALUES ('arn:x', 'k', 'v')", [])?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        let s = Store::open_in(dir.path()).unwrap();
+        let n: i64 = s
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM tags", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 1);
+        let v: i64 = s
+            .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn failed_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_in(dir.path()).unwrap();
+        let r: ApiResult<()> = s.write(|tx| {
+            tx.execute("INSERT INTO tags VALUES ('arn:x', 'k', 'v')", [])?;
+            Err(ApiError::client("no"))
+        });
+        assert!(r.is_err());
+        let n: i64 = s
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM tags", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 999).unwrap();
+        drop(c);
+        assert!(Store::open(&path, Durability::Normal).is_err());
+    }
+}
