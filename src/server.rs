@@ -28,6 +28,7 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        drain(body).await;
         return wire::too_large_response(&parts.headers);
     }
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
@@ -35,6 +36,21 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         Err(_) => return wire::too_large_response(&parts.headers),
     };
     wire::handle(app, parts.method, parts.uri, parts.headers, body).await
+}
+
+/// Read and discard an over-large body (up to a bound), so the client, still
+/// sending, gets to read the 413 instead of a reset connection.
+async fn drain(body: Body) {
+    use http_body_util::BodyExt;
+    const DRAIN_LIMIT: usize = 8 * MAX_BODY_BYTES;
+    let mut body = body;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
 }
 
 /// Serve until `shutdown` resolves, then finish the requests in flight.

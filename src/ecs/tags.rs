@@ -80,9 +80,8 @@ pub fn remove(conn: &Connection, resource_arn: &str, keys: &[String]) -> ApiResu
 /// Resolve a resource ARN to a taggable resource that exists, or fail as ECS
 /// does.
 fn check_resource(conn: &Connection, ctx: &Ctx, resource_arn: &str) -> ApiResult<()> {
-    let parsed = arn::parse(resource_arn).ok_or_else(|| {
-        ApiError::invalid_parameter(format!("Invalid resource ARN: {resource_arn}"))
-    })?;
+    let parsed = arn::parse(resource_arn)
+        .ok_or_else(|| ApiError::invalid_parameter("The ARN provided is invalid."))?;
     let found = arn::is_local(ctx, &parsed)
         && match parsed.kind {
             "cluster" => clusters::find(conn, ctx, resource_arn)?.is_some(),

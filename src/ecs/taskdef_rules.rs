@@ -97,255 +97,131 @@ fn list_of<'a>(o: &'a Map<String, Value>, k: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
+/// ECS takes at most ten containers in a task definition.
+pub const MAX_CONTAINERS: usize = 10;
+/// ECS refuses a task definition whose JSON is longer than 64 KiB.
+pub const MAX_TASK_DEFINITION_BYTES: usize = 65536;
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Apply ECS's rules and normalisations to a `RegisterTaskDefinition` request
 /// (without `tags`), giving the `TaskDefinition` fields ECS stores.
 pub fn prepare(input: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let length = Value::Object(input.clone()).to_string().len();
+    if length > MAX_TASK_DEFINITION_BYTES {
+        return Err(client(format!(
+            "Actual length: '{length}'. Max allowed length is '{MAX_TASK_DEFINITION_BYTES}' bytes."
+        )));
+    }
     let family = str_of(input, "family").unwrap_or_default();
-    if family.is_empty()
-        || family.len() > 255
-        || !family
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !valid_name(family) {
         return Err(client(
             "Family must be up to 255 letters (uppercase and lowercase), numbers, hyphens, and underscores.",
         ));
     }
-    let containers = list_of(input, "containerDefinitions");
+    let containers: Vec<&Map<String, Value>> = list_of(input, "containerDefinitions")
+        .iter()
+        .filter_map(Value::as_object)
+        .collect();
     if containers.is_empty() {
         return Err(client("Container list cannot be empty."));
+    }
+    if containers.len() > MAX_CONTAINERS {
+        return Err(client("Too many containers."));
     }
     let compat: Vec<&str> = list_of(input, "requiresCompatibilities")
         .iter()
         .filter_map(Value::as_str)
         .collect();
     let fargate = compat.contains(&"FARGATE");
-    let network_mode = match str_of(input, "networkMode") {
-        Some(m) => m,
-        None if fargate => {
-            return Err(client("Fargate only supports network mode ‘awsvpc’."));
-        }
-        None => "bridge",
-    };
+    let network_mode = str_of(input, "networkMode").unwrap_or("bridge");
 
     // Task-level size, stored as ECS stores it: CPU units and MiB, as strings.
-    let task_cpu = match str_of(input, "cpu") {
-        Some(s) => Some(parse_cpu(s).ok_or_else(|| {
-            client(format!(
-                "Invalid 'cpu' setting for task: '{s}'. Use CPU units (1024) or vCPUs (1 vCPU)."
-            ))
-        })?),
-        None => None,
-    };
-    let task_memory = match str_of(input, "memory") {
-        Some(s) => Some(parse_memory(s).ok_or_else(|| {
-            client(format!(
-                "Invalid 'memory' setting for task: '{s}'. Use MiB (2048) or GB (2 GB)."
-            ))
-        })?),
-        None => None,
-    };
+    let task_cpu = str_of(input, "cpu")
+        .map(|s| {
+            parse_cpu(s).ok_or_else(|| {
+                client(format!(
+                    "Invalid 'cpu' setting for task. '{s}' is neither CPU units (1024) nor vCPUs (1 vCPU)."
+                ))
+            })
+        })
+        .transpose()?;
+    let task_memory = str_of(input, "memory")
+        .map(|s| {
+            parse_memory(s).ok_or_else(|| {
+                client(format!(
+                    "Invalid 'memory' setting for task. '{s}' is neither MiB (2048) nor GB (2 GB)."
+                ))
+            })
+        })
+        .transpose()?;
 
     if fargate {
-        if network_mode != "awsvpc" {
-            return Err(client("Fargate only supports network mode ‘awsvpc’."));
-        }
-        let (Some(cpu), Some(memory)) = (task_cpu, task_memory) else {
-            return Err(client(
-                "Fargate requires that 'cpu' and 'memory' be defined at the task level.",
-            ));
-        };
-        if !fargate_memory_ok(cpu, memory) {
-            return Err(client(format!(
-                "No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. See the Amazon ECS documentation for the valid values."
-            )));
-        }
-        if str_of(input, "pidMode") == Some("host") {
-            return Err(client("Fargate does not support the 'host' pidMode."));
-        }
-        if input.get("ipcMode").is_some_and(|v| !v.is_null()) {
-            return Err(client("Fargate does not support ipcMode."));
-        }
-        for v in list_of(input, "volumes") {
-            if v.pointer("/host/sourcePath").is_some_and(|p| !p.is_null()) {
-                return Err(client(format!(
-                    "Fargate does not support host volumes with a sourcePath (volume '{}').",
-                    v.get("name").and_then(Value::as_str).unwrap_or("")
-                )));
-            }
-        }
+        check_fargate(input, &containers, network_mode, task_cpu, task_memory)?;
     } else if let Some(cpu) = task_cpu {
         if !(128..=196_608).contains(&cpu) {
             return Err(client(format!(
-                "Invalid 'cpu' setting for task: {cpu} CPU units. On EC2 a task can have between 128 and 196608 CPU units."
+                "Invalid 'cpu' setting for task. {cpu} CPU units is outside 128 to 196608."
             )));
         }
     }
 
-    // Containers.
-    let mut names: Vec<&str> = Vec::new();
-    for c in containers {
-        let c = c.as_object().expect("validated");
-        let name = str_of(c, "name").unwrap_or_default();
+    let names: Vec<&str> = containers
+        .iter()
+        .map(|c| str_of(c, "name").unwrap_or_default())
+        .collect();
+    for (i, c) in containers.iter().enumerate() {
+        let name = names[i];
         if name.is_empty() {
             return Err(client("Container.name should not be null or empty."));
         }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            || name.len() > 255
-        {
-            return Err(container_error(name, "Container names can contain up to 255 letters (uppercase and lowercase), numbers, hyphens, and underscores."));
+        if !valid_name(name) {
+            return Err(client("Container.name contains invalid characters."));
         }
         if str_of(c, "image").is_none_or(str::is_empty) {
-            return Err(container_error(name, "'image' must be specified."));
+            return Err(client("Container.image should not be null or empty."));
         }
-        if names.contains(&name) {
-            return Err(client(format!("Duplicate container name '{name}': container names must be unique within a task definition.")));
+        if names[..i].contains(&name) {
+            return Err(client(
+                "Container names must be unique within a Task Definition.",
+            ));
         }
-        names.push(name);
     }
-    let mut any_essential = false;
+
     let mut out_containers = Vec::new();
-    for c in containers {
-        let c = c.as_object().expect("validated");
-        let name = str_of(c, "name").unwrap_or_default();
-        let memory = int_of(c, "memory");
-        let reservation = int_of(c, "memoryReservation");
-        if memory.is_none() && reservation.is_none() && task_memory.is_none() && !fargate {
-            return Err(container_error(
-                name,
-                "At least one of 'memory' or 'memoryReservation' must be specified.",
-            ));
-        }
-        for (what, v) in [("memory", memory), ("memoryReservation", reservation)] {
-            if let Some(v) = v {
-                if v < 6 {
-                    return Err(container_error(
-                        name,
-                        &format!("The '{what}' must be at least 6 MiB."),
-                    ));
-                }
-            }
-        }
-        if let (Some(m), Some(r)) = (memory, reservation) {
-            if m < r {
-                return Err(container_error(
-                    name,
-                    "'memory' must be greater than or equal to 'memoryReservation'.",
-                ));
-            }
-        }
-        if let (Some(tm), Some(m)) = (task_memory, memory.or(reservation)) {
-            if m > tm as i64 {
-                return Err(client(format!(
-                    "Invalid setting for container '{name}': its memory ({m} MiB) is greater than the task memory ({tm} MiB)."
-                )));
-            }
-        }
-        if let (Some(tc), Some(cc)) = (task_cpu, int_of(c, "cpu")) {
-            if cc > tc as i64 {
-                return Err(client(format!(
-                    "Invalid setting for container '{name}': its cpu ({cc}) is greater than the task cpu ({tc})."
-                )));
-            }
-        }
-        if fargate {
-            if c.get("privileged").and_then(Value::as_bool) == Some(true) {
-                return Err(container_error(
-                    name,
-                    "Fargate does not support privileged containers.",
-                ));
-            }
-            if !list_of(c, "links").is_empty() {
-                return Err(container_error(
-                    name,
-                    "Links are not supported when networkMode=awsvpc.",
-                ));
-            }
-        }
-        if !list_of(c, "links").is_empty() && network_mode != "bridge" {
-            return Err(container_error(
-                name,
-                &format!("Links are not supported when networkMode={network_mode}."),
-            ));
-        }
-        for l in list_of(c, "links").iter().filter_map(Value::as_str) {
-            let target = l.split(':').next().unwrap_or(l);
-            if !names.contains(&target) {
-                return Err(container_error(
-                    name,
-                    &format!("Link '{l}' names a container that is not in the task definition."),
-                ));
-            }
-        }
-        for d in list_of(c, "dependsOn") {
-            let dep = d
-                .get("containerName")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            if !names.contains(&dep) {
-                return Err(container_error(
-                    name,
-                    &format!(
-                        "dependsOn names container '{dep}', which is not in the task definition."
-                    ),
-                ));
-            }
-            if dep == name {
-                return Err(container_error(
-                    name,
-                    "A container cannot depend on itself.",
-                ));
-            }
-        }
-        let essential = c.get("essential").and_then(Value::as_bool).unwrap_or(true);
-        any_essential |= essential;
-
-        let mut ports = Vec::new();
-        for p in list_of(c, "portMappings") {
-            let mut p = p.as_object().cloned().unwrap_or_default();
-            let container_port = int_of(&p, "containerPort");
-            let host_port = int_of(&p, "hostPort");
-            if matches!(network_mode, "awsvpc" | "host") {
-                match (container_port, host_port) {
-                    (Some(cp), Some(hp)) if hp != cp => {
-                        return Err(client(format!(
-                            "When networkMode={network_mode}, the host ports must either be undefined or equal to the container port (container '{name}': hostPort {hp}, containerPort {cp})."
-                        )))
-                    }
-                    (Some(cp), _) => {
-                        p.insert("hostPort".into(), json!(cp));
-                    }
-                    (None, _) => {}
-                }
-            }
-            if container_port.is_none() && p.get("containerPortRange").is_none() {
-                return Err(container_error(
-                    name,
-                    "A port mapping needs 'containerPort' or 'containerPortRange'.",
-                ));
-            }
-            p.entry("protocol").or_insert_with(|| json!("tcp"));
-            ports.push(Value::Object(p));
-        }
-
-        // ECS fills these in when they are absent.
-        let mut out = Map::new();
-        for (k, v) in c {
-            out.insert(k.clone(), v.clone());
-        }
-        out.entry("cpu").or_insert_with(|| json!(0));
-        out.insert("portMappings".into(), Value::Array(ports));
-        out.insert("essential".into(), json!(essential));
-        for list in ["environment", "mountPoints", "volumesFrom"] {
-            out.entry(list).or_insert_with(|| json!([]));
-        }
-        out_containers.push(Value::Object(out));
+    let (mut cpu_sum, mut reservation_sum) = (0i64, 0i64);
+    for c in &containers {
+        out_containers.push(Value::Object(check_container(
+            c,
+            &containers,
+            &names,
+            network_mode,
+            fargate,
+            task_memory,
+        )?));
+        cpu_sum += int_of(c, "cpu").unwrap_or(0);
+        reservation_sum += int_of(c, "memoryReservation")
+            .or(int_of(c, "memory"))
+            .unwrap_or(0);
     }
-    if !any_essential {
+    if !out_containers.iter().any(|c| c["essential"] == json!(true)) {
         return Err(client(
-            "A task definition must have at least one essential container.",
+            "Task definition doesn't have any essential container.",
+        ));
+    }
+    if task_cpu.is_some_and(|tc| cpu_sum > tc as i64) {
+        return Err(client(
+            "The sum of all container 'cpu' values cannot be greater than the value of the task 'cpu'.",
+        ));
+    }
+    if task_memory.is_some_and(|tm| reservation_sum > tm as i64) {
+        return Err(client(
+            "The sum of all container 'memoryReservation' values cannot be greater than the value of the task 'memory'.",
         ));
     }
 
@@ -360,10 +236,8 @@ pub fn prepare(input: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
     }
     doc.insert("networkMode".into(), json!(network_mode));
     doc.insert("volumes".into(), json!(list_of(input, "volumes")));
-    doc.insert(
-        "requiresAttributes".into(),
-        Value::Array(required_attributes(input, &doc, network_mode)),
-    );
+    let attrs = required_attributes(input, &doc, network_mode);
+    doc.insert("requiresAttributes".into(), Value::Array(attrs));
     doc.insert(
         "placementConstraints".into(),
         json!(list_of(input, "placementConstraints")),
@@ -392,6 +266,187 @@ pub fn prepare(input: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
         doc.insert("memory".into(), json!(memory.to_string()));
     }
     Ok(doc)
+}
+
+/// What `requiresCompatibilities: ["FARGATE"]` adds to the rules.
+fn check_fargate(
+    input: &Map<String, Value>,
+    containers: &[&Map<String, Value>],
+    network_mode: &str,
+    task_cpu: Option<u32>,
+    task_memory: Option<u32>,
+) -> ApiResult<()> {
+    if network_mode != "awsvpc" {
+        return Err(client("Fargate only supports network mode ‘awsvpc’."));
+    }
+    let Some(cpu) = task_cpu else {
+        return Err(client(
+            "Fargate requires that 'cpu' be defined at the task level.",
+        ));
+    };
+    let Some(memory) = task_memory else {
+        return Err(client(
+            "Fargate requires that 'memory' be defined at the task level.",
+        ));
+    };
+    if !fargate_memory_ok(cpu, memory) {
+        return Err(client(format!(
+            "No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. See the Amazon ECS documentation for the valid values."
+        )));
+    }
+    if str_of(input, "pidMode") == Some("host") {
+        return Err(client(
+            "Tasks using the Fargate launch type do not support pidMode 'host'. The supported value for pidMode is 'task'.",
+        ));
+    }
+    if input.get("ipcMode").is_some_and(|v| !v.is_null()) {
+        return Err(client(
+            "Tasks using the Fargate launch type do not support ipcMode.",
+        ));
+    }
+    if list_of(input, "volumes")
+        .iter()
+        .any(|v| v.pointer("/host/sourcePath").is_some_and(|p| !p.is_null()))
+    {
+        return Err(client(
+            "Fargate compatible task definitions do not support sourcePath",
+        ));
+    }
+    if containers
+        .iter()
+        .any(|c| c.get("privileged").and_then(Value::as_bool) == Some(true))
+    {
+        return Err(client(
+            "Fargate compatible task definitions do not support privileged",
+        ));
+    }
+    Ok(())
+}
+
+/// One container's rules, and the container definition ECS stores for it.
+fn check_container(
+    c: &Map<String, Value>,
+    all: &[&Map<String, Value>],
+    names: &[&str],
+    network_mode: &str,
+    fargate: bool,
+    task_memory: Option<u32>,
+) -> ApiResult<Map<String, Value>> {
+    let name = str_of(c, "name").unwrap_or_default();
+    let memory = int_of(c, "memory");
+    let reservation = int_of(c, "memoryReservation");
+    if memory.is_none() && reservation.is_none() && task_memory.is_none() && !fargate {
+        return Err(container_error(
+            name,
+            "At least one of 'memory' or 'memoryReservation' must be specified.",
+        ));
+    }
+    for (what, v) in [("memory", memory), ("memoryReservation", reservation)] {
+        if v.is_some_and(|v| v < 6) {
+            return Err(container_error(
+                name,
+                &format!("The '{what}' setting must be at least 6 MiB."),
+            ));
+        }
+    }
+    if let (Some(m), Some(r)) = (memory, reservation) {
+        if m < r {
+            return Err(client(format!(
+                "The 'memoryReservation' setting for container '{name}' is greater than the 'memory' setting."
+            )));
+        }
+    }
+    if let (Some(tm), Some(m)) = (task_memory, memory) {
+        if m > tm as i64 {
+            return Err(client(format!(
+                "The 'memory' setting for container '{name}' is greater than for the task."
+            )));
+        }
+    }
+    let links: Vec<&str> = list_of(c, "links")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if !links.is_empty() && network_mode != "bridge" {
+        return Err(client(format!(
+            "Links are not supported when networkMode={network_mode}."
+        )));
+    }
+    for l in &links {
+        let target = l.split(':').next().unwrap_or(l);
+        if !names.contains(&target) {
+            return Err(container_error(
+                name,
+                &format!("Link '{l}' names a container that is not in the task definition."),
+            ));
+        }
+    }
+    if network_mode == "awsvpc" && c.get("hostname").is_some_and(|h| !h.is_null()) {
+        return Err(client(
+            "hostname is not supported on container when networkMode=awsvpc.",
+        ));
+    }
+    for d in list_of(c, "dependsOn") {
+        let dep = d
+            .get("containerName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !names.contains(&dep) || dep == name {
+            return Err(client(format!(
+                "Cannot depend on container + '{dep}' because it does not exist"
+            )));
+        }
+        let condition = d
+            .get("condition")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let dep_essential = all
+            .iter()
+            .find(|o| str_of(o, "name") == Some(dep))
+            .and_then(|o| o.get("essential"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        if matches!(condition, "SUCCESS" | "COMPLETE") && dep_essential {
+            return Err(client(
+                "A dependency container with SUCCESS or COMPLETE condition cannot be an essential container",
+            ));
+        }
+    }
+
+    let mut ports = Vec::new();
+    for p in list_of(c, "portMappings") {
+        let mut p = p.as_object().cloned().unwrap_or_default();
+        let container_port = int_of(&p, "containerPort");
+        let host_port = int_of(&p, "hostPort");
+        if container_port.is_none() && p.get("containerPortRange").is_none() {
+            return Err(client(format!(
+                "Invalid 'containerPort' setting for container '{name}'."
+            )));
+        }
+        if matches!(network_mode, "awsvpc" | "host") {
+            if let Some(cp) = container_port {
+                if host_port.is_some_and(|hp| hp != cp) {
+                    return Err(client(format!(
+                        "When networkMode={network_mode}, the host ports and container ports in port mappings must match."
+                    )));
+                }
+                p.insert("hostPort".into(), json!(cp));
+            }
+        }
+        p.entry("protocol").or_insert_with(|| json!("tcp"));
+        ports.push(Value::Object(p));
+    }
+
+    // ECS fills these in when they are absent.
+    let mut out = c.clone();
+    out.entry("cpu").or_insert_with(|| json!(0));
+    out.insert("portMappings".into(), Value::Array(ports));
+    let essential = c.get("essential").and_then(Value::as_bool).unwrap_or(true);
+    out.insert("essential".into(), json!(essential));
+    for list in ["environment", "mountPoints", "volumesFrom"] {
+        out.entry(list).or_insert_with(|| json!([]));
+    }
+    Ok(out)
 }
 
 /// The launch types a task definition can run on: EC2 always (Linux), plus
@@ -586,7 +641,7 @@ mod tests {
         assert!(prepare(&no_size)
             .unwrap_err()
             .message
-            .contains("'cpu' and 'memory'"));
+            .contains("'cpu' be defined"));
         let mut privileged = fargate("256", "512");
         privileged["containerDefinitions"][0]["privileged"] = json!(true);
         assert!(prepare(&privileged).is_err());
@@ -652,7 +707,7 @@ mod tests {
         assert!(prepare(&dup)
             .unwrap_err()
             .message
-            .contains("Duplicate container name"));
+            .contains("must be unique"));
         let none_essential = td(
             json!({"family": "f", "memory": "512", "containerDefinitions": [
             {"name": "a", "image": "x", "essential": false}]}),

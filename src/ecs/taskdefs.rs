@@ -373,13 +373,13 @@ impl Ecs {
                 let row = match parse_ref(ctx, ident) {
                     Some(r @ TaskDefRef::Revision(..)) => find(tx, ctx, &r)?,
                     Some(TaskDefRef::Family(_)) => {
-                        failures.push(fail("The task definition revision must be specified."));
+                        failures.push(fail("The specified task definition identifier is invalid. Specify a valid name or ARN and try again."));
                         continue;
                     }
                     None => None,
                 };
                 let Some(mut row) = row else {
-                    failures.push(fail("The specified task definition does not exist."));
+                    failures.push(fail("The specified task definition does not exist. Specify a valid account, family, revision and try again."));
                     continue;
                 };
                 match row.status.as_str() {
