@@ -7,7 +7,8 @@
 //! Revisions of a family count 1, 2, 3… and are never reused, whatever
 //! happens to earlier ones.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -248,28 +249,36 @@ impl Ecs {
         };
         let cmp = if desc { "<" } else { ">" };
         let order = if desc { "DESC" } else { "ASC" };
-        let sql = format!(
+        // Clauses are added only when used, so SQLite can walk the
+        // (account, region, status, family, revision) index.
+        let mut sql = String::from(
             "SELECT arn, family, revision FROM task_definitions
-             WHERE account = ?1 AND region = ?2 AND status = ?3
-               AND (?4 IS NULL OR family = ?4)
-               AND (?5 IS NULL OR (family, revision) {cmp} (?5, ?6))
-             ORDER BY family {order}, revision {order} LIMIT ?7"
+             WHERE account = ? AND region = ? AND status = ?",
         );
+        let mut args: Vec<SqlValue> = vec![
+            ctx.account.clone().into(),
+            ctx.region.clone().into(),
+            status.into(),
+        ];
+        if let Some(f) = &req.family_prefix {
+            sql.push_str(" AND family = ?");
+            args.push(f.clone().into());
+        }
+        if let Some(f) = after_family {
+            sql.push_str(&format!(" AND (family, revision) {cmp} (?, ?)"));
+            args.push(f.into());
+            args.push(after_rev.into());
+        }
+        sql.push_str(&format!(
+            " ORDER BY family {order}, revision {order} LIMIT ?"
+        ));
+        args.push((size as i64 + 1).into());
         self.store.read(|conn| {
             let rows: Vec<(String, String, i64)> = conn
                 .prepare_cached(&sql)?
-                .query_map(
-                    params![
-                        ctx.account,
-                        ctx.region,
-                        status,
-                        req.family_prefix,
-                        after_family,
-                        after_rev,
-                        size as i64 + 1
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
                 .collect::<Result<_, _>>()?;
             let (page, token) = paging::page(rows, size, |(_, f, r)| json!([f, r]));
             let mut out = json!({"taskDefinitionArns": page.into_iter().map(|(a, _, _)| a).collect::<Vec<_>>()});
