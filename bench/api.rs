@@ -31,6 +31,10 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const CONCURRENT_CLIENTS: usize = 16;
 const SEQUENTIAL_MAX_REQUESTS: usize = 2000;
 const SEED_REVISIONS: usize = 20;
+/// The baseline: the server's unauthenticated health route, the same HTTP
+/// stack with no signing, no validation and no store. Each operation's
+/// throughput is reported as a ratio of it, measured in the same run.
+const BASELINE: &str = "GET /_berth/health";
 
 struct Args {
     endpoint_url: Option<String>,
@@ -251,6 +255,11 @@ impl Client {
     }
 
     fn build(&self, op: &str, body: &Bytes) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
+        if op == BASELINE {
+            return Ok(hyper::Request::get("/_berth/health")
+                .header("host", self.ep.host.as_str())
+                .body(Full::new(Bytes::new()))?);
+        }
         let mut headers = vec![
             ("host".to_string(), self.ep.host.clone()),
             ("content-type".to_string(), CONTENT_TYPE.to_string()),
@@ -459,7 +468,8 @@ async fn bench(args: &Args, ep: &Endpoint) -> anyhow::Result<Vec<Row>> {
     }
     drop(setup);
 
-    let ops: [(&'static str, serde_json::Value); 4] = [
+    let ops: [(&'static str, serde_json::Value); 5] = [
+        (BASELINE, json!({})),
         ("DescribeClusters", json!({"clusters": ["bench"]})),
         ("RegisterTaskDefinition", taskdef("bench-reg")),
         (
@@ -481,15 +491,27 @@ async fn bench(args: &Args, ep: &Endpoint) -> anyhow::Result<Vec<Row>> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<24} {:>7} {:>9} {:>7} {:>10} {:>9} {:>9}",
-        "operation", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"
+        "{:<24} {:>7} {:>9} {:>7} {:>10} {:>9} {:>9} {:>12}",
+        "operation", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs baseline"
     );
     for r in rows {
+        let baseline = rows
+            .iter()
+            .find(|b| b.op == BASELINE && b.clients == r.clients)
+            .map_or(f64::NAN, |b| b.per_sec);
         println!(
-            "{:<24} {:>7} {:>9} {:>7} {:>10.0} {:>9.3} {:>9.3}",
-            r.op, r.clients, r.requests, r.errors, r.per_sec, r.p50_ms, r.p99_ms
+            "{:<24} {:>7} {:>9} {:>7} {:>10.0} {:>9.3} {:>9.3} {:>11.2}x",
+            r.op,
+            r.clients,
+            r.requests,
+            r.errors,
+            r.per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.per_sec / baseline
         );
     }
+    println!("\nbaseline = {BASELINE}: the same HTTP server with no SigV4, validation or store.");
 }
 
 fn main() -> std::process::ExitCode {
