@@ -142,24 +142,13 @@ pub fn prepare(input: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
     let network_mode = str_of(input, "networkMode").unwrap_or("bridge");
 
     // Task-level size, stored as ECS stores it: CPU units and MiB, as strings.
-    let task_cpu = str_of(input, "cpu")
-        .map(|s| {
-            parse_cpu(s).ok_or_else(|| {
-                client(format!(
-                    "Invalid 'cpu' setting for task. '{s}' is neither CPU units (1024) nor vCPUs (1 vCPU)."
-                ))
-            })
-        })
-        .transpose()?;
-    let task_memory = str_of(input, "memory")
-        .map(|s| {
-            parse_memory(s).ok_or_else(|| {
-                client(format!(
-                    "Invalid 'memory' setting for task. '{s}' is neither MiB (2048) nor GB (2 GB)."
-                ))
-            })
-        })
-        .transpose()?;
+    let task_cpu = task_size(
+        input,
+        "cpu",
+        parse_cpu,
+        "CPU units (1024) nor vCPUs (1 vCPU)",
+    )?;
+    let task_memory = task_size(input, "memory", parse_memory, "MiB (2048) nor GB (2 GB)")?;
 
     if fargate {
         check_fargate(input, &containers, network_mode, task_cpu, task_memory)?;
@@ -266,6 +255,24 @@ pub fn prepare(input: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
         doc.insert("memory".into(), json!(memory.to_string()));
     }
     Ok(doc)
+}
+
+/// A task-level `cpu` or `memory`, parsed from the units ECS accepts.
+fn task_size(
+    input: &Map<String, Value>,
+    field: &str,
+    parse: fn(&str) -> Option<u32>,
+    units: &str,
+) -> ApiResult<Option<u32>> {
+    str_of(input, field)
+        .map(|s| {
+            parse(s).ok_or_else(|| {
+                client(format!(
+                    "Invalid '{field}' setting for task. '{s}' is neither {units}."
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// What `requiresCompatibilities: ["FARGATE"]` adds to the rules.

@@ -264,3 +264,11 @@ def test_list_task_definition_families(fresh_server):
     assert page["families"] == ["web-a"]
     page2 = ecs.list_task_definition_families(maxResults=2, nextToken=page["nextToken"])
     assert page2["families"] == ["web-b", "worker"] and "nextToken" not in page2
+
+
+def test_unparseable_task_size(ecs):
+    for field, value in (("cpu", "abc"), ("memory", "lots")):
+        td = ec2_td(unique("bad-size"), **{field: value})
+        code, msg = error_of(lambda: ecs.register_task_definition(**td))
+        assert code == "ClientException"
+        assert msg.startswith(f"Invalid '{field}' setting for task.")
