@@ -1,12 +1,15 @@
 //! Berth: a self-hosted container platform that speaks the Amazon ECS API.
 //! See ARCHITECTURE.md for the map.
 
+pub mod agent;
 pub mod config;
 pub mod context;
 pub mod doctor;
 pub mod ecs;
 pub mod error;
+pub mod logs;
 pub mod model;
+pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod sts;

@@ -83,13 +83,17 @@ fn main() -> anyhow::Result<()> {
                 DurabilityArg::Normal => Durability::Normal,
             };
             let store = Arc::new(Store::open(&data_dir.join("berth.db"), durability)?);
+            let ecs = Ecs::new(store.clone());
+            let events = ecs.task_events.clone();
             let app = Arc::new(App {
-                ecs: Ecs::new(store),
+                ecs,
+                logs: berth::logs::Logs::new(store.clone()),
                 credentials,
                 strict_output,
             });
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
+                tokio::spawn(run_agent(store, events));
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
@@ -122,6 +126,27 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Connect to Docker Engine (retrying until it answers) and run the agent.
+async fn run_agent(store: Arc<Store>, events: Arc<tokio::sync::Notify>) {
+    let mut warned = false;
+    let runtime = loop {
+        match berth::runtime::docker::DockerRuntime::connect().await {
+            Ok(r) => break r,
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(error = %e, "tasks wait until Docker Engine answers");
+                    warned = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        }
+    };
+    tracing::info!("agent connected to Docker Engine");
+    berth::agent::Agent::new(store, Arc::new(runtime), events)
+        .run()
+        .await;
 }
 
 async fn shutdown_signal() {

@@ -424,11 +424,16 @@ impl Model {
 }
 
 /// Model patterns are Java regular expressions: rewrite their `\uXXXX` and
-/// `\uXXXXX` escapes into the `\x{…}` form the regex crate reads.
+/// `\uXXXXX` escapes into the `\x{…}` form the regex crate reads, and escape
+/// a `-` that follows a class shorthand (`[\w-_]`: literal in Java, an
+/// invalid range for the regex crate).
 fn java_to_rust_regex(p: &str) -> String {
     static ESC: OnceLock<Regex> = OnceLock::new();
+    static DASH: OnceLock<Regex> = OnceLock::new();
     let re = ESC.get_or_init(|| Regex::new(r"\\u([0-9A-Fa-f]{4,6})").expect("static regex"));
-    re.replace_all(p, r"\x{$1}").into_owned()
+    let dash = DASH.get_or_init(|| Regex::new(r"(\\[wdsWDS])-").expect("static regex"));
+    let p = re.replace_all(p, r"\x{$1}");
+    dash.replace_all(&p, r"$1\-").into_owned()
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -453,6 +458,11 @@ fn json_type(v: &Value) -> &'static str {
 pub fn ecs() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
     M.get_or_init(|| Model::from_json(include_str!("../models/ecs-2014-11-13.json")))
+}
+
+pub fn logs() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/logs-2014-03-28.json")))
 }
 
 pub fn sts() -> &'static Model {

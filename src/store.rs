@@ -50,6 +50,69 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (resource_arn, key)
     );
     "#,
+    // 2: tasks.
+    r#"
+    CREATE TABLE tasks (
+        arn                 TEXT PRIMARY KEY,
+        id                  TEXT NOT NULL UNIQUE,
+        account             TEXT NOT NULL,
+        region              TEXT NOT NULL,
+        cluster_arn         TEXT NOT NULL,
+        family              TEXT NOT NULL,
+        task_definition_arn TEXT NOT NULL,
+        launch_type         TEXT NOT NULL,
+        started_by          TEXT,
+        task_group          TEXT,
+        desired_status      TEXT NOT NULL,
+        last_status         TEXT NOT NULL,
+        stop_code           TEXT,
+        stopped_reason      TEXT,
+        created_at          INTEGER NOT NULL,
+        doc                 TEXT NOT NULL,
+        runtime             TEXT NOT NULL
+    );
+    CREATE INDEX tasks_by_cluster ON tasks (cluster_arn, desired_status, created_at, arn);
+    CREATE INDEX tasks_live ON tasks (last_status, created_at);
+    "#,
+    // 3: CloudWatch Logs groups, streams and events.
+    r#"
+    CREATE TABLE log_groups (
+        id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+        account             TEXT NOT NULL,
+        region              TEXT NOT NULL,
+        name                TEXT NOT NULL,
+        created_at          INTEGER NOT NULL,
+        retention_days      INTEGER,
+        kms_key_id          TEXT,
+        class               TEXT NOT NULL,
+        deletion_protection INTEGER NOT NULL DEFAULT 0,
+        stored_bytes        INTEGER NOT NULL DEFAULT 0,
+        tags                TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE log_streams (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id        INTEGER NOT NULL,
+        name            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        first_event     INTEGER,
+        last_event      INTEGER,
+        last_ingestion  INTEGER,
+        upload_seq      INTEGER NOT NULL DEFAULT 0,
+        stored_bytes    INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (group_id, name)
+    );
+    CREATE TABLE log_events (
+        id          INTEGER PRIMARY KEY,
+        group_id    INTEGER NOT NULL,
+        stream_id   INTEGER NOT NULL,
+        timestamp   INTEGER NOT NULL,
+        ingestion   INTEGER NOT NULL,
+        message     TEXT NOT NULL
+    );
+    CREATE INDEX log_events_by_stream ON log_events (group_id, stream_id, timestamp, id);
+    CREATE INDEX log_events_by_group ON log_events (group_id, timestamp, id);
+    "#,
 ];
 
 const READERS: usize = 4;

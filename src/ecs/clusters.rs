@@ -31,13 +31,24 @@ pub struct Counts {
     pub pending_tasks: i64,
     pub active_services: i64,
     pub registered_instances: i64,
+    pub running_fargate_tasks: i64,
+    pub pending_fargate_tasks: i64,
+    /// Tasks not yet STOPPED, in any state.
+    pub live_tasks: i64,
 }
 
-/// Counters for one cluster. Tasks, services and container instances live in
-/// tables that later parts of Berth add; each adds its count here.
+/// Counters for one cluster, from the tables of what it holds. Services and
+/// container instances add theirs here when they arrive.
 pub fn counts(conn: &Connection, cluster_arn: &str) -> ApiResult<Counts> {
-    let _ = (conn, cluster_arn);
-    Ok(Counts::default())
+    let t = super::tasks::cluster_task_counts(conn, cluster_arn)?;
+    Ok(Counts {
+        running_tasks: t.running,
+        pending_tasks: t.pending,
+        running_fargate_tasks: t.running_fargate,
+        pending_fargate_tasks: t.pending_fargate,
+        live_tasks: t.live,
+        ..Counts::default()
+    })
 }
 
 fn valid_name(name: &str) -> bool {
@@ -227,13 +238,18 @@ pub fn render(conn: &Connection, row: &ClusterRow, include: &[&str]) -> ApiResul
         o.insert("tags".into(), Value::Array(tags::load(conn, &row.arn)?));
     }
     if include.contains(&"STATISTICS") {
-        // Later parts of Berth split these by launch type; until tasks and
-        // services exist every one of them is zero.
+        // Services arrive later; their counters stay zero until then.
         let stats: Vec<Value> = [
-            ("runningEC2TasksCount", 0),
-            ("runningFargateTasksCount", 0),
-            ("pendingEC2TasksCount", 0),
-            ("pendingFargateTasksCount", 0),
+            (
+                "runningEC2TasksCount",
+                c.running_tasks - c.running_fargate_tasks,
+            ),
+            ("runningFargateTasksCount", c.running_fargate_tasks),
+            (
+                "pendingEC2TasksCount",
+                c.pending_tasks - c.pending_fargate_tasks,
+            ),
+            ("pendingFargateTasksCount", c.pending_fargate_tasks),
             ("activeEC2ServiceCount", 0),
             ("activeFargateServiceCount", 0),
             ("drainingEC2ServiceCount", 0),
@@ -442,7 +458,7 @@ impl Ecs {
                     "The Cluster cannot be deleted while Services are active.",
                 ));
             }
-            if c.running_tasks + c.pending_tasks > 0 {
+            if c.live_tasks > 0 {
                 return Err(ApiError::new(
                     "ClusterContainsTasksException",
                     "The Cluster cannot be deleted while Tasks are active.",

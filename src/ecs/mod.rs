@@ -2,7 +2,8 @@
 //! a typed request, run against the store, and answered in ECS's shapes.
 //!
 //! Code map: clusters in `clusters.rs`, task definitions in `taskdefs.rs`
-//! (their registration rules, pure, in `taskdef_rules.rs`), tags in
+//! (their registration rules, pure, in `taskdef_rules.rs`), tasks in
+//! `tasks.rs` (the agent in `src/agent` runs them), tags in
 //! `tags.rs`, ARNs in `arn.rs`, pagination tokens in `paging.rs`.
 
 pub mod arn;
@@ -11,6 +12,7 @@ pub mod paging;
 pub mod tags;
 pub mod taskdef_rules;
 pub mod taskdefs;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -23,11 +25,17 @@ use crate::store::Store;
 /// The ECS service: stateless apart from the store it is given.
 pub struct Ecs {
     pub store: Arc<Store>,
+    /// Woken whenever a task's desired state changes, so the agent acts at
+    /// once instead of at its next tick.
+    pub task_events: Arc<tokio::sync::Notify>,
 }
 
 impl Ecs {
     pub fn new(store: Arc<Store>) -> Ecs {
-        Ecs { store }
+        Ecs {
+            store,
+            task_events: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     /// Run one operation. `input` has already been validated against the
@@ -46,6 +54,10 @@ impl Ecs {
             "ListTaskDefinitionFamilies" => self.list_task_definition_families(ctx, input),
             "DeregisterTaskDefinition" => self.deregister_task_definition(ctx, input),
             "DeleteTaskDefinitions" => self.delete_task_definitions(ctx, input),
+            "RunTask" => self.run_task(ctx, input),
+            "StopTask" => self.stop_task(ctx, input),
+            "DescribeTasks" => self.describe_tasks(ctx, input),
+            "ListTasks" => self.list_tasks(ctx, input),
             "TagResource" => self.tag_resource(ctx, input),
             "UntagResource" => self.untag_resource(ctx, input),
             "ListTagsForResource" => self.list_tags_for_resource(ctx, input),

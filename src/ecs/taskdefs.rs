@@ -107,6 +107,17 @@ pub fn resolve_active(conn: &Connection, ctx: &Ctx, ident: &str) -> ApiResult<Ta
     }
 }
 
+/// A task definition by its full ARN, in any status.
+pub fn find_by_arn(conn: &Connection, arn: &str) -> ApiResult<Option<TaskDefRow>> {
+    conn.prepare_cached(
+        "SELECT arn, family, revision, status, doc FROM task_definitions WHERE arn = ?1",
+    )?
+    .query_row([arn], row_from)
+    .optional()?
+    .map(to_row)
+    .transpose()
+}
+
 pub fn exists(conn: &Connection, arn: &str) -> ApiResult<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM task_definitions WHERE arn = ?1")?

@@ -33,6 +33,7 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Everything the wire layer dispatches to.
 pub struct App {
     pub ecs: Ecs,
+    pub logs: crate::logs::Logs,
     pub credentials: Credentials,
     /// Check every response against the model's output shape and fail the
     /// call (500) when it emits a field the model does not declare.
@@ -49,11 +50,15 @@ enum Protocol {
 #[derive(Clone, Copy, Debug)]
 enum JsonService {
     Ecs,
+    Logs,
 }
 
 fn json_service(prefix: &str) -> Option<(JsonService, &'static Model)> {
     if Some(prefix) == model::ecs().target_prefix.as_deref() {
         return Some((JsonService::Ecs, model::ecs()));
+    }
+    if Some(prefix) == model::logs().target_prefix.as_deref() {
+        return Some((JsonService::Logs, model::logs()));
     }
     None
 }
@@ -170,6 +175,7 @@ async fn dispatch(
             let app2 = app.clone();
             let output = tokio::task::spawn_blocking(move || match service {
                 JsonService::Ecs => app2.ecs.handle(&ctx, &op, input),
+                JsonService::Logs => app2.logs.handle(&ctx, &op, input),
             })
             .await
             .map_err(|e| fail(ApiError::internal(format!("handler panicked: {e}"))))?

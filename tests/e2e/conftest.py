@@ -191,3 +191,44 @@ def ecs_call(endpoint, operation, body, **kw):
 
 def unique(prefix):
     return f"{prefix}-{os.urandom(4).hex()}"
+
+
+BUSYBOX = "berth-test/busybox:latest"
+TESTAPP = "berth-test/testapp:latest"
+
+
+@pytest.fixture(scope="session")
+def images():
+    """The locally built test images (no registry is reachable)."""
+    p = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.fail("Docker Engine is not reachable; run scripts/setup (it installs and starts it):\n" + p.stderr)
+    build = os.path.join(ROOT, "tests", "images", "build")
+    p = subprocess.run([build], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.fail(f"building the test images failed:\n{p.stdout}\n{p.stderr}")
+    return {"busybox": BUSYBOX, "testapp": TESTAPP}
+
+
+def wait_task(ecs, cluster, arn, until, timeout=60, what="condition"):
+    """Poll DescribeTasks until until(task) is true; returns the task."""
+    deadline = time.time() + timeout
+    task = None
+    while time.time() < deadline:
+        task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+        if until(task):
+            return task
+        time.sleep(0.2)
+    raise AssertionError(f"task did not reach {what} within {timeout}s: {json.dumps(task, default=str, indent=1)}")
+
+
+def wait_status(ecs, cluster, arn, status, timeout=60):
+    return wait_task(ecs, cluster, arn, lambda t: t["lastStatus"] == status, timeout, status)
+
+
+def managed_containers(task_arn=None):
+    """Names of the Docker containers Berth manages (of one task, if given)."""
+    label = f"berth.task={task_arn}" if task_arn else "berth.managed"
+    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}"],
+                         capture_output=True, text=True, check=True).stdout
+    return [l for l in out.splitlines() if l]

@@ -1,0 +1,145 @@
+//! The `awslogs` log driver: a container's stdout and stderr, timestamped,
+//! into CloudWatch Logs group `awslogs-group`, stream
+//! `<awslogs-stream-prefix>/<container>/<task-id>`.
+//!
+//! A follower per container reads the runtime's log stream and appends it in
+//! small batches. After a restart it resumes after the newest event already
+//! stored, so lines are neither lost nor repeated (to the millisecond).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+
+use crate::logs::Logs;
+use crate::runtime::Runtime;
+
+/// Where one container's output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub account: String,
+    pub region: String,
+    pub group: String,
+    pub stream: String,
+    pub create_group: bool,
+}
+
+/// The awslogs target of a container definition, if it uses the driver.
+/// `Err` names what is wrong with its options.
+pub fn target(
+    def: &Map<String, Value>,
+    account: &str,
+    task_region: &str,
+    task_id: &str,
+) -> Option<Result<Target, String>> {
+    let cfg = def.get("logConfiguration")?;
+    if cfg.get("logDriver").and_then(Value::as_str) != Some("awslogs") {
+        return None;
+    }
+    let opt = |k: &str| {
+        cfg.get("options")
+            .and_then(|o| o.get(k))
+            .and_then(Value::as_str)
+    };
+    let name = def.get("name").and_then(Value::as_str).unwrap_or_default();
+    let Some(group) = opt("awslogs-group") else {
+        return Some(Err(
+            "failed to validate logger args: awslogs-group is required".into(),
+        ));
+    };
+    let stream = match opt("awslogs-stream-prefix") {
+        Some(p) if !p.is_empty() => format!("{p}/{name}/{task_id}"),
+        _ => format!("{name}/{task_id}"),
+    };
+    Some(Ok(Target {
+        account: account.to_string(),
+        region: opt("awslogs-region").unwrap_or(task_region).to_string(),
+        group: group.to_string(),
+        stream,
+        create_group: opt("awslogs-create-group") == Some("true"),
+    }))
+}
+
+/// Make the group (when asked to) and the stream exist, as the driver does
+/// when a container starts; the reason in ECS's words when it cannot.
+pub fn prepare(logs: &Logs, t: &Target) -> Result<(), String> {
+    let fail = |e: String| {
+        format!(
+            "ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: failed to create Cloudwatch log stream: {e} : exit status 1"
+        )
+    };
+    if t.create_group {
+        logs.ensure_group(&t.account, &t.region, &t.group)
+            .map_err(|e| fail(format!("{}: {}", e.code, e.message)))?;
+    }
+    logs.ensure_stream(&t.account, &t.region, &t.group, &t.stream)
+        .map_err(|e| fail(format!("{}: {}", e.code, e.message)))
+}
+
+/// Copy a container's output into its stream until the container stops.
+pub async fn follow(runtime: Arc<dyn Runtime>, logs: Arc<Logs>, t: Target, container_id: String) {
+    let after = match logs.last_event(&t.account, &t.region, &t.group, &t.stream) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(stream = %t.stream, error = %e, "cannot read the log stream");
+            return;
+        }
+    };
+    let since_s = after.map_or(0, |ms| ms / 1000);
+    let mut lines = runtime.logs(&container_id, since_s);
+    let mut batch: Vec<(i64, String)> = Vec::new();
+    let flush = |batch: &mut Vec<(i64, String)>| {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = logs.append(&t.account, &t.region, &t.group, &t.stream, batch) {
+            tracing::warn!(stream = %t.stream, error = %e, "cannot store container output");
+        }
+        batch.clear();
+    };
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), lines.next()).await {
+            Ok(Some(Ok((ms, line)))) => {
+                if after.is_none_or(|a| ms > a) {
+                    batch.push((ms, line));
+                }
+                if batch.len() >= 500 {
+                    flush(&mut batch);
+                }
+            }
+            Ok(Some(Err(e))) => {
+                tracing::debug!(container = %container_id, error = %e, "log stream ended");
+                break;
+            }
+            Ok(None) => break,
+            Err(_) => flush(&mut batch),
+        }
+    }
+    flush(&mut batch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stream_names_follow_ecs() {
+        let def = json!({"name": "web", "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": "/ecs/web", "awslogs-stream-prefix": "ecs", "awslogs-region": "us-east-2",
+            "awslogs-create-group": "true"}}});
+        let t = target(def.as_object().unwrap(), "1", "us-east-1", "abc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.stream, "ecs/web/abc");
+        assert_eq!((t.region.as_str(), t.create_group), ("us-east-2", true));
+        let other = json!({"name": "web", "logConfiguration": {"logDriver": "json-file"}});
+        assert!(target(other.as_object().unwrap(), "1", "r", "abc").is_none());
+        let no_group =
+            json!({"name": "web", "logConfiguration": {"logDriver": "awslogs", "options": {}}});
+        assert!(target(no_group.as_object().unwrap(), "1", "r", "abc")
+            .unwrap()
+            .is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! The agent: drives every task toward its desired state on the container
+//! runtime, as ECS's agent does on an instance.
+//!
+//! It is level-triggered. `reconcile(task)` re-reads the task and its
+//! containers each time, does the next steps it can, and records each
+//! transition in the store before the next effect; running it again after a
+//! crash at any point picks up where things stand. One loop wakes on task
+//! events (RunTask, StopTask) and every second, and reconciles each task that
+//! is not STOPPED, at most one reconcile per task at a time. The same pass on
+//! start adopts containers that kept running while the server was down, and
+//! a sweep removes managed containers that belong to no live task.
+//!
+//! Lifecycle (FARGATE): PROVISIONING (network sandbox created, address
+//! attached) → PENDING (images pulled, containers created and started in
+//! `dependsOn` order) → ACTIVATING → RUNNING → on stop: DEACTIVATING →
+//! STOPPING (SIGTERM, SIGKILL after `stopTimeout`) → DEPROVISIONING
+//! (containers and sandbox removed) → STOPPED.
+
+pub mod awslogs;
+mod lifecycle;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::ecs::tasks;
+use crate::logs::Logs;
+use crate::runtime::{Runtime, LABEL_TASK};
+use crate::store::Store;
+
+pub use lifecycle::reconcile;
+
+/// How often every live task is looked at even without an event.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How often managed containers that belong to no live task are removed.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+pub struct Agent {
+    pub store: Arc<Store>,
+    pub runtime: Arc<dyn Runtime>,
+    pub logs: Arc<Logs>,
+    pub events: Arc<tokio::sync::Notify>,
+    in_flight: Mutex<HashSet<String>>,
+    /// Container id → the task copying its output to CloudWatch Logs.
+    followers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+}
+
+impl Agent {
+    pub fn new(
+        store: Arc<Store>,
+        runtime: Arc<dyn Runtime>,
+        events: Arc<tokio::sync::Notify>,
+    ) -> Arc<Agent> {
+        let logs = Arc::new(Logs::new(store.clone()));
+        Arc::new(Agent {
+            store,
+            runtime,
+            logs,
+            events,
+            in_flight: Mutex::new(HashSet::new()),
+            followers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Start copying a container's output, unless that is under way.
+    pub(crate) fn follow(&self, target: awslogs::Target, container_id: &str) {
+        let mut followers = self.followers.lock().unwrap();
+        if followers.contains_key(container_id) {
+            return;
+        }
+        let handle = tokio::spawn(awslogs::follow(
+            self.runtime.clone(),
+            self.logs.clone(),
+            target,
+            container_id.to_string(),
+        ));
+        followers.insert(container_id.to_string(), handle);
+    }
+
+    /// Wait (a bounded time) for a stopped container's output to be stored.
+    pub(crate) async fn drain(&self, container_id: &str) {
+        let handle = self.followers.lock().unwrap().remove(container_id);
+        if let Some(h) = handle {
+            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+        }
+    }
+
+    /// Run until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        if let Err(e) = self.sweep().await {
+            tracing::warn!(error = %e, "could not sweep orphaned containers");
+        }
+        let mut last_sweep = tokio::time::Instant::now();
+        loop {
+            self.pass();
+            tokio::select! {
+                _ = self.events.notified() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = tokio::time::Instant::now();
+                if let Err(e) = self.sweep().await {
+                    tracing::warn!(error = %e, "could not sweep orphaned containers");
+                }
+            }
+        }
+    }
+
+    /// Start a reconcile for every live task that has none running.
+    fn pass(self: &Arc<Self>) {
+        let live = match self.store.read(tasks::live_arns) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read live tasks");
+                return;
+            }
+        };
+        for arn in live {
+            if !self.in_flight.lock().unwrap().insert(arn.clone()) {
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = reconcile(&me, &arn).await {
+                    tracing::warn!(task = %arn, error = %e, "reconcile failed; will retry");
+                }
+                me.in_flight.lock().unwrap().remove(&arn);
+                // What it did may enable the next step at once.
+                me.events.notify_one();
+            });
+        }
+    }
+
+    /// Remove managed containers whose task is gone or STOPPED.
+    pub async fn sweep(&self) -> anyhow::Result<()> {
+        let containers = self.runtime.list_managed().await?;
+        for c in containers {
+            let Some(task_arn) = c.labels.get(LABEL_TASK) else {
+                continue;
+            };
+            let keep = self.store.read(|conn| {
+                Ok(tasks::load(conn, task_arn)?.is_some_and(|t| t.last_status() != "STOPPED"))
+            })?;
+            if !keep && !self.in_flight.lock().unwrap().contains(task_arn) {
+                tracing::info!(container = %c.id, task = %task_arn, "removing orphaned container");
+                self.runtime.remove(&c.id).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,630 @@
+//! Tasks: `RunTask`, `StopTask`, `DescribeTasks`, `ListTasks`, and the task
+//! rows the agent (`src/agent`) drives through ECS's lifecycle.
+//!
+//! A task row keeps the ECS `Task` document as the agent last reported it
+//! (`doc`, with `lastStatus` mirrored in a column) and, apart from it, what
+//! only the API decides: `desired_status`, `stop_code`, `stopped_reason`. The
+//! agent never writes those columns except through `request_stop`, which
+//! keeps the first reason, so a StopTask racing the agent is never lost.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::{clusters, paging, tags, taskdefs, Ecs};
+use crate::context::Ctx;
+use crate::error::{ApiError, ApiResult};
+
+pub const FARGATE_PLATFORM_VERSION: &str = "1.4.0";
+
+/// Where a task's containers live, as the agent records it. Not part of the
+/// ECS document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskRuntime {
+    /// The network sandbox container (FARGATE's pause container).
+    pub pause_id: Option<String>,
+    /// Container name → runtime id.
+    #[serde(default)]
+    pub containers: std::collections::BTreeMap<String, String>,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub arn: String,
+    pub cluster_arn: String,
+    pub desired_status: String,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub doc: Map<String, Value>,
+    pub runtime: TaskRuntime,
+}
+
+impl TaskRow {
+    pub fn last_status(&self) -> &str {
+        self.doc
+            .get("lastStatus")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// The ECS `Task` shape.
+    pub fn render(&self) -> Value {
+        let mut d = self.doc.clone();
+        d.insert("desiredStatus".into(), json!(self.desired_status));
+        if let Some(c) = &self.stop_code {
+            d.insert("stopCode".into(), json!(c));
+        }
+        if let Some(r) = &self.stopped_reason {
+            d.insert("stoppedReason".into(), json!(r));
+        }
+        Value::Object(d)
+    }
+}
+
+const SELECT: &str =
+    "SELECT arn, cluster_arn, desired_status, stop_code, stopped_reason, doc, runtime FROM tasks";
+
+fn json_col<T: serde::de::DeserializeOwned>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRow> {
+    Ok(TaskRow {
+        arn: r.get(0)?,
+        cluster_arn: r.get(1)?,
+        desired_status: r.get(2)?,
+        stop_code: r.get(3)?,
+        stopped_reason: r.get(4)?,
+        doc: json_col(r, 5)?,
+        runtime: json_col(r, 6)?,
+    })
+}
+
+pub fn load(conn: &Connection, arn: &str) -> ApiResult<Option<TaskRow>> {
+    Ok(conn
+        .prepare_cached(&format!("{SELECT} WHERE arn = ?1"))?
+        .query_row([arn], from_sql)
+        .optional()?)
+}
+
+/// Every task the agent still has work on (not yet STOPPED).
+pub fn live_arns(conn: &Connection) -> ApiResult<Vec<String>> {
+    let arns = conn
+        .prepare_cached("SELECT arn FROM tasks WHERE last_status != 'STOPPED' ORDER BY created_at")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(arns)
+}
+
+/// Save what the agent observed: the document (with `version` one more than
+/// stored) and the runtime record. Leaves the desired-state columns alone.
+pub fn save_observed(conn: &Connection, task: &TaskRow) -> ApiResult<()> {
+    conn.prepare_cached(
+        "UPDATE tasks SET
+           doc = json_set(?2, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1),
+           last_status = json_extract(?2, '$.lastStatus'),
+           runtime = ?3
+         WHERE arn = ?1",
+    )?
+    .execute(params![
+        task.arn,
+        Value::Object(task.doc.clone()).to_string(),
+        serde_json::to_string(&task.runtime).expect("serialises")
+    ])?;
+    Ok(())
+}
+
+/// Ask for a task to stop. The first reason given wins; returns whether this
+/// call changed anything.
+pub fn request_stop(conn: &Connection, arn: &str, code: &str, reason: &str) -> ApiResult<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tasks SET desired_status = 'STOPPED', stop_code = ?2, stopped_reason = ?3,
+               doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
+             WHERE arn = ?1 AND desired_status != 'STOPPED'",
+        )?
+        .execute(params![arn, code, reason])?;
+    Ok(n > 0)
+}
+
+/// A cluster's tasks by state.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TaskCounts {
+    pub running: i64,
+    pub pending: i64,
+    pub running_fargate: i64,
+    pub pending_fargate: i64,
+    /// Every task not yet STOPPED, whatever its state.
+    pub live: i64,
+}
+
+/// Counts of a cluster's tasks by state, for the cluster counters. Pending
+/// means not yet RUNNING (PROVISIONING, PENDING, ACTIVATING).
+pub fn cluster_task_counts(conn: &Connection, cluster_arn: &str) -> ApiResult<TaskCounts> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT coalesce(sum(last_status = 'RUNNING'), 0),
+                    coalesce(sum(last_status IN ('PROVISIONING', 'PENDING', 'ACTIVATING')), 0),
+                    coalesce(sum(last_status = 'RUNNING' AND launch_type = 'FARGATE'), 0),
+                    coalesce(sum(last_status IN ('PROVISIONING', 'PENDING', 'ACTIVATING') AND launch_type = 'FARGATE'), 0),
+                    count(*)
+             FROM tasks WHERE cluster_arn = ?1 AND last_status != 'STOPPED'",
+        )?
+        .query_row([cluster_arn], |r| {
+            Ok(TaskCounts {
+                running: r.get(0)?,
+                pending: r.get(1)?,
+                running_fargate: r.get(2)?,
+                pending_fargate: r.get(3)?,
+                live: r.get(4)?,
+            })
+        })?)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunTaskRequest {
+    cluster: Option<String>,
+    task_definition: String,
+    count: Option<i64>,
+    launch_type: Option<String>,
+    capacity_provider_strategy: Option<Vec<Value>>,
+    network_configuration: Option<Value>,
+    overrides: Option<Map<String, Value>>,
+    started_by: Option<String>,
+    group: Option<String>,
+    #[serde(default)]
+    tags: Vec<tags::Tag>,
+    propagate_tags: Option<String>,
+    enable_execute_command: Option<bool>,
+    platform_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StopTaskRequest {
+    cluster: Option<String>,
+    task: String,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeTasksRequest {
+    cluster: Option<String>,
+    tasks: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListTasksRequest {
+    cluster: Option<String>,
+    family: Option<String>,
+    started_by: Option<String>,
+    desired_status: Option<String>,
+    launch_type: Option<String>,
+    service_name: Option<String>,
+    container_instance: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+/// The task's ARN for an id or ARN given in a call.
+fn task_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String {
+    if ident.starts_with("arn:") {
+        ident.to_string()
+    } else {
+        format!(
+            "arn:aws:ecs:{}:{}:task/{}/{ident}",
+            ctx.region, ctx.account, cluster.name
+        )
+    }
+}
+
+/// The launch type a RunTask asks for, checked against ECS's rules.
+fn launch_choice(req: &RunTaskRequest) -> ApiResult<(String, Option<String>)> {
+    if req.launch_type.is_some() && req.capacity_provider_strategy.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
+        ));
+    }
+    if let Some(strategy) = &req.capacity_provider_strategy {
+        if strategy.is_empty() {
+            return Err(ApiError::invalid_parameter(
+                "The capacity provider strategy cannot be empty.",
+            ));
+        }
+        let weight = |s: &Value| s.get("weight").and_then(Value::as_i64).unwrap_or(0);
+        if strategy.iter().all(|s| weight(s) == 0) {
+            return Err(ApiError::invalid_parameter(
+                "The capacity provider strategy must have at least one capacity provider with a weight greater than zero.",
+            ));
+        }
+        // The first provider with weight (or base) takes the task.
+        let chosen = strategy
+            .iter()
+            .find(|s| s.get("base").and_then(Value::as_i64).unwrap_or(0) > 0)
+            .or_else(|| strategy.iter().find(|s| weight(s) > 0))
+            .and_then(|s| s.get("capacityProvider").and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_string();
+        return match chosen.as_str() {
+            "FARGATE" | "FARGATE_SPOT" => Ok(("FARGATE".into(), Some(chosen))),
+            other => Err(ApiError::invalid_parameter(format!(
+                "The specified capacity provider '{other}' is not in an ACTIVE state. Specify a valid capacity provider and try again."
+            ))),
+        };
+    }
+    Ok((
+        req.launch_type.clone().unwrap_or_else(|| "EC2".into()),
+        None,
+    ))
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Merge a container override into its definition's environment.
+fn merged_environment(def: &Value, ov: Option<&Value>) -> Vec<Value> {
+    let mut env: Vec<Value> = def
+        .get("environment")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for e in ov
+        .and_then(|o| o.get("environment"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = e.get("name");
+        match env.iter_mut().find(|x| x.get("name") == name) {
+            Some(x) => *x = e.clone(),
+            None => env.push(e.clone()),
+        }
+    }
+    env
+}
+
+/// The effective container definitions of a task: the task definition's,
+/// with the task's `containerOverrides` applied.
+pub fn effective_containers(
+    taskdef: &Map<String, Value>,
+    overrides: &Value,
+) -> Vec<Map<String, Value>> {
+    let ovs = overrides
+        .get("containerOverrides")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    taskdef
+        .get("containerDefinitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_object().cloned())
+        .map(|mut c| {
+            let ov = ovs.iter().find(|o| o.get("name") == c.get("name"));
+            let env = merged_environment(&Value::Object(c.clone()), ov);
+            c.insert("environment".into(), Value::Array(env));
+            if let Some(ov) = ov {
+                for k in ["command", "cpu", "memory", "memoryReservation"] {
+                    if let Some(v) = ov.get(k).filter(|v| !v.is_null()) {
+                        c.insert(k.into(), v.clone());
+                    }
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+impl Ecs {
+    pub(super) fn run_task(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: RunTaskRequest = serde_json::from_value(input)?;
+        let count = req.count.unwrap_or(1);
+        if !(1..=10).contains(&count) {
+            return Err(ApiError::invalid_parameter(format!(
+                "The count parameter must be between 1 and 10 (got {count})."
+            )));
+        }
+        tags::check_user_tags(&req.tags)?;
+        let (launch_type, capacity_provider) = launch_choice(&req)?;
+        let out = self.store.write(|tx| {
+            let cluster = clusters::resolve_or_create_default(tx, ctx, req.cluster.as_deref())?;
+            let td = taskdefs::resolve_active(tx, ctx, &req.task_definition)?;
+            let doc = &td.doc;
+            let network_mode = doc.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
+            let compat = doc.get("compatibilities").and_then(Value::as_array).cloned().unwrap_or_default();
+            if !compat.iter().any(|c| c.as_str() == Some(launch_type.as_str())) {
+                return Err(ApiError::client(format!(
+                    "Task definition does not support launch_type {launch_type}."
+                )));
+            }
+            let overrides = req.overrides.clone().unwrap_or_default();
+            let names: Vec<&str> = doc["containerDefinitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect();
+            for o in overrides.get("containerOverrides").and_then(Value::as_array).into_iter().flatten() {
+                let n = o.get("name").and_then(Value::as_str).unwrap_or_default();
+                if !names.contains(&n) {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "Override for container named {n} is not a container in the TaskDefinition."
+                    )));
+                }
+            }
+            let subnets: Vec<String> = req
+                .network_configuration
+                .as_ref()
+                .and_then(|n| n.pointer("/awsvpcConfiguration/subnets"))
+                .and_then(Value::as_array)
+                .map(|s| s.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            if network_mode == "awsvpc" && subnets.is_empty() {
+                return Err(ApiError::invalid_parameter(
+                    "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+                ));
+            }
+            if network_mode != "awsvpc" && req.network_configuration.is_some() {
+                return Err(ApiError::invalid_parameter(
+                    "Network Configuration is not valid for the given networkMode of this task definition.",
+                ));
+            }
+            if launch_type == "EC2" {
+                // Container instances arrive with the EC2 launch type; until a
+                // cluster has one, ECS answers with this failure.
+                let failures: Vec<Value> = (0..count)
+                    .map(|_| json!({"arn": cluster.arn, "reason": "No Container Instances were found in your cluster."}))
+                    .collect();
+                return Ok(json!({"tasks": [], "failures": failures}));
+            }
+            if launch_type != "FARGATE" {
+                return Err(ApiError::invalid_parameter(format!(
+                    "Launch type {launch_type} is not supported by Berth yet."
+                )));
+            }
+            let family = doc.get("family").and_then(Value::as_str).unwrap_or_default();
+            let task_cpu = overrides.get("cpu").or(doc.get("cpu")).cloned();
+            let task_memory = overrides.get("memory").or(doc.get("memory")).cloned();
+            let mut task_tags = req.tags.clone();
+            if req.propagate_tags.as_deref() == Some("TASK_DEFINITION") {
+                for t in tags::load(tx, &td.arn)? {
+                    if let Ok(t) = serde_json::from_value::<tags::Tag>(t) {
+                        if !task_tags.iter().any(|x| x.key == t.key) {
+                            task_tags.push(t);
+                        }
+                    }
+                }
+            }
+            let mut tasks = Vec::new();
+            for _ in 0..count {
+                let id = new_id();
+                let arn = format!("arn:aws:ecs:{}:{}:task/{}/{id}", ctx.region, ctx.account, cluster.name);
+                let attachment_id = uuid::Uuid::new_v4().to_string();
+                let containers: Vec<Value> = effective_containers(doc, &Value::Object(overrides.clone()))
+                    .iter()
+                    .map(|c| {
+                        let mut out = json!({
+                            "containerArn": format!("arn:aws:ecs:{}:{}:container/{}/{id}/{}", ctx.region, ctx.account, cluster.name, uuid::Uuid::new_v4()),
+                            "taskArn": arn,
+                            "name": c.get("name"),
+                            "image": c.get("image"),
+                            "lastStatus": "PENDING",
+                            "networkInterfaces": [],
+                            "cpu": c.get("cpu").and_then(Value::as_i64).unwrap_or(0).to_string(),
+                        });
+                        if let Some(m) = c.get("memory").and_then(Value::as_i64) {
+                            out["memory"] = json!(m.to_string());
+                        }
+                        if let Some(m) = c.get("memoryReservation").and_then(Value::as_i64) {
+                            out["memoryReservation"] = json!(m.to_string());
+                        }
+                        if c.get("healthCheck").is_some() {
+                            out["healthStatus"] = json!("UNKNOWN");
+                        }
+                        out
+                    })
+                    .collect();
+                let mut t = json!({
+                    "taskArn": arn,
+                    "clusterArn": cluster.arn,
+                    "taskDefinitionArn": td.arn,
+                    "attachments": [{
+                        "id": attachment_id,
+                        "type": "ElasticNetworkInterface",
+                        "status": "PRECREATED",
+                        "details": [{"name": "subnetId", "value": subnets.first().cloned().unwrap_or_default()}],
+                    }],
+                    "attributes": [{"name": "ecs.cpu-architecture", "value": "x86_64"}],
+                    "availabilityZone": format!("{}a", ctx.region),
+                    "containers": containers,
+                    "lastStatus": "PROVISIONING",
+                    "launchType": launch_type,
+                    "platformVersion": req.platform_version.clone().filter(|v| v != "LATEST").unwrap_or_else(|| FARGATE_PLATFORM_VERSION.into()),
+                    "platformFamily": "Linux",
+                    "group": req.group.clone().unwrap_or_else(|| format!("family:{family}")),
+                    "overrides": {
+                        "containerOverrides": overrides.get("containerOverrides").cloned().unwrap_or(json!([])),
+                        "inferenceAcceleratorOverrides": [],
+                    },
+                    "createdAt": ctx.now_epoch(),
+                    "version": 1,
+                    "enableExecuteCommand": req.enable_execute_command.unwrap_or(false),
+                    "ephemeralStorage": {"sizeInGiB": 20},
+                    "healthStatus": "UNKNOWN",
+                    "tags": task_tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
+                });
+                for (k, v) in [("cpu", &task_cpu), ("memory", &task_memory)] {
+                    if let Some(v) = v {
+                        t[k] = v.clone();
+                    }
+                }
+                for k in ["cpu", "memory", "taskRoleArn", "executionRoleArn"] {
+                    if let Some(v) = overrides.get(k) {
+                        t["overrides"][k] = v.clone();
+                    }
+                }
+                if let Some(s) = &req.started_by {
+                    t["startedBy"] = json!(s);
+                }
+                if let Some(cp) = &capacity_provider {
+                    t["capacityProviderName"] = json!(cp);
+                }
+                tx.prepare_cached(
+                    "INSERT INTO tasks (arn, id, account, region, cluster_arn, family, task_definition_arn,
+                        launch_type, started_by, task_group, desired_status, last_status, created_at, doc, runtime)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'RUNNING', 'PROVISIONING', ?11, ?12, '{}')",
+                )?
+                .execute(params![
+                    arn,
+                    id,
+                    ctx.account,
+                    ctx.region,
+                    cluster.arn,
+                    family,
+                    td.arn,
+                    launch_type,
+                    req.started_by,
+                    t["group"].as_str(),
+                    ctx.now_millis(),
+                    t.to_string()
+                ])?;
+                tags::put(tx, &arn, &task_tags)?;
+                t["desiredStatus"] = json!("RUNNING");
+                tasks.push(t);
+            }
+            Ok(json!({"tasks": tasks, "failures": []}))
+        })?;
+        self.task_events.notify_one();
+        Ok(out)
+    }
+
+    pub(super) fn stop_task(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: StopTaskRequest = serde_json::from_value(input)?;
+        let reason = req
+            .reason
+            .clone()
+            .unwrap_or_else(|| "Task stopped by user".into());
+        let out = self.store.write(|tx| {
+            let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
+            let arn = task_arn(ctx, &cluster, &req.task);
+            let task = load(tx, &arn)?
+                .filter(|t| t.cluster_arn == cluster.arn)
+                .ok_or_else(|| ApiError::invalid_parameter("The referenced task was not found."))?;
+            request_stop(tx, &task.arn, "UserInitiated", &reason)?;
+            let task = load(tx, &arn)?.expect("still there");
+            Ok(json!({"task": task.render()}))
+        })?;
+        self.task_events.notify_one();
+        Ok(out)
+    }
+
+    pub(super) fn describe_tasks(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: DescribeTasksRequest = serde_json::from_value(input)?;
+        if req.tasks.is_empty() || req.tasks.len() > 100 {
+            return Err(ApiError::invalid_parameter(
+                "Tasks cannot be empty and can have at most 100 items.",
+            ));
+        }
+        let with_tags = req.include.iter().any(|i| i == "TAGS");
+        self.store.read(|conn| {
+            let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
+            let mut tasks = Vec::new();
+            let mut failures = Vec::new();
+            for ident in &req.tasks {
+                let arn = task_arn(ctx, &cluster, ident);
+                match load(conn, &arn)?.filter(|t| t.cluster_arn == cluster.arn) {
+                    Some(t) => {
+                        let mut v = t.render();
+                        if with_tags {
+                            v["tags"] = Value::Array(tags::load(conn, &t.arn)?);
+                        } else if let Some(o) = v.as_object_mut() {
+                            o.remove("tags");
+                        }
+                        tasks.push(v);
+                    }
+                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                }
+            }
+            Ok(json!({"tasks": tasks, "failures": failures}))
+        })
+    }
+
+    pub(super) fn list_tasks(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: ListTasksRequest = serde_json::from_value(input)?;
+        let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
+        if req.service_name.is_some() && req.family.is_some() {
+            return Err(ApiError::invalid_parameter(
+                "The family and serviceName parameters cannot both be specified.",
+            ));
+        }
+        let after = match &req.next_token {
+            Some(t) => Some(
+                paging::decode(t)?
+                    .as_array()
+                    .and_then(|a| Some((a.first()?.as_i64()?, a.get(1)?.as_str()?.to_string())))
+                    .ok_or_else(|| ApiError::invalid_parameter("Invalid nextToken."))?,
+            ),
+            None => None,
+        };
+        self.store.read(|conn| {
+            let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
+            let mut sql = String::from("SELECT created_at, arn FROM tasks WHERE cluster_arn = ?");
+            let mut args: Vec<SqlValue> = vec![cluster.arn.clone().into()];
+            let desired = req
+                .desired_status
+                .clone()
+                .unwrap_or_else(|| "RUNNING".into());
+            sql.push_str(" AND desired_status = ?");
+            args.push(desired.into());
+            for (col, v) in [
+                ("family", &req.family),
+                ("started_by", &req.started_by),
+                ("launch_type", &req.launch_type),
+            ] {
+                if let Some(v) = v {
+                    sql.push_str(&format!(" AND {col} = ?"));
+                    args.push(v.clone().into());
+                }
+            }
+            if req.service_name.is_some() || req.container_instance.is_some() {
+                // Services and container instances do not exist yet, so no
+                // task belongs to one.
+                sql.push_str(" AND 0");
+            }
+            if let Some((ts, arn)) = &after {
+                sql.push_str(" AND (created_at, arn) > (?, ?)");
+                args.push((*ts).into());
+                args.push(arn.clone().into());
+            }
+            sql.push_str(" ORDER BY created_at, arn LIMIT ?");
+            args.push((size as i64 + 1).into());
+            let rows: Vec<(i64, String)> = conn
+                .prepare_cached(&sql)?
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let (page, token) = paging::page(rows, size, |(ts, arn)| json!([ts, arn]));
+            let mut out = json!({"taskArns": page.into_iter().map(|(_, a)| a).collect::<Vec<_>>()});
+            if let Some(t) = token {
+                out["nextToken"] = json!(t);
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,346 @@
+//! `Runtime` on Docker Engine, through bollard.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, NetworkCreateRequest,
+    ResourcesUlimits,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+};
+use bollard::Docker;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use super::{
+    ContainerInfo, ContainerSpec, NetworkAttach, Runtime, RuntimeError, LABEL_MANAGED, TASK_NETWORK,
+};
+
+pub struct DockerRuntime {
+    docker: Docker,
+}
+
+impl DockerRuntime {
+    /// Connect to the local engine (DOCKER_HOST or the default socket) and
+    /// agree on an API version with it.
+    pub async fn connect() -> Result<DockerRuntime, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults().map_err(other)?;
+        let docker = docker.negotiate_version().await.map_err(|e| {
+            RuntimeError::Other(format!(
+                "Docker Engine is not reachable ({e}); run `berth doctor` for what to fix"
+            ))
+        })?;
+        Ok(DockerRuntime { docker })
+    }
+}
+
+fn other(e: bollard::errors::Error) -> RuntimeError {
+    RuntimeError::Other(e.to_string())
+}
+
+fn is_404(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn time(s: Option<&String>) -> Option<DateTime<Utc>> {
+    let t = DateTime::parse_from_rfc3339(s?).ok()?.with_timezone(&Utc);
+    // Docker reports "0001-01-01T00:00:00Z" for never.
+    (t.timestamp() > 0).then_some(t)
+}
+
+fn info_from(c: ContainerInspectResponse) -> ContainerInfo {
+    let state = c.state.unwrap_or_default();
+    let labels = c
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default();
+    let net = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|mut n| n.remove(TASK_NETWORK));
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        labels,
+        running: state.running.unwrap_or(false),
+        state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        exit_code: state.exit_code,
+        oom_killed: state.oom_killed.unwrap_or(false),
+        error: state.error.filter(|e| !e.is_empty()),
+        started_at: time(state.started_at.as_ref()),
+        finished_at: time(state.finished_at.as_ref()),
+        health: state.health.and_then(|h| h.status).map(|s| s.to_string()),
+        ip: net
+            .as_ref()
+            .and_then(|n| n.ip_address.clone())
+            .filter(|s| !s.is_empty()),
+        mac: net.and_then(|n| n.mac_address).filter(|s| !s.is_empty()),
+        image_id: c.image,
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
+        match self
+            .docker
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if is_404(&e) => {}
+            Err(e) => return Err(other(e)),
+        }
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            // Lost a race with another creator.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    async fn local_image(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i
+                .repo_digests
+                .and_then(|d| d.into_iter().next())
+                .and_then(|d| d.split_once('@').map(|(_, h)| h.to_string()))
+                .or(i.id)),
+            Err(e) if is_404(&e) => Ok(None),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    async fn ensure_imported(
+        &self,
+        image: &str,
+        tar: Vec<u8>,
+        changes: &[&str],
+    ) -> Result<(), RuntimeError> {
+        if self.local_image(image).await?.is_some() {
+            return Ok(());
+        }
+        let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        let opts = CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            changes: changes.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        };
+        let mut stream =
+            self.docker
+                .create_image(Some(opts), Some(bollard::body_full(tar.into())), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(other)?;
+        }
+        Ok(())
+    }
+
+    async fn pull(&self, image: &str) -> Result<String, RuntimeError> {
+        let opts = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return Err(RuntimeError::Pull(e.to_string()));
+            }
+        }
+        self.local_image(image)
+            .await?
+            .ok_or_else(|| RuntimeError::Pull(format!("{image} is not present after the pull")))
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let network_mode = spec.network.as_ref().map(|n| match n {
+            NetworkAttach::Network(name) => name.clone(),
+            NetworkAttach::Container(id) => format!("container:{id}"),
+            NetworkAttach::None => "none".to_string(),
+        });
+        let host = HostConfig {
+            network_mode,
+            memory: spec.memory,
+            memory_reservation: spec.memory_reservation,
+            // No swap beyond the hard limit, so the limit is what kills.
+            memory_swap: spec.memory,
+            cpu_shares: spec.cpu_shares,
+            nano_cpus: spec.nano_cpus,
+            readonly_rootfs: Some(spec.readonly_rootfs),
+            init: spec.init.then_some(true),
+            ulimits: (!spec.ulimits.is_empty()).then(|| {
+                spec.ulimits
+                    .iter()
+                    .map(|(name, soft, hard)| ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(*soft),
+                        hard: Some(*hard),
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        };
+        let second = 1_000_000_000i64;
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.command.clone(),
+            env: Some(spec.env.clone()),
+            working_dir: spec.working_dir.clone(),
+            user: spec.user.clone(),
+            hostname: spec.hostname.clone(),
+            labels: Some(spec.labels.clone()),
+            stop_timeout: spec.stop_timeout_s,
+            healthcheck: spec.health.as_ref().map(|h| HealthConfig {
+                test: Some(h.test.clone()),
+                interval: Some(h.interval_s * second),
+                timeout: Some(h.timeout_s * second),
+                retries: Some(h.retries),
+                start_period: Some(h.start_period_s * second),
+                start_interval: None,
+            }),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let resp = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| {
+                if is_404(&e) {
+                    RuntimeError::NotFound(e.to_string())
+                } else {
+                    other(e)
+                }
+            })?;
+        Ok(resp.id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .map_err(other)
+    }
+
+    async fn stop(&self, id: &str, timeout_s: i64) -> Result<(), RuntimeError> {
+        let opts = StopContainerOptions {
+            t: Some(timeout_s as i32),
+            signal: None,
+        };
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_404(&e) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_404(&e) => Ok(()),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Ok(Some(info_from(c))),
+            Err(e) if is_404(&e) => Ok(None),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        since_s: i64,
+    ) -> futures_util::stream::BoxStream<'static, Result<(i64, String), RuntimeError>> {
+        let opts = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            since: since_s.clamp(0, i32::MAX as i64) as i32,
+            until: 0,
+            tail: "all".into(),
+        };
+        self.docker
+            .logs(id, Some(opts))
+            .map(|item| {
+                let out = item.map_err(other)?;
+                let text = out.to_string();
+                // "2026-11-23T09:24:44.241399123Z message"
+                let (stamp, line) = text.split_once(' ').unwrap_or(("", text.as_str()));
+                let ms = DateTime::parse_from_rfc3339(stamp)
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or_else(|_| Utc::now().timestamp_millis());
+                Ok((ms, line.trim_end_matches(['\n', '\r']).to_string()))
+            })
+            .boxed()
+    }
+
+    async fn list_managed(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![LABEL_MANAGED.to_string()]);
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(other)?;
+        let mut out = Vec::new();
+        for c in list {
+            if let Some(id) = c.id {
+                if let Some(info) = self.inspect(&id).await? {
+                    out.push(info);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

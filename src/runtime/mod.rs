@@ -1,0 +1,139 @@
+//! The container runtime, behind a trait so the task lifecycle can be tested
+//! without Docker. `docker.rs` implements it on Docker Engine (bollard).
+//!
+//! Every container Berth creates carries labels naming its cluster, task and
+//! container (`LABEL_*`), so `docker ps` shows what belongs to whom and a
+//! restarted server can find what it left behind.
+
+pub mod docker;
+pub mod pause;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+
+pub const LABEL_MANAGED: &str = "berth.managed";
+pub const LABEL_CLUSTER: &str = "berth.cluster";
+pub const LABEL_TASK: &str = "berth.task";
+pub const LABEL_CONTAINER: &str = "berth.container";
+/// The name the per-task network sandbox (the "pause" container) carries in
+/// `LABEL_CONTAINER`.
+pub const PAUSE_CONTAINER: &str = "~pause";
+
+/// The Docker network FARGATE tasks get their addresses on.
+pub const TASK_NETWORK: &str = "berth-tasks";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Pull(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkAttach {
+    /// Join a named network.
+    Network(String),
+    /// Share another container's network namespace.
+    Container(String),
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// `["CMD", …]` or `["CMD-SHELL", "…"]`, as ECS and Docker both write it.
+    pub test: Vec<String>,
+    pub interval_s: i64,
+    pub timeout_s: i64,
+    pub retries: i64,
+    pub start_period_s: i64,
+}
+
+/// What to create.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub labels: HashMap<String, String>,
+    pub network: Option<NetworkAttach>,
+    /// Hard memory limit, bytes.
+    pub memory: Option<i64>,
+    /// Soft memory limit, bytes.
+    pub memory_reservation: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    /// CPU quota in billionths of a CPU.
+    pub nano_cpus: Option<i64>,
+    pub readonly_rootfs: bool,
+    pub init: bool,
+    /// (name, soft, hard)
+    pub ulimits: Vec<(String, i64, i64)>,
+    pub stop_timeout_s: Option<i64>,
+    pub health: Option<HealthSpec>,
+}
+
+/// What the runtime reports about a container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+    /// created, running, exited, dead…
+    pub state: String,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub error: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// starting, healthy, unhealthy
+    pub health: Option<String>,
+    /// Address and MAC on `TASK_NETWORK`, when attached there.
+    pub ip: Option<String>,
+    pub mac: Option<String>,
+    pub image_id: Option<String>,
+}
+
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// Create the network if it does not exist.
+    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError>;
+    /// The local image's digest (or id) if the image is present.
+    async fn local_image(&self, image: &str) -> Result<Option<String>, RuntimeError>;
+    /// Make `image` from a root filesystem tar (as `docker import`), with
+    /// Dockerfile-style `changes` such as `CMD ["/pause"]`, unless present.
+    async fn ensure_imported(
+        &self,
+        image: &str,
+        tar: Vec<u8>,
+        changes: &[&str],
+    ) -> Result<(), RuntimeError>;
+    /// Pull an image; the digest (or id) of what was pulled.
+    async fn pull(&self, image: &str) -> Result<String, RuntimeError>;
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    async fn start(&self, id: &str) -> Result<(), RuntimeError>;
+    /// SIGTERM, then SIGKILL after `timeout_s`; returns when it has stopped.
+    async fn stop(&self, id: &str, timeout_s: i64) -> Result<(), RuntimeError>;
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// `None` when the container does not exist.
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError>;
+    /// The container's output (stdout and stderr), one `(epoch ms, line)` per
+    /// line, from `since_s` (epoch seconds) on, following it until the
+    /// container stops.
+    fn logs(
+        &self,
+        id: &str,
+        since_s: i64,
+    ) -> BoxStream<'static, Result<(i64, String), RuntimeError>>;
+    /// Every container carrying `LABEL_MANAGED`, running or not.
+    async fn list_managed(&self) -> Result<Vec<ContainerInfo>, RuntimeError>;
+}

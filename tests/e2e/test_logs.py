@@ -1,0 +1,538 @@
+"""CloudWatch Logs through boto3 and the aws CLI: log groups, streams,
+PutLogEvents / GetLogEvents / FilterLogEvents, pagination, errors and
+persistence across kill -9."""
+
+import time
+
+import botocore.exceptions
+import pytest
+
+from conftest import Server, client, unique
+
+DAY_MS = 86_400_000
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def logs(server):
+    return client(server.endpoint, service="logs")
+
+
+@pytest.fixture
+def logs_raw(server):
+    """Without client-side validation, so the server's own answers."""
+    return client(server.endpoint, service="logs", validate=False)
+
+
+def error_of(excinfo):
+    err = excinfo.value.response["Error"]
+    return err["Code"], err["Message"]
+
+
+def make_stream(logs, group=None, stream="s"):
+    group = group or unique("/berth/test")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    return group, stream
+
+
+def put(logs, group, stream, messages, start=None, step=1):
+    t = start if start is not None else now_ms() - 60_000
+    events = [{"timestamp": t + i * step, "message": m} for i, m in enumerate(messages)]
+    return logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+
+# ----- log groups -----
+
+def test_create_describe_delete_log_group(logs):
+    name = unique("/ecs/app")
+    before = now_ms()
+    logs.create_log_group(logGroupName=name)
+    groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    assert len(groups) == 1
+    g = groups[0]
+    assert g["logGroupName"] == name
+    assert g["arn"] == f"arn:aws:logs:us-east-1:000000000000:log-group:{name}:*"
+    assert g["logGroupArn"] == f"arn:aws:logs:us-east-1:000000000000:log-group:{name}"
+    assert before - 5000 <= g["creationTime"] <= now_ms() + 5000
+    assert g["storedBytes"] == 0
+    assert g["metricFilterCount"] == 0
+    assert g["logGroupClass"] == "STANDARD"
+    assert "retentionInDays" not in g
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_group(logGroupName=name)
+    assert error_of(e) == ("ResourceAlreadyExistsException", "The specified log group already exists")
+
+    logs.delete_log_group(logGroupName=name)
+    assert logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] == []
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.delete_log_group(logGroupName=name)
+    assert error_of(e) == ("ResourceNotFoundException", "The specified log group does not exist.")
+
+
+def test_describe_log_groups_prefix_pattern_and_identifiers(logs):
+    base = unique("/pfx")
+    for n in ["a", "b", "c/x"]:
+        logs.create_log_group(logGroupName=f"{base}/{n}")
+    names = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=base)["logGroups"]]
+    assert names == [f"{base}/a", f"{base}/b", f"{base}/c/x"]
+    # Pattern: case-sensitive substring, and only the basic fields.
+    by_pattern = logs.describe_log_groups(logGroupNamePattern=base[1:] + "/c")["logGroups"]
+    assert [g["logGroupName"] for g in by_pattern] == [f"{base}/c/x"]
+    assert set(by_pattern[0]) == {"logGroupName", "creationTime", "arn"}
+    arn = f"arn:aws:logs:us-east-1:000000000000:log-group:{base}/b"
+    by_id = logs.describe_log_groups(logGroupIdentifiers=[f"{base}/a", arn])["logGroups"]
+    assert [g["logGroupName"] for g in by_id] == [f"{base}/a", f"{base}/b"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.describe_log_groups(logGroupNamePrefix=base, logGroupNamePattern="x")
+    assert error_of(e)[0] == "InvalidParameterException"
+
+
+def test_describe_log_groups_paginates(logs):
+    base = unique("/page")
+    names = [f"{base}/{i:02d}" for i in range(7)]
+    for n in reversed(names):
+        logs.create_log_group(logGroupName=n)
+    first = logs.describe_log_groups(logGroupNamePrefix=base, limit=3)
+    assert [g["logGroupName"] for g in first["logGroups"]] == names[:3]
+    assert first["nextToken"]
+    pages = list(logs.get_paginator("describe_log_groups").paginate(
+        logGroupNamePrefix=base, PaginationConfig={"PageSize": 2}))
+    assert [len(p["logGroups"]) for p in pages] == [2, 2, 2, 1]
+    assert [g["logGroupName"] for p in pages for g in p["logGroups"]] == names
+    assert "nextToken" not in pages[-1]
+
+
+def test_describe_log_groups_limit_and_token_are_checked(logs_raw):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs_raw.describe_log_groups(limit=51)
+    assert error_of(e)[0] == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs_raw.describe_log_groups(nextToken="not-a-token!")
+    assert error_of(e)[0] == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs_raw.create_log_group(logGroupName="bad name!")
+    assert error_of(e)[0] == "InvalidParameterException"
+
+
+def test_retention_policy(logs):
+    name = unique("/ret")
+    logs.create_log_group(logGroupName=name)
+    logs.put_retention_policy(logGroupName=name, retentionInDays=30)
+    assert logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["retentionInDays"] == 30
+    for bad in (2, 0, 4000):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=bad)
+        code, message = error_of(e)
+        assert code == "InvalidParameterException"
+        assert "3653" in message
+    assert logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["retentionInDays"] == 30
+    logs.delete_retention_policy(logGroupName=name)
+    assert "retentionInDays" not in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_retention_policy(logGroupName=name + "-nope", retentionInDays=7)
+    assert error_of(e) == ("ResourceNotFoundException", "The specified log group does not exist.")
+
+
+def test_deletion_protection(logs):
+    name = unique("/protected")
+    logs.create_log_group(logGroupName=name, deletionProtectionEnabled=True)
+    logs.create_log_stream(logGroupName=name, logStreamName="s")
+    assert logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["deletionProtectionEnabled"] is True
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.delete_log_group(logGroupName=name)
+    assert error_of(e)[0] == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.delete_log_stream(logGroupName=name, logStreamName="s")
+    assert error_of(e)[0] == "ValidationException"
+    logs.put_log_group_deletion_protection(logGroupIdentifier=name, deletionProtectionEnabled=False)
+    logs.delete_log_group(logGroupName=name)
+
+
+# ----- log streams -----
+
+def test_create_describe_delete_log_stream(logs):
+    group = unique("/streams")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_stream(logGroupName=group, logStreamName="x")
+    assert error_of(e) == ("ResourceNotFoundException", "The specified log group does not exist.")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="web/app/1")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_stream(logGroupName=group, logStreamName="web/app/1")
+    assert error_of(e) == ("ResourceAlreadyExistsException", "The specified log stream already exists")
+    s = logs.describe_log_streams(logGroupName=group)["logStreams"][0]
+    assert s["logStreamName"] == "web/app/1"
+    assert s["arn"] == f"arn:aws:logs:us-east-1:000000000000:log-group:{group}:log-stream:web/app/1"
+    assert s["storedBytes"] == 0
+    assert "lastEventTimestamp" not in s and "firstEventTimestamp" not in s
+
+    t = now_ms() - 10_000
+    put(logs, group, "web/app/1", ["one", "two"], start=t, step=1000)
+    s = logs.describe_log_streams(logGroupName=group)["logStreams"][0]
+    assert s["firstEventTimestamp"] == t
+    assert s["lastEventTimestamp"] == t + 1000
+    assert abs(s["lastIngestionTime"] - now_ms()) < 60_000
+    assert s["uploadSequenceToken"]
+    assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["storedBytes"] == 6
+
+    logs.delete_log_stream(logGroupName=group, logStreamName="web/app/1")
+    assert logs.describe_log_streams(logGroupName=group)["logStreams"] == []
+    assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["storedBytes"] == 0
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.delete_log_stream(logGroupName=group, logStreamName="web/app/1")
+    assert error_of(e) == ("ResourceNotFoundException", "The specified log stream does not exist.")
+    # A stream created again under the same name starts empty.
+    logs.create_log_stream(logGroupName=group, logStreamName="web/app/1")
+    out = logs.get_log_events(logGroupName=group, logStreamName="web/app/1", startFromHead=True)
+    assert out["events"] == []
+
+
+def test_describe_log_streams_order_prefix_and_pages(logs):
+    group = unique("/order")
+    logs.create_log_group(logGroupName=group)
+    t = now_ms() - 100_000
+    # Streams named in one order, written in another.
+    for i, name in enumerate(["c", "a", "d", "b"]):
+        logs.create_log_stream(logGroupName=group, logStreamName=name)
+        put(logs, group, name, [f"event {name}"], start=t + i * 1000)
+    logs.create_log_stream(logGroupName=group, logStreamName="x-empty")
+
+    def names(**kw):
+        return [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group, **kw)["logStreams"]]
+
+    assert names() == ["a", "b", "c", "d", "x-empty"]
+    assert names(descending=True) == ["x-empty", "d", "c", "b", "a"]
+    assert names(orderBy="LastEventTime") == ["x-empty", "c", "a", "d", "b"]
+    assert names(orderBy="LastEventTime", descending=True) == ["b", "d", "a", "c", "x-empty"]
+    assert names(logStreamNamePrefix="x") == ["x-empty"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.describe_log_streams(logGroupName=group, orderBy="LastEventTime", logStreamNamePrefix="a")
+    assert error_of(e)[0] == "InvalidParameterException"
+
+    for kw, expected in [({}, ["a", "b", "c", "d", "x-empty"]),
+                         ({"orderBy": "LastEventTime", "descending": True}, ["b", "d", "a", "c", "x-empty"])]:
+        pages = list(logs.get_paginator("describe_log_streams").paginate(
+            logGroupName=group, PaginationConfig={"PageSize": 2}, **kw))
+        assert [len(p["logStreams"]) for p in pages] == [2, 2, 1]
+        assert [s["logStreamName"] for p in pages for s in p["logStreams"]] == expected
+
+    arn = f"arn:aws:logs:us-east-1:000000000000:log-group:{group}"
+    assert [s["logStreamName"] for s in logs.describe_log_streams(logGroupIdentifier=arn)["logStreams"]][:1] == ["a"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.describe_log_streams(logGroupName=group, logGroupIdentifier=arn)
+    assert error_of(e)[0] == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.describe_log_streams(logGroupName=group + "-nope")
+    assert error_of(e) == ("ResourceNotFoundException", "The specified log group does not exist.")
+
+
+# ----- PutLogEvents -----
+
+def test_put_log_events_rules(logs):
+    group, stream = make_stream(logs)
+    t = now_ms()
+    first = put(logs, group, stream, ["a", "b"])
+    assert first["nextSequenceToken"]
+    assert "rejectedLogEventsInfo" not in first
+    # Sequence tokens are accepted and ignored, as AWS does now.
+    second = logs.put_log_events(logGroupName=group, logStreamName=stream, sequenceToken="whatever",
+                                 logEvents=[{"timestamp": t, "message": "c"}])
+    assert second["nextSequenceToken"] != first["nextSequenceToken"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": t, "message": "x"}, {"timestamp": t - 1, "message": "y"}])
+    code, message = error_of(e)
+    assert code == "InvalidParameterException" and "chronological" in message
+
+    out = logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+        {"timestamp": t - 15 * DAY_MS, "message": "too old"},
+        {"timestamp": t - 14 * DAY_MS - 60_000, "message": "too old too"},
+        {"timestamp": t, "message": "fine"},
+        {"timestamp": t + 3 * 3_600_000, "message": "too new"},
+    ])
+    assert out["rejectedLogEventsInfo"] == {"tooOldLogEventEndIndex": 2, "tooNewLogEventStartIndex": 3}
+    messages = [e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=stream,
+                                                          startFromHead=True)["events"]]
+    assert messages == ["a", "b", "c", "fine"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+            {"timestamp": t - 3 * DAY_MS, "message": "x"}, {"timestamp": t, "message": "y"}])
+    code, message = error_of(e)
+    assert code == "InvalidParameterException" and "24 hours" in message
+
+    big = "x" * 600_000
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+            {"timestamp": t, "message": big}, {"timestamp": t, "message": big}])
+    assert error_of(e)[0] == "InvalidParameterException"
+
+    for g, s, message in [(group + "-nope", stream, "The specified log group does not exist."),
+                          (group, "nope", "The specified log stream does not exist.")]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            logs.put_log_events(logGroupName=g, logStreamName=s, logEvents=[{"timestamp": t, "message": "x"}])
+        assert error_of(e) == ("ResourceNotFoundException", message)
+
+
+def test_retention_rejects_and_purges_expired_events(logs):
+    group, stream = make_stream(logs)
+    t = now_ms()
+    put(logs, group, stream, ["three days old"], start=t - 3 * DAY_MS)
+    put(logs, group, stream, ["recent"], start=t - 1000)
+    assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["storedBytes"] == 20
+    # Setting a retention deletes what it expires.
+    logs.put_retention_policy(logGroupName=group, retentionInDays=1)
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
+    assert [e["message"] for e in events] == ["recent"]
+    assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["storedBytes"] == 6
+    assert logs.describe_log_streams(logGroupName=group)["logStreams"][0]["firstEventTimestamp"] == t - 1000
+    # And PutLogEvents rejects events older than it.
+    out = logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+        {"timestamp": t - 2 * DAY_MS, "message": "expired"}, {"timestamp": t, "message": "kept"}])
+    assert out["rejectedLogEventsInfo"] == {"expiredLogEventEndIndex": 1}
+
+
+def test_put_log_events_model_limits(logs_raw):
+    group, stream = make_stream(logs_raw)
+    t = now_ms()
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs_raw.put_log_events(logGroupName=group, logStreamName=stream,
+                                logEvents=[{"timestamp": t, "message": "m"}] * 10_001)
+    assert error_of(e)[0] == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs_raw.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[])
+    assert error_of(e)[0] == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs_raw.put_log_events(logGroupName=group, logStreamName=stream,
+                                logEvents=[{"timestamp": t, "message": ""}])
+    assert error_of(e)[0] == "InvalidParameterException"
+
+
+# ----- GetLogEvents -----
+
+def test_get_log_events_head_tail_and_tokens(logs):
+    group, stream = make_stream(logs)
+    t = now_ms() - 100_000
+    put(logs, group, stream, [f"m{i}" for i in range(10)], start=t, step=10)
+
+    def msgs(out):
+        return [e["message"] for e in out["events"]]
+
+    tail = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=3)
+    assert msgs(tail) == ["m7", "m8", "m9"]
+    assert tail["nextForwardToken"].startswith("f/")
+    assert tail["nextBackwardToken"].startswith("b/")
+    e0 = tail["events"][0]
+    assert set(e0) == {"timestamp", "message", "ingestionTime"}
+    assert e0["timestamp"] == t + 70
+
+    # Backward to the start; the end answers the same backward token.
+    token, seen = tail["nextBackwardToken"], []
+    while True:
+        page = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=3, nextToken=token)
+        if page["nextBackwardToken"] == token:
+            assert page["events"] == []
+            break
+        seen = msgs(page) + seen
+        token = page["nextBackwardToken"]
+    assert seen == [f"m{i}" for i in range(7)]
+
+    # Forward from the head: the end answers the same forward token.
+    head = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=4, startFromHead=True)
+    assert msgs(head) == ["m0", "m1", "m2", "m3"]
+    token, seen = head["nextForwardToken"], msgs(head)
+    while True:
+        page = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=4, nextToken=token,
+                                   startFromHead=True)
+        if page["nextForwardToken"] == token:
+            assert page["events"] == []
+            break
+        seen += msgs(page)
+        token = page["nextForwardToken"]
+    assert seen == [f"m{i}" for i in range(10)]
+    # New events show up after the end token.
+    put(logs, group, stream, ["late"], start=t + 1000)
+    page = logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken=token, startFromHead=True)
+    assert msgs(page) == ["late"]
+
+    # startTime inclusive, endTime exclusive.
+    ranged = logs.get_log_events(logGroupName=group, logStreamName=stream, startTime=t + 20, endTime=t + 50,
+                                 startFromHead=True)
+    assert msgs(ranged) == ["m2", "m3", "m4"]
+    # By ARN.
+    arn = f"arn:aws:logs:us-east-1:000000000000:log-group:{group}"
+    assert msgs(logs.get_log_events(logGroupIdentifier=arn, logStreamName=stream, limit=1)) == ["late"]
+
+
+def test_get_log_events_empty_stream_and_errors(logs, logs_raw):
+    group, stream = make_stream(logs)
+    out = logs.get_log_events(logGroupName=group, logStreamName=stream)
+    assert out["events"] == []
+    assert out["nextForwardToken"].startswith("f/") and out["nextBackwardToken"].startswith("b/")
+    again = logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken=out["nextForwardToken"])
+    assert again["nextForwardToken"] == out["nextForwardToken"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.get_log_events(logGroupName=group, logStreamName="nope")
+    assert error_of(e) == ("ResourceNotFoundException", "The specified log stream does not exist.")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.get_log_events(logGroupName=group + "-nope", logStreamName=stream)
+    assert error_of(e) == ("ResourceNotFoundException", "The specified log group does not exist.")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken="f/garbage")
+    assert error_of(e)[0] == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs_raw.get_log_events(logStreamName=stream)
+    assert error_of(e)[0] == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs_raw.get_log_events(logGroupName=group, logStreamName=stream, limit=10_001)
+    assert error_of(e)[0] == "InvalidParameterException"
+
+
+def test_get_log_events_with_the_cli(logs, cli):
+    group, stream = make_stream(logs)
+    t = now_ms() - 10_000
+    put(logs, group, stream, ["hello", "from", "the cli"], start=t)
+    out = cli("logs", "get-log-events", "--log-group-name", group, "--log-stream-name", stream,
+              "--start-from-head")
+    assert [e["message"] for e in out["events"]] == ["hello", "from", "the cli"]
+    assert out["nextForwardToken"].startswith("f/")
+    tail = cli("logs", "get-log-events", "--log-group-name", group, "--log-stream-name", stream, "--limit", "1")
+    assert [e["message"] for e in tail["events"]] == ["the cli"]
+
+
+# ----- FilterLogEvents -----
+
+@pytest.fixture
+def filled_group(logs):
+    group = unique("/filter")
+    logs.create_log_group(logGroupName=group)
+    t = now_ms() - 100_000
+    data = {
+        "app/1": [(0, "INFO started"), (3, "ERROR disk full"), (6, "WARN low memory")],
+        "app/2": [(1, "ERROR user not found"), (4, "INFO user-id: 7 ok"), (7, "ERROR Exiting now")],
+        "worker/1": [(2, "DEBUG tick"), (5, "ERROR disk quota"), (8, "INFO done")],
+    }
+    for stream, events in data.items():
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": t + i, "message": m} for i, m in events])
+    return group, t
+
+
+def test_filter_log_events_patterns(logs, filled_group):
+    group, t = filled_group
+
+    def msgs(**kw):
+        return [e["message"] for e in logs.filter_log_events(logGroupName=group, **kw)["events"]]
+
+    # Interleaved across streams, by timestamp.
+    assert len(msgs()) == 9
+    assert msgs()[:3] == ["INFO started", "ERROR user not found", "DEBUG tick"]
+    assert msgs(filterPattern="") == msgs()
+    assert msgs(filterPattern="ERROR") == ["ERROR user not found", "ERROR disk full", "ERROR disk quota",
+                                           "ERROR Exiting now"]
+    assert msgs(filterPattern="ERROR disk") == ["ERROR disk full", "ERROR disk quota"]
+    assert msgs(filterPattern='"disk full"') == ["ERROR disk full"]
+    assert msgs(filterPattern='"user-id: 7"') == ["INFO user-id: 7 ok"]
+    assert msgs(filterPattern="ERROR -Exiting -disk") == ["ERROR user not found"]
+    assert msgs(filterPattern="?WARN ?DEBUG") == ["DEBUG tick", "WARN low memory"]
+    assert msgs(filterPattern="error") == [], "patterns are case-sensitive"
+    assert msgs(filterPattern="%disk [fq]%") == ["ERROR disk full", "ERROR disk quota"]
+
+    out = logs.filter_log_events(logGroupName=group, filterPattern="ERROR", logStreamNames=["app/2"])
+    e = out["events"][0]
+    assert set(e) == {"logStreamName", "timestamp", "message", "ingestionTime", "eventId"}
+    assert e["logStreamName"] == "app/2" and e["timestamp"] == t + 1
+    assert out["searchedLogStreams"] == []
+    assert msgs(logStreamNamePrefix="worker") == ["DEBUG tick", "ERROR disk quota", "INFO done"]
+    assert msgs(logStreamNames=["app/1", "nope"], filterPattern="INFO") == ["INFO started"]
+    # Both ends inclusive.
+    assert msgs(startTime=t + 3, endTime=t + 5) == ["ERROR disk full", "INFO user-id: 7 ok", "ERROR disk quota"]
+    arn = f"arn:aws:logs:us-east-1:000000000000:log-group:{group}"
+    assert len(logs.filter_log_events(logGroupIdentifier=arn)["events"]) == 9
+
+
+def test_filter_log_events_errors(logs, filled_group):
+    group, _ = filled_group
+    for kw, code in [({"logStreamNames": ["a"], "logStreamNamePrefix": "a"}, "InvalidParameterException"),
+                     ({"filterPattern": '"unterminated'}, "InvalidParameterException"),
+                     ({"filterPattern": '{ $.level = "x" }'}, "InvalidParameterException"),
+                     ({"nextToken": "garbage"}, "InvalidParameterException")]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            logs.filter_log_events(logGroupName=group, **kw)
+        assert error_of(e)[0] == code, kw
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.filter_log_events(logGroupName=group + "-nope")
+    assert error_of(e) == ("ResourceNotFoundException", "The specified log group does not exist.")
+
+
+def test_filter_log_events_paginates(logs, filled_group):
+    group, _ = filled_group
+    first = logs.filter_log_events(logGroupName=group, limit=4)
+    assert len(first["events"]) == 4 and first["nextToken"]
+    pages = list(logs.get_paginator("filter_log_events").paginate(
+        logGroupName=group, PaginationConfig={"PageSize": 2}))
+    assert [len(p["events"]) for p in pages] == [2, 2, 2, 2, 1]
+    events = [e for p in pages for e in p["events"]]
+    assert len({e["eventId"] for e in events}) == 9
+    assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events)
+    errors = list(logs.get_paginator("filter_log_events").paginate(
+        logGroupName=group, filterPattern="ERROR", PaginationConfig={"PageSize": 3}))
+    assert [len(p["events"]) for p in errors] == [3, 1]
+    assert "nextToken" not in errors[-1]
+
+
+def test_filter_log_events_with_the_cli(cli, filled_group):
+    group, _ = filled_group
+    # The CLI follows nextToken itself; a small page size makes it page.
+    out = cli("logs", "filter-log-events", "--log-group-name", group, "--filter-pattern", "ERROR",
+              "--page-size", "1")
+    assert [e["message"] for e in out["events"]] == ["ERROR user not found", "ERROR disk full",
+                                                    "ERROR disk quota", "ERROR Exiting now"]
+    out = cli("logs", "filter-log-events", "--log-group-name", group, "--log-stream-name-prefix", "app",
+              "--filter-pattern", '"disk full"')
+    assert [(e["logStreamName"], e["message"]) for e in out["events"]] == [("app/1", "ERROR disk full")]
+
+
+# ----- Deleting a group deletes its events -----
+
+def test_delete_log_group_deletes_streams_and_events(logs):
+    group, stream = make_stream(logs)
+    put(logs, group, stream, ["one", "two"])
+    logs.delete_log_group(logGroupName=group)
+    logs.create_log_group(logGroupName=group)
+    assert logs.describe_log_streams(logGroupName=group)["logStreams"] == []
+    assert logs.filter_log_events(logGroupName=group)["events"] == []
+    assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["storedBytes"] == 0
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    assert logs.get_log_events(logGroupName=group, logStreamName=stream)["events"] == []
+
+
+# ----- Persistence -----
+
+def test_log_events_survive_kill_9(tmp_path):
+    s = Server(str(tmp_path)).start()
+    logs = client(s.endpoint, service="logs")
+    logs.create_log_group(logGroupName="/durable")
+    logs.put_retention_policy(logGroupName="/durable", retentionInDays=7)
+    logs.create_log_stream(logGroupName="/durable", logStreamName="s")
+    t = now_ms() - 10_000
+    put(logs, "/durable", "s", [f"line {i}" for i in range(500)], start=t)
+    s.kill9()
+    s.start()
+    logs = client(s.endpoint, service="logs")
+    g = logs.describe_log_groups(logGroupNamePrefix="/durable")["logGroups"][0]
+    assert g["retentionInDays"] == 7
+    events = logs.get_log_events(logGroupName="/durable", logStreamName="s", startFromHead=True)["events"]
+    assert [e["message"] for e in events] == [f"line {i}" for i in range(500)]
+    assert [e["message"] for e in logs.filter_log_events(logGroupName="/durable",
+                                                         filterPattern='"line 49"')["events"]] == [
+        "line 49"] + [f"line {i}" for i in range(490, 500)]
+    assert s.stop() == 0
