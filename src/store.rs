@@ -113,6 +113,13 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX log_events_by_stream ON log_events (group_id, stream_id, timestamp, id);
     CREATE INDEX log_events_by_group ON log_events (group_id, timestamp, id);
     "#,
+    // 4: facts about this installation (its owner id).
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
 ];
 
 const READERS: usize = 4;
@@ -222,6 +229,25 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
         tracing::info!(version = i + 1, "migrated the database schema");
     }
     Ok(())
+}
+
+impl Store {
+    /// This installation's id, made on first use: it tells this data dir's
+    /// containers from those of other Berth servers on the same engine.
+    pub fn owner_id(&self) -> ApiResult<String> {
+        self.write(|tx| {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('owner', ?1) ON CONFLICT (key) DO NOTHING",
+                [&id],
+            )?;
+            Ok(
+                tx.query_row("SELECT value FROM meta WHERE key = 'owner'", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+    }
 }
 
 /// Map "no row" to `None`.

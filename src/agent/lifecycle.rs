@@ -71,9 +71,9 @@ fn task_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-fn labels(task: &TaskRow, container: &str) -> HashMap<String, String> {
+fn labels(owner: &str, task: &TaskRow, container: &str) -> HashMap<String, String> {
     HashMap::from([
-        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_MANAGED.to_string(), owner.to_string()),
         (LABEL_CLUSTER.to_string(), task.cluster_arn.clone()),
         (LABEL_TASK.to_string(), task.arn.clone()),
         (LABEL_CONTAINER.to_string(), container.to_string()),
@@ -109,7 +109,12 @@ fn name_of(def: &Map<String, Value>) -> &str {
 }
 
 /// The runtime spec of one container of a task.
-fn spec_for(task: &TaskRow, def: &Map<String, Value>, pause_id: &str) -> ContainerSpec {
+fn spec_for(
+    owner: &str,
+    task: &TaskRow,
+    def: &Map<String, Value>,
+    pause_id: &str,
+) -> ContainerSpec {
     const MIB: i64 = 1024 * 1024;
     let name = name_of(def);
     let task_memory = task
@@ -173,7 +178,7 @@ fn spec_for(task: &TaskRow, def: &Map<String, Value>, pause_id: &str) -> Contain
             .map(str::to_string),
         user: def.get("user").and_then(Value::as_str).map(str::to_string),
         hostname: None,
-        labels: labels(task, name),
+        labels: labels(owner, task, name),
         network: Some(NetworkAttach::Container(pause_id.to_string())),
         // The container's own hard limit, else the task's memory bounds it.
         memory: int(def, "memory").or(task_memory).map(|m| m * MIB),
@@ -261,7 +266,7 @@ async fn provision(agent: &Agent, task: &mut TaskRow) -> Result<(), RuntimeError
             let spec = ContainerSpec {
                 name: format!("berth-{}-pause", task_id(&task.arn)),
                 image: PAUSE_IMAGE.into(),
-                labels: labels(task, PAUSE_CONTAINER),
+                labels: labels(&agent.owner, task, PAUSE_CONTAINER),
                 network: Some(NetworkAttach::Network(TASK_NETWORK.into())),
                 ..Default::default()
             };
@@ -436,7 +441,7 @@ async fn start_containers(
             None => None,
         };
         if existing.is_none() {
-            let spec = spec_for(task, def, &pause_id);
+            let spec = spec_for(&agent.owner, task, def, &pause_id);
             rt.remove(&spec.name).await?;
             match rt.create(&spec).await {
                 Ok(id) => {

@@ -40,6 +40,9 @@ pub struct Agent {
     pub runtime: Arc<dyn Runtime>,
     pub logs: Arc<Logs>,
     pub events: Arc<tokio::sync::Notify>,
+    /// This installation's id: the value of the `berth.managed` label on
+    /// every container it creates, and the only ones it ever sweeps.
+    pub owner: String,
     in_flight: Mutex<HashSet<String>>,
     /// Container id → the task copying its output to CloudWatch Logs.
     followers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
@@ -52,7 +55,12 @@ impl Agent {
         events: Arc<tokio::sync::Notify>,
     ) -> Arc<Agent> {
         let logs = Arc::new(Logs::new(store.clone()));
+        let owner = store.owner_id().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the installation id");
+            "unknown".into()
+        });
         Arc::new(Agent {
+            owner,
             store,
             runtime,
             logs,
@@ -133,7 +141,7 @@ impl Agent {
 
     /// Remove managed containers whose task is gone or STOPPED.
     pub async fn sweep(&self) -> anyhow::Result<()> {
-        let containers = self.runtime.list_managed().await?;
+        let containers = self.runtime.list_managed(&self.owner).await?;
         for c in containers {
             let Some(task_arn) = c.labels.get(LABEL_TASK) else {
                 continue;

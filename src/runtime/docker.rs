@@ -320,9 +320,12 @@ impl Runtime for DockerRuntime {
             .boxed()
     }
 
-    async fn list_managed(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    async fn list_managed(&self, owner: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
         let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![LABEL_MANAGED.to_string()]);
+        filters.insert(
+            "label".to_string(),
+            vec![format!("{LABEL_MANAGED}={owner}")],
+        );
         let opts = ListContainersOptions {
             all: true,
             filters: Some(filters),

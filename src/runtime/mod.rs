@@ -14,6 +14,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 
+/// Its value is the owning installation's id (see `Store::owner_id`), so
+/// several Berth servers can share one Docker Engine without touching each
+/// other's containers.
 pub const LABEL_MANAGED: &str = "berth.managed";
 pub const LABEL_CLUSTER: &str = "berth.cluster";
 pub const LABEL_TASK: &str = "berth.task";
@@ -134,6 +137,6 @@ pub trait Runtime: Send + Sync {
         id: &str,
         since_s: i64,
     ) -> BoxStream<'static, Result<(i64, String), RuntimeError>>;
-    /// Every container carrying `LABEL_MANAGED`, running or not.
-    async fn list_managed(&self) -> Result<Vec<ContainerInfo>, RuntimeError>;
+    /// Every container whose `LABEL_MANAGED` is `owner`, running or not.
+    async fn list_managed(&self, owner: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
 }

@@ -32,6 +32,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+_STARTED = []
+
+
+def _kill_leftovers():
+    # A test that fails half-way leaves its server running; end them all.
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.kill()
+
+
+import atexit  # noqa: E402
+atexit.register(_kill_leftovers)
+
+
 class Server:
     """One `berth server` process; can be killed and restarted on the same
     data dir and port."""
@@ -57,6 +71,7 @@ class Server:
              "--strict-output", *self.extra_args],
             stdout=log, stderr=log, env=self.env,
         )
+        _STARTED.append(self.proc)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:

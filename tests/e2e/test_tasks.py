@@ -350,9 +350,15 @@ def test_vanished_container_and_orphans(tmp_path, images):
     wait_status(ecs, "orph", t["taskArn"], "RUNNING")
     s.kill9()
     tid = t["taskArn"].rsplit("/", 1)[1]
+    owner = subprocess.run(["docker", "inspect", "-f", '{{index .Config.Labels "berth.managed"}}', f"berth-{tid}-main"],
+                           check=True, capture_output=True, text=True).stdout.strip()
     subprocess.run(["docker", "rm", "-f", f"berth-{tid}-main"], check=True, capture_output=True)
     ghost = "arn:aws:ecs:us-east-1:000000000000:task/orph/ffffffffffffffffffffffffffffffff"
-    subprocess.run(["docker", "run", "-d", "--name", unique("berth-orphan"), "--label", "berth.managed=true",
+    other = "arn:aws:ecs:us-east-1:000000000000:task/orph/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+    # A container of another Berth server on the same engine is left alone.
+    subprocess.run(["docker", "run", "-d", "--name", unique("berth-other"), "--label", "berth.managed=someone-else",
+                    "--label", f"berth.task={other}", BUSYBOX, "sleep", "300"], check=True, capture_output=True)
+    subprocess.run(["docker", "run", "-d", "--name", unique("berth-orphan"), "--label", f"berth.managed={owner}",
                     "--label", f"berth.task={ghost}", BUSYBOX, "sleep", "300"], check=True, capture_output=True)
     assert managed_containers(ghost)
     s.start()
@@ -364,6 +370,8 @@ def test_vanished_container_and_orphans(tmp_path, images):
         time.sleep(0.3)
     assert managed_containers(ghost) == [], "the orphan was removed"
     assert managed_containers(t["taskArn"]) == []
+    assert len(managed_containers(other)) == 1, "another server's container is not ours to remove"
+    subprocess.run(["docker", "rm", "-f"] + managed_containers(other), check=True, capture_output=True)
     s.stop()
 
 
