@@ -13,8 +13,8 @@ use crate::ecs::taskdefs;
 use crate::ecs::tasks::{self, TaskRow};
 use crate::runtime::pause::{pause_elf, tar_one, PAUSE_IMAGE};
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, HealthSpec, NetworkAttach, RuntimeError, LABEL_CLUSTER,
-    LABEL_CONTAINER, LABEL_MANAGED, LABEL_TASK, PAUSE_CONTAINER, TASK_NETWORK,
+    ContainerInfo, ContainerSpec, HealthSpec, NetworkAttach, RuntimeError, TaskLimits,
+    LABEL_CLUSTER, LABEL_CONTAINER, LABEL_MANAGED, LABEL_TASK, PAUSE_CONTAINER, TASK_NETWORK,
 };
 
 /// ECS's default and Fargate's maximum `stopTimeout`, seconds.
@@ -108,25 +108,26 @@ fn name_of(def: &Map<String, Value>) -> &str {
     def.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 
+/// The task's `cpu` or `memory` (strings of a number in the ECS shape).
+fn task_number(task: &TaskRow, key: &str) -> Option<i64> {
+    task.doc
+        .get(key)
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse::<i64>().ok())
+}
+
 /// The runtime spec of one container of a task.
 fn spec_for(
     owner: &str,
     task: &TaskRow,
     def: &Map<String, Value>,
     pause_id: &str,
+    cgroup: Option<&str>,
 ) -> ContainerSpec {
     const MIB: i64 = 1024 * 1024;
     let name = name_of(def);
-    let task_memory = task
-        .doc
-        .get("memory")
-        .and_then(Value::as_str)
-        .and_then(|m| m.parse::<i64>().ok());
-    let task_cpu = task
-        .doc
-        .get("cpu")
-        .and_then(Value::as_str)
-        .and_then(|c| c.parse::<i64>().ok());
+    let task_memory = task_number(task, "memory");
+    let task_cpu = task_number(task, "cpu");
     let env = def
         .get("environment")
         .and_then(Value::as_array)
@@ -180,11 +181,20 @@ fn spec_for(
         hostname: None,
         labels: labels(owner, task, name),
         network: Some(NetworkAttach::Container(pause_id.to_string())),
-        // The container's own hard limit, else the task's memory bounds it.
-        memory: int(def, "memory").or(task_memory).map(|m| m * MIB),
+        // With a task cgroup, the task's memory and cpu bound all its
+        // containers together; without one, each container on its own.
+        memory: match cgroup {
+            Some(_) => int(def, "memory"),
+            None => int(def, "memory").or(task_memory),
+        }
+        .map(|m| m * MIB),
         memory_reservation: int(def, "memoryReservation").map(|m| m * MIB),
         cpu_shares: int(def, "cpu").filter(|c| *c > 0).map(|c| c.max(2)),
-        nano_cpus: task_cpu.map(|c| c * 1_000_000_000 / 1024),
+        nano_cpus: match cgroup {
+            Some(_) => None,
+            None => task_cpu.map(|c| c * 1_000_000_000 / 1024),
+        },
+        cgroup_parent: cgroup.map(str::to_string),
         readonly_rootfs: def
             .get("readonlyRootFilesystem")
             .and_then(Value::as_bool)
@@ -256,6 +266,16 @@ async fn provision(agent: &Agent, task: &mut TaskRow) -> Result<(), RuntimeError
         &["CMD [\"/pause\"]"],
     )
     .await?;
+    // The task's cgroup, before anything is put in it.
+    let limits = TaskLimits {
+        memory_bytes: task_number(task, "memory").map(|m| m << 20),
+        cpu_units: task_number(task, "cpu"),
+    };
+    let cgroup = rt.task_cgroup(task_id(&task.arn), limits).await?;
+    if cgroup != task.runtime.cgroup {
+        task.runtime.cgroup = cgroup;
+        save(agent, task).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    }
     let existing = match &task.runtime.pause_id {
         Some(id) => rt.inspect(id).await?,
         None => None,
@@ -268,6 +288,7 @@ async fn provision(agent: &Agent, task: &mut TaskRow) -> Result<(), RuntimeError
                 image: PAUSE_IMAGE.into(),
                 labels: labels(&agent.owner, task, PAUSE_CONTAINER),
                 network: Some(NetworkAttach::Network(TASK_NETWORK.into())),
+                cgroup_parent: task.runtime.cgroup.clone(),
                 ..Default::default()
             };
             // A leftover of an earlier attempt with the same name goes first.
@@ -441,7 +462,13 @@ async fn start_containers(
             None => None,
         };
         if existing.is_none() {
-            let spec = spec_for(&agent.owner, task, def, &pause_id);
+            let spec = spec_for(
+                &agent.owner,
+                task,
+                def,
+                &pause_id,
+                task.runtime.cgroup.as_deref(),
+            );
             rt.remove(&spec.name).await?;
             match rt.create(&spec).await {
                 Ok(id) => {
@@ -479,6 +506,7 @@ async fn start_containers(
             }
         }
         let mut waiting = false;
+        let mut progressed = false;
         for def in defs {
             let name = name_of(def);
             let Some(state) = states.get(name) else {
@@ -523,6 +551,7 @@ async fn start_containers(
                     }
                     follow_outputs(agent, task, defs);
                     waiting = true; // look again: it may satisfy others
+                    progressed = true;
                 }
                 Ok(false) => waiting = true,
                 Err(why) => {
@@ -548,7 +577,11 @@ async fn start_containers(
             )?;
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Look again at once after starting something; otherwise wait for
+        // a dependency to reach its condition.
+        if !progressed {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     set_status(task, "ACTIVATING");
     save(agent, task)?;
@@ -746,6 +779,12 @@ async fn stop(
     }
     if let Some(p) = &task.runtime.pause_id {
         rt.remove(p).await?;
+    }
+    if task.runtime.cgroup.is_some() {
+        // Not worth keeping the task from STOPPED: what is left is empty.
+        if let Err(e) = rt.remove_task_cgroup(task_id(&task.arn)).await {
+            tracing::warn!(task = %task.arn, "{e}");
+        }
     }
     if let Some(att) = task
         .doc
