@@ -22,19 +22,48 @@ pub fn docker_socket() -> String {
     }
 }
 
-/// Ask the engine for its version over its socket.
-pub fn docker_version(socket: &str) -> Result<String, String> {
+/// GET `path` from the engine over its socket; the JSON it answers.
+fn docker_get(socket: &str, path: &str) -> Result<serde_json::Value, String> {
     let mut s =
         UnixStream::connect(socket).map_err(|e| format!("cannot connect to {socket}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    s.write_all(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(body)
-        .map_err(|_| "the engine's answer was not understood".to_string())?;
+    serde_json::from_str(body).map_err(|_| "the engine's answer was not understood".to_string())
+}
+
+/// Ask the engine for its version over its socket.
+pub fn docker_version(socket: &str) -> Result<String, String> {
+    let v = docker_get(socket, "/version")?;
     Ok(v["Version"].as_str().unwrap_or("unknown").to_string())
+}
+
+/// Whether tasks get a cgroup of their own (task-level cpu and memory), or
+/// why their limits fall back to each container.
+fn task_limits_check(socket: &str) -> Check {
+    let detail = match docker_get(socket, "/info") {
+        Ok(info) => {
+            let field = |k: &str| info[k].as_str().unwrap_or_default().to_string();
+            match crate::runtime::cgroup::TaskCgroups::detect(
+                Path::new("/sys/fs/cgroup"),
+                &field("CgroupDriver"),
+                &field("CgroupVersion"),
+            ) {
+                Ok(_) => "each task gets a cgroup: task cpu and memory bound all its containers together".to_string(),
+                Err(why) => format!("{why}; task cpu and memory are applied to each container instead (run Berth as root on the Docker host, with Docker's cgroupfs driver, for task-level limits)"),
+            }
+        }
+        Err(e) => format!("not checked: {e}"),
+    };
+    // Degraded, not broken: tasks still run with per-container limits.
+    Check {
+        name: "task limits",
+        ok: true,
+        detail,
+    }
 }
 
 pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
@@ -48,6 +77,7 @@ pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
             detail: format!("Docker Engine is not reachable ({e}). Install it with `apt-get install docker.io` and start it (`dockerd &` or `systemctl start docker`); scripts/setup does both."),
         },
     });
+    checks.push(task_limits_check(&socket));
     let probe = data_dir.join(".berth-doctor-probe");
     let writable = std::fs::create_dir_all(data_dir)
         .and_then(|_| std::fs::write(&probe, b"ok"))

@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
             let mut failed = 0;
             for c in &checks {
                 println!(
-                    "{} {:<9} {}",
+                    "{} {:<11} {}",
                     if c.ok { "ok  " } else { "FAIL" },
                     c.name,
                     c.detail

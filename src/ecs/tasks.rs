@@ -27,6 +27,10 @@ pub struct TaskRuntime {
     /// Container name → runtime id.
     #[serde(default)]
     pub containers: std::collections::BTreeMap<String, String>,
+    /// The task's cgroup, when its limits are set on one (else on each
+    /// container).
+    #[serde(default)]
+    pub cgroup: Option<String>,
 }
 
 /// A task as stored.

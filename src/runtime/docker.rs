@@ -1,6 +1,7 @@
 //! `Runtime` on Docker Engine, through bollard.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use async_trait::async_trait;
 use bollard::models::{
@@ -15,12 +16,16 @@ use bollard::Docker;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
+use super::cgroup::TaskCgroups;
 use super::{
-    ContainerInfo, ContainerSpec, NetworkAttach, Runtime, RuntimeError, LABEL_MANAGED, TASK_NETWORK,
+    ContainerInfo, ContainerSpec, NetworkAttach, Runtime, RuntimeError, TaskLimits, LABEL_MANAGED,
+    TASK_NETWORK,
 };
 
 pub struct DockerRuntime {
     docker: Docker,
+    /// Task-level limits, when the engine's cgroups can be written here.
+    cgroups: Result<TaskCgroups, String>,
 }
 
 impl DockerRuntime {
@@ -33,9 +38,42 @@ impl DockerRuntime {
                 "Docker Engine is not reachable ({e}); run `berth doctor` for what to fix"
             ))
         })?;
-        Ok(DockerRuntime { docker })
+        let cgroups = task_cgroups(&docker).await;
+        match &cgroups {
+            Ok(_) => tracing::info!("task-level cpu and memory limits: one cgroup per task"),
+            Err(why) => {
+                tracing::warn!("task-level limits fall back to each container's limits: {why}")
+            }
+        }
+        Ok(DockerRuntime { docker, cgroups })
+    }
+
+    /// Whether tasks get a cgroup of their own, and if not, why.
+    pub fn task_cgroups(&self) -> Result<(), String> {
+        self.cgroups.as_ref().map(|_| ()).map_err(Clone::clone)
     }
 }
+
+/// Task cgroups are written into the local cgroup filesystem, so the engine
+/// must be on this host (a Unix socket) and use the `cgroupfs` driver.
+async fn task_cgroups(docker: &Docker) -> Result<TaskCgroups, String> {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    if !(host.is_empty() || host.starts_with("unix://")) {
+        return Err(format!("the Docker Engine is remote ({host})"));
+    }
+    let info = docker.info().await.map_err(|e| e.to_string())?;
+    let driver = info
+        .cgroup_driver
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let version = info
+        .cgroup_version
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    TaskCgroups::detect(Path::new(CGROUP_ROOT), &driver, &version)
+}
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 fn other(e: bollard::errors::Error) -> RuntimeError {
     RuntimeError::Other(e.to_string())
@@ -189,6 +227,7 @@ impl Runtime for DockerRuntime {
             memory_swap: spec.memory,
             cpu_shares: spec.cpu_shares,
             nano_cpus: spec.nano_cpus,
+            cgroup_parent: spec.cgroup_parent.clone(),
             readonly_rootfs: Some(spec.readonly_rootfs),
             init: spec.init.then_some(true),
             ulimits: (!spec.ulimits.is_empty()).then(|| {
@@ -318,6 +357,28 @@ impl Runtime for DockerRuntime {
                 Ok((ms, line.trim_end_matches(['\n', '\r']).to_string()))
             })
             .boxed()
+    }
+
+    async fn task_cgroup(
+        &self,
+        task_id: &str,
+        limits: TaskLimits,
+    ) -> Result<Option<String>, RuntimeError> {
+        let Ok(cg) = &self.cgroups else {
+            return Ok(None);
+        };
+        cg.create(task_id, limits)
+            .map(Some)
+            .map_err(|e| RuntimeError::Other(format!("cannot make the task's cgroup: {e}")))
+    }
+
+    async fn remove_task_cgroup(&self, task_id: &str) -> Result<(), RuntimeError> {
+        match &self.cgroups {
+            Ok(cg) => cg
+                .remove(task_id)
+                .map_err(|e| RuntimeError::Other(format!("cannot remove the task's cgroup: {e}"))),
+            Err(_) => Ok(()),
+        }
     }
 
     async fn list_managed(&self, owner: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {

@@ -5,8 +5,11 @@
 //! container (`LABEL_*`), so `docker ps` shows what belongs to whom and a
 //! restarted server can find what it left behind.
 
+pub mod cgroup;
 pub mod docker;
 pub mod pause;
+
+pub use cgroup::TaskLimits;
 
 use std::collections::HashMap;
 
@@ -83,6 +86,8 @@ pub struct ContainerSpec {
     pub ulimits: Vec<(String, i64, i64)>,
     pub stop_timeout_s: Option<i64>,
     pub health: Option<HealthSpec>,
+    /// The task's cgroup (`Runtime::task_cgroup`), when it has one.
+    pub cgroup_parent: Option<String>,
 }
 
 /// What the runtime reports about a container.
@@ -137,6 +142,17 @@ pub trait Runtime: Send + Sync {
         id: &str,
         since_s: i64,
     ) -> BoxStream<'static, Result<(i64, String), RuntimeError>>;
+    /// Make the cgroup that holds all of a task's containers and bounds them
+    /// by the task's limits (see `cgroup`): the `cgroup_parent` for its
+    /// containers, or `None` where this runtime cannot make one, and the
+    /// limits fall back to each container.
+    async fn task_cgroup(
+        &self,
+        task_id: &str,
+        limits: TaskLimits,
+    ) -> Result<Option<String>, RuntimeError>;
+    /// Remove a task's cgroup once its containers are gone.
+    async fn remove_task_cgroup(&self, task_id: &str) -> Result<(), RuntimeError>;
     /// Every container whose `LABEL_MANAGED` is `owner`, running or not.
     async fn list_managed(&self, owner: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
 }

@@ -1,6 +1,7 @@
 """FARGATE tasks on real Docker: RunTask, the lifecycle, container semantics,
 stop, recovery. Images are built locally (tests/images/build)."""
 
+import os
 import subprocess
 import time
 
@@ -217,6 +218,53 @@ def test_out_of_memory_kill(ecs, cluster):
     c = container(done, "hog")
     assert c["exitCode"] == 137
     assert c["reason"] == "OutOfMemoryError: Container killed due to memory usage"
+
+
+def docker_inspect(name, fmt):
+    return subprocess.run(["docker", "inspect", "--format", fmt, name], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def task_cgroup_file(task_id, controller, v1_file, v2_file):
+    """A file of the task's cgroup, in the cgroup layout Docker uses here."""
+    version = subprocess.run(["docker", "info", "--format", "{{.CgroupVersion}}"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    if version == "2":
+        return f"/sys/fs/cgroup/berth/{task_id}/{v2_file}"
+    return f"/sys/fs/cgroup/{controller}/berth/{task_id}/{v1_file}"
+
+
+def test_task_memory_and_cpu_bound_all_its_containers(ecs, cluster):
+    """Task memory is one hard limit for all the task's containers together
+    (none has a limit of its own here), task cpu one quota: a cgroup per task
+    holds them, and goes when the task stops."""
+    td = fargate(ecs, [
+        {"name": "main", "image": TESTAPP, "command": ["berth-testapp", "sleep", "300"]},
+        {"name": "hog", "image": TESTAPP, "essential": False, "command": ["berth-testapp", "alloc", "1300"]},
+    ], cpu="512", memory="1024")
+    [t] = run(ecs, cluster, td)
+    task_id = t["taskArn"].rsplit("/", 1)[1]
+    deadline = time.time() + 60
+    while True:
+        task = ecs.describe_tasks(cluster=cluster, tasks=[t["taskArn"]])["tasks"][0]
+        if "exitCode" in container(task, "hog") or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    hog = container(task, "hog")
+    assert hog.get("exitCode") == 137, hog
+    assert hog["reason"] == "OutOfMemoryError: Container killed due to memory usage"
+    assert task["lastStatus"] == "RUNNING", "a non-essential container's exit does not stop the task"
+    main = f"berth-{task_id}-main"
+    assert docker_inspect(main, "{{.HostConfig.CgroupParent}}") == f"/berth/{task_id}"
+    assert docker_inspect(main, "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}") == "0 0", \
+        "the limits are the task's, not each container's"
+    limit = task_cgroup_file(task_id, "memory", "memory.limit_in_bytes", "memory.max")
+    assert open(limit).read().strip() == str(1024 << 20)
+    quota = task_cgroup_file(task_id, "cpu", "cpu.cfs_quota_us", "cpu.max")
+    assert open(quota).read().split()[0] == "50000", "512 CPU units = half of each 100 ms period"
+    ecs.stop_task(cluster=cluster, task=t["taskArn"])
+    wait_status(ecs, cluster, t["taskArn"], "STOPPED")
+    assert not os.path.exists(os.path.dirname(limit)), "the task's cgroup is removed"
 
 
 def test_unpullable_image_fails_only_that_task(ecs, cluster):
