@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod agent;
+pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod doctor;
