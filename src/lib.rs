@@ -10,6 +10,7 @@ pub mod ecs;
 pub mod error;
 pub mod logs;
 pub mod model;
+pub mod placement;
 pub mod runtime;
 pub mod server;
 pub mod store;
