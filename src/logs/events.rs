@@ -219,6 +219,27 @@ struct FilterLogEventsRequest {
     limit: Option<i64>,
 }
 
+/// Where a forward scan starts: after `after`, and at `start` at the
+/// earliest (inclusive: ids are ≥ 1, so `(start, 0)` precedes every event at
+/// `start`). Bounding the index range by position, rather than filtering by
+/// `timestamp >= start` beside a position, keeps SQLite from walking every
+/// older event of the group or stream to find the first one.
+fn scan_after(after: Position, start: i64) -> Position {
+    after.max(Position {
+        timestamp: start,
+        id: 0,
+    })
+}
+
+/// Where a backward scan starts: before `before`, and before `end` at the
+/// latest (exclusive).
+fn scan_before(before: Position, end: i64) -> Position {
+    before.min(Position {
+        timestamp: end,
+        id: 0,
+    })
+}
+
 struct EventRow {
     pos: Position,
     stream_id: i64,
@@ -303,34 +324,39 @@ impl Logs {
         } else {
             (Direction::Backward, Position::END)
         });
-        // startTime is inclusive, endTime exclusive.
+        // startTime is inclusive, endTime exclusive. The scan starts at the
+        // nearer of the token's position and the time bound it runs towards,
+        // and stops at the other bound.
         let start = req.start_time.unwrap_or(i64::MIN);
         let end = req.end_time.unwrap_or(i64::MAX);
+        let (sql, scan_from, stop_at) = match direction {
+            Direction::Forward => (
+                "SELECT timestamp, id, ingestion, message, stream_id FROM log_events
+                 WHERE group_id = ?1 AND stream_id = ?2 AND (timestamp, id) > (?3, ?4)
+                   AND timestamp < ?5
+                 ORDER BY timestamp, id LIMIT ?6",
+                scan_after(from, start),
+                end,
+            ),
+            Direction::Backward => (
+                "SELECT timestamp, id, ingestion, message, stream_id FROM log_events
+                 WHERE group_id = ?1 AND stream_id = ?2 AND (timestamp, id) < (?3, ?4)
+                   AND timestamp >= ?5
+                 ORDER BY timestamp DESC, id DESC LIMIT ?6",
+                scan_before(from, end),
+                start,
+            ),
+        };
         self.store.read(|conn| {
             let g = groups::require(conn, &ctx.account, &ctx.region, &group)?;
             let s = streams::require(conn, g.id, &req.log_stream_name)?;
-            let sql = match direction {
-                Direction::Forward => {
-                    "SELECT timestamp, id, ingestion, message, stream_id FROM log_events
-                     WHERE group_id = ?1 AND stream_id = ?2 AND (timestamp, id) > (?3, ?4)
-                       AND timestamp >= ?5 AND timestamp < ?6
-                     ORDER BY timestamp, id LIMIT ?7"
-                }
-                Direction::Backward => {
-                    "SELECT timestamp, id, ingestion, message, stream_id FROM log_events
-                     WHERE group_id = ?1 AND stream_id = ?2 AND (timestamp, id) < (?3, ?4)
-                       AND timestamp >= ?5 AND timestamp < ?6
-                     ORDER BY timestamp DESC, id DESC LIMIT ?7"
-                }
-            };
             let mut stmt = conn.prepare_cached(sql)?;
             let mut rows = stmt.query(params![
                 g.id,
                 s.id,
-                from.timestamp,
-                from.id,
-                start,
-                end,
+                scan_from.timestamp,
+                scan_from.id,
+                stop_at,
                 limit
             ])?;
             let mut page = Vec::new();
@@ -400,9 +426,12 @@ impl Logs {
             Some(t) => tokens::decode_position(t)?,
             None => Position::START,
         };
-        // Both ends are inclusive.
+        // Both ends are inclusive. `aws logs tail --follow` asks every 5 s
+        // from the newest timestamp it has printed, without a token: the scan
+        // starts there, not at the group's oldest event.
         let start = req.start_time.unwrap_or(i64::MIN);
         let end = req.end_time.unwrap_or(i64::MAX);
+        let after = scan_after(after, start);
         self.store.read(|conn| {
             let g = groups::require(conn, &ctx.account, &ctx.region, &group)?;
             let all_streams = streams::names(conn, g.id)?;
@@ -427,11 +456,10 @@ impl Logs {
             if !(filtered_streams && stream_names.is_empty()) {
                 let mut stmt = conn.prepare_cached(
                     "SELECT timestamp, id, ingestion, message, stream_id FROM log_events
-                     WHERE group_id = ?1 AND (timestamp, id) > (?2, ?3)
-                       AND timestamp >= ?4 AND timestamp <= ?5
+                     WHERE group_id = ?1 AND (timestamp, id) > (?2, ?3) AND timestamp <= ?4
                      ORDER BY timestamp, id",
                 )?;
-                let mut rows = stmt.query(params![g.id, after.timestamp, after.id, start, end])?;
+                let mut rows = stmt.query(params![g.id, after.timestamp, after.id, end])?;
                 let mut bytes = 0;
                 let mut scanned = 0;
                 while let Some(r) = rows.next()? {

@@ -333,6 +333,83 @@ mod tests {
     }
 
     #[test]
+    fn time_bounds_and_tokens_combine() {
+        let (_d, logs, ctx) = setup();
+        let (a, r) = (ctx.account.as_str(), ctx.region.as_str());
+        logs.ensure_group(a, r, "g").unwrap();
+        logs.ensure_stream(a, r, "g", "s").unwrap();
+        let t = ctx.now_millis() - 1000;
+        // Two events at each of t .. t + 4: a0 b0 a1 b1 ... a4 b4.
+        let events: Vec<(i64, String)> = (0..5)
+            .flat_map(|i| [(t + i, format!("a{i}")), (t + i, format!("b{i}"))])
+            .collect();
+        logs.append(a, r, "g", "s", &events).unwrap();
+        let msgs = |v: &Value| -> Vec<String> {
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["message"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let filter = |req: Value| logs.handle(&ctx, "FilterLogEvents", req).unwrap();
+        // startTime is inclusive, endTime too; the same startTime asked again
+        // (as `aws logs tail --follow` does) answers the same events and ids.
+        let first = filter(json!({"logGroupName": "g", "startTime": t + 3, "interleaved": true}));
+        assert_eq!(msgs(&first), ["a3", "b3", "a4", "b4"]);
+        let again = filter(json!({"logGroupName": "g", "startTime": t + 3}));
+        assert_eq!(first["events"], again["events"]);
+        assert!(first.get("nextToken").is_none());
+        let ranged = filter(json!({"logGroupName": "g", "startTime": t + 1, "endTime": t + 2}));
+        assert_eq!(msgs(&ranged), ["a1", "b1", "a2", "b2"]);
+        // A token from before startTime: startTime still bounds the page.
+        let early = filter(json!({"logGroupName": "g", "limit": 1}));
+        assert_eq!(msgs(&early), ["a0"]);
+        let resumed = filter(json!({
+            "logGroupName": "g", "startTime": t + 4, "nextToken": early["nextToken"]
+        }));
+        assert_eq!(msgs(&resumed), ["a4", "b4"]);
+        // A token from after startTime: the token does.
+        let page = filter(json!({"logGroupName": "g", "startTime": t + 1, "limit": 3}));
+        assert_eq!(msgs(&page), ["a1", "b1", "a2"]);
+        let rest = filter(json!({
+            "logGroupName": "g", "startTime": t + 1, "nextToken": page["nextToken"]
+        }));
+        assert_eq!(msgs(&rest), ["b2", "a3", "b3", "a4", "b4"]);
+
+        let get = |extra: Value| {
+            let mut req = json!({"logGroupName": "g", "logStreamName": "s"});
+            req.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            logs.handle(&ctx, "GetLogEvents", req).unwrap()
+        };
+        // Backward from the end, bounded by endTime (exclusive) and startTime.
+        let last = get(json!({"endTime": t + 3, "limit": 3}));
+        assert_eq!(msgs(&last), ["b1", "a2", "b2"]);
+        let before = get(
+            json!({"endTime": t + 3, "startTime": t + 1, "nextToken": last["nextBackwardToken"]}),
+        );
+        assert_eq!(msgs(&before), ["a1"]);
+        // A backward token from after endTime: endTime still bounds the page.
+        let end = get(json!({"limit": 1}));
+        assert_eq!(msgs(&end), ["b4"]);
+        let bounded = get(json!({"endTime": t + 1, "nextToken": end["nextBackwardToken"]}));
+        assert_eq!(msgs(&bounded), ["a0", "b0"]);
+        // Forward: a token from before startTime, and one from after it.
+        let head = get(json!({"startFromHead": true, "limit": 1}));
+        assert_eq!(msgs(&head), ["a0"]);
+        let fwd = get(json!({"startTime": t + 4, "nextToken": head["nextForwardToken"]}));
+        assert_eq!(msgs(&fwd), ["a4", "b4"]);
+        let mid = get(json!({"startFromHead": true, "startTime": t + 1, "limit": 2}));
+        assert_eq!(msgs(&mid), ["a1", "b1"]);
+        let fwd = get(
+            json!({"startTime": t + 1, "endTime": t + 3, "nextToken": mid["nextForwardToken"]}),
+        );
+        assert_eq!(msgs(&fwd), ["a2", "b2"]);
+    }
+
+    #[test]
     fn retention_purges_expired_events() {
         let (_d, logs, ctx) = setup();
         let (a, r) = (ctx.account.as_str(), ctx.region.as_str());

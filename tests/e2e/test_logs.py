@@ -1,11 +1,18 @@
 """CloudWatch Logs through boto3 and the aws CLI: log groups, streams,
-PutLogEvents / GetLogEvents / FilterLogEvents, pagination, errors and
-persistence across kill -9."""
+PutLogEvents / GetLogEvents / FilterLogEvents, pagination, errors,
+`aws logs tail --follow` (aws CLI v2, replayed) and persistence across
+kill -9."""
 
+import datetime
+import re
+import threading
 import time
+from collections import defaultdict
 
 import botocore.exceptions
+import botocore.utils
 import pytest
+from dateutil import tz
 
 from conftest import Server, client, unique
 
@@ -499,6 +506,389 @@ def test_filter_log_events_with_the_cli(cli, filled_group):
     out = cli("logs", "filter-log-events", "--log-group-name", group, "--log-stream-name-prefix", "app",
               "--filter-pattern", '"disk full"')
     assert [(e["logStreamName"], e["message"]) for e in out["events"]] == [("app/1", "ERROR disk full")]
+
+
+# ----- `aws logs tail [--follow]` (aws CLI v2) -----
+#
+# The aws CLI installed here is v1, which has no `logs tail`, so what v2 does
+# is replayed below. Source: awscli/customizations/logs/tail.py in aws/aws-cli
+# (branch v2, read at commit 00d4d6e8d9acf07b08a8a37a299d5c7c734458fc);
+# `start-live-tail` is another command (startlivetail.py, StartLiveTail) and
+# `tail` never calls it, nor DescribeLogGroups (only the v2 auto-prompt's
+# completer of the group name does). On the wire `tail` makes FilterLogEvents
+# calls and nothing else:
+#
+#   {"logGroupName": GROUP, "interleaved": true, "startTime": <--since, epoch ms>,
+#    ["filterPattern"], ["logStreamNames" | "logStreamNamePrefix"]}
+#
+# (no endTime, no limit, never logGroupIdentifier). --since (default 10m) is
+# `<n>s|m|h|d|w` before now (UTC) or a timestamp botocore parses. Without
+# --follow it walks the filter_log_events paginator once. With --follow it
+# loops: an answer with a nextToken is followed at once by the same request
+# with that nextToken; after an answer without one it drops nextToken, sets
+# startTime to the newest timestamp it has printed (inclusive, so those
+# events come back) and sleeps 5 s. It prints an event unless its eventId was
+# already printed at the same timestamp, and after each answer keeps only the
+# ids of the newest timestamp. So the server must keep eventIds stable, order
+# events by timestamp across streams, treat startTime as inclusive, and answer
+# a nextToken only while there is more.
+#
+# The classes below are a port of that code (same calls, same parameters, same
+# de-duplication, same formatting, with colour off as when stdout is not a
+# terminal). The 5 s sleep is the `sleep` the source's generator takes as a
+# parameter, here one the test controls.
+
+class TailTimestamps:
+    """tail.py's TimestampUtils."""
+
+    RELATIVE = re.compile(r"(?P<amount>\d+)(?P<unit>s|m|h|d|w)$")
+    TO_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 24 * 3600, "w": 7 * 24 * 3600}
+
+    def __init__(self):
+        # datetime.utcnow(): naive UTC.
+        self._now = lambda: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+    def to_epoch_millis(self, since):
+        m = self.RELATIVE.match(since)
+        if m:
+            when = self._now() - datetime.timedelta(
+                seconds=int(m.group("amount")) * self.TO_SECONDS[m.group("unit")])
+        else:
+            when = botocore.utils.parse_timestamp(since)
+        return int(botocore.utils.datetime2timestamp(when) * 1000)
+
+    def to_datetime(self, millis):
+        return datetime.datetime.fromtimestamp(millis / 1000.0, tz.tzutc())
+
+
+def tail_detailed_line(event):
+    """tail.py's DetailedLogEventsFormatter (the default --format), no colour."""
+    line = "%s %s %s" % (event["timestamp"].isoformat(timespec="microseconds"),
+                         event["logStreamName"], event["message"])
+    return line.rstrip() + "\n"
+
+
+def tail_short_line(event):
+    """tail.py's ShortLogEventsFormatter (--format short), no colour."""
+    line = "%s %s" % (event["timestamp"].strftime("%Y-%m-%dT%H:%M:%S"), event["message"])
+    return line.rstrip() + "\n"
+
+
+class TailEvents:
+    """tail.py's BaseLogEventsGenerator with its NoFollow (follow=False) and
+    Follow (follow=True) _filter_log_events."""
+
+    TIME_TO_SLEEP = 5
+
+    def __init__(self, client, follow, sleep=time.sleep):
+        self._client = client
+        self._follow = follow
+        self._sleep = sleep
+        self._timestamps = TailTimestamps()
+
+    def iter_log_events(self, group_name, start=None, filter_pattern=None,
+                        log_stream_names=None, log_stream_name_prefix=None):
+        kwargs = {"logGroupName": group_name, "interleaved": True}
+        if start is not None:
+            kwargs["startTime"] = self._timestamps.to_epoch_millis(start)
+        if filter_pattern is not None:
+            kwargs["filterPattern"] = filter_pattern
+        if log_stream_names is not None:
+            kwargs["logStreamNames"] = log_stream_names
+        if log_stream_name_prefix is not None:
+            kwargs["logStreamNamePrefix"] = log_stream_name_prefix
+        source = self._follow_events(kwargs) if self._follow else self._all_events(kwargs)
+        for event in source:
+            event["ingestionTime"] = self._timestamps.to_datetime(event["ingestionTime"])
+            event["timestamp"] = self._timestamps.to_datetime(event["timestamp"])
+            yield event
+
+    def _all_events(self, kwargs):
+        for page in self._client.get_paginator("filter_log_events").paginate(**kwargs):
+            yield from page["events"]
+
+    def _follow_events(self, kwargs):
+        try:
+            yield from self._poll(kwargs)
+        except KeyboardInterrupt:
+            # Control-C is the only way out of --follow.
+            return
+
+    def _poll(self, kwargs):
+        ids_at = defaultdict(set)  # timestamp -> eventIds printed
+        while True:
+            response = self._client.filter_log_events(**kwargs)
+            for event in response["events"]:
+                if event["eventId"] not in ids_at[event["timestamp"]]:
+                    ids_at[event["timestamp"]].add(event["eventId"])
+                    yield event
+            if ids_at:
+                newest = max(ids_at)
+                ids_at = defaultdict(set, {newest: ids_at[newest]})
+            if "nextToken" in response:
+                kwargs["nextToken"] = response["nextToken"]
+            else:
+                if ids_at:
+                    kwargs["startTime"] = max(ids_at)
+                kwargs.pop("nextToken", None)
+                self._sleep(self.TIME_TO_SLEEP)
+
+
+class RecordingLogs:
+    """A logs client that records each FilterLogEvents request and whether
+    its answer carried a nextToken."""
+
+    def __init__(self, logs):
+        self._logs = logs
+        self.calls = []
+
+    def filter_log_events(self, **kwargs):
+        request = dict(kwargs)
+        response = self._logs.filter_log_events(**kwargs)
+        self.calls.append((request, "nextToken" in response, len(response["events"])))
+        return response
+
+    def get_paginator(self, name):
+        return self._logs.get_paginator(name)
+
+
+class Follower:
+    """Runs `aws logs tail GROUP --follow` in a thread. Its sleep between
+    polls waits for the test: `poll()` lets one full poll (every page, up to
+    an answer without nextToken) run and waits for it; `run_free()` lets it
+    poll every 50 ms; `stop()` is Control-C during the sleep."""
+
+    def __init__(self, logs, group, **tail_args):
+        self.client = RecordingLogs(logs)
+        self.lines = []
+        self.sleeps = []
+        self._cond = threading.Condition()
+        self._allowed = 0
+        self._free = False
+        self._stopping = False
+        self._error = None
+        events = TailEvents(self.client, follow=True, sleep=self._sleep)
+        self._events = events.iter_log_events(group, **tail_args)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._wait(lambda: len(self.sleeps) >= 1)
+
+    def _run(self):
+        try:
+            for event in self._events:
+                self.lines.append(tail_detailed_line(event))
+        except BaseException as e:  # noqa: B902 - reported by the test thread
+            self._error = e
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+
+    def _sleep(self, seconds):
+        with self._cond:
+            self.sleeps.append(seconds)
+            n = len(self.sleeps)
+            self._cond.notify_all()
+            while not (self._stopping or self._allowed >= n):
+                if self._free:
+                    self._cond.wait(0.05)
+                    break
+                self._cond.wait()
+            if self._stopping:
+                raise KeyboardInterrupt
+
+    def _wait(self, done, timeout=30):
+        with self._cond:
+            ok = self._cond.wait_for(lambda: done() or not self._thread.is_alive(), timeout)
+        if self._error is not None:
+            raise self._error
+        assert ok and self._thread.is_alive(), "tail --follow stopped or hung"
+
+    def poll(self):
+        with self._cond:
+            target = len(self.sleeps) + 1
+            self._allowed = len(self.sleeps)
+            self._cond.notify_all()
+        self._wait(lambda: len(self.sleeps) >= target)
+
+    def run_free(self):
+        with self._cond:
+            self._free = True
+            self._cond.notify_all()
+
+    def wait_for_lines(self, n, timeout=30):
+        self._wait(lambda: len(self.lines) >= n, timeout)
+
+    def polls_after(self, k):
+        """Wait until k more polls have completed."""
+        with self._cond:
+            target = len(self.sleeps) + k
+        self._wait(lambda: len(self.sleeps) >= target)
+
+    def stop(self):
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(30)
+        assert not self._thread.is_alive()
+        if self._error is not None:
+            raise self._error
+
+
+def detailed(ts, stream, message):
+    """The line tail prints for an event, computed independently of the port."""
+    secs, ms = divmod(ts, 1000)
+    when = datetime.datetime.fromtimestamp(secs, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{when}.{ms:03d}000+00:00 {stream} {message}".rstrip() + "\n"
+
+
+class Writer:
+    """PutLogEvents in batches, remembering what tail should print: every
+    event, ordered by timestamp, then by arrival."""
+
+    def __init__(self, logs, group):
+        self.logs, self.group, self.events = logs, group, []
+
+    def stream(self, name):
+        self.logs.create_log_stream(logGroupName=self.group, logStreamName=name)
+
+    def put(self, stream, events, printed=True):
+        out = self.logs.put_log_events(logGroupName=self.group, logStreamName=stream,
+                                       logEvents=[{"timestamp": t, "message": m} for t, m in events])
+        assert "rejectedLogEventsInfo" not in out
+        if printed:
+            self.events.extend((t, stream, m) for t, m in events)
+
+    def expected(self):
+        return [detailed(t, s, m) for t, s, m in sorted(self.events, key=lambda e: e[0])]
+
+
+def test_tail_follow_prints_every_event_once_in_order(logs):
+    group = unique("/tail")
+    logs.create_log_group(logGroupName=group)
+    w = Writer(logs, group)
+    for s in ("web/1", "web/2", "worker/1"):
+        w.stream(s)
+    now = now_ms()
+    # Before following: one event older than --since 10m, three within it
+    # (two at the same millisecond in two streams).
+    w.put("web/1", [(now - 20 * 60_000, "before --since")], printed=False)
+    w.put("web/2", [(now - 5 * 60_000, "already there 1")])
+    w.put("worker/1", [(now - 5 * 60_000, "already there 2"), (now - 4 * 60_000, "already there 3")])
+
+    started = now_ms()
+    f = Follower(logs, group, start="10m")
+    try:
+        assert f.lines == w.expected()
+        first = f.client.calls[0][0]
+        assert set(first) == {"logGroupName", "interleaved", "startTime"}
+        assert first["logGroupName"] == group and first["interleaved"] is True
+        assert started - 600_000 - 1000 <= first["startTime"] <= now_ms() - 600_000 + 1000
+
+        t = now - 3 * 60_000
+        # Events at the newest printed timestamp arrive after it was printed,
+        # in another stream: tail asks for that timestamp again and must print
+        # only the new ones.
+        w.put("web/1", [(t, "a1"), (t + 1, "a2"), (t + 1, "a3")])
+        f.poll()
+        w.put("web/2", [(t + 1, "b1 same ms as a2 and a3"), (t + 2, "b2")])
+        w.put("worker/1", [(t + 2, "c1 same ms as b2"), (t + 3, "c2")])
+        f.poll()
+        f.poll()  # nothing new: the events at t + 3 come back and are skipped
+        # A stream created while following; trailing whitespace is trimmed.
+        w.stream("worker/2")
+        w.put("worker/2", [(t + 3, "d1 same ms as c2"), (t + 4, "d2 two lines\nsecond  \n")])
+        f.poll()
+        assert f.lines == w.expected()
+
+        # More than a page (about 1 MB) at once: tail follows the nextToken.
+        pad = "x" * 1000
+        for i, s in enumerate(("web/1", "web/2", "worker/1")):
+            w.put(s, [(t + 10 + 3 * j + i, f"burst {s} {j} {pad}") for j in range(400)])
+        f.poll()
+        assert f.lines == w.expected()
+        assert any(had_token for _, had_token, _ in f.client.calls), "no answer had a nextToken"
+
+        # Polling on its own while batches keep coming, in four streams,
+        # three batches at each millisecond. (Timestamps never go back: an
+        # event older than the newest one tail has printed is one tail will
+        # not ask for again, on AWS too.)
+        f.run_free()
+        t2 = t + 2000
+        streams = ["web/1", "web/2", "worker/1", "worker/2"]
+        for k in range(60):
+            ts = t2 + k // 3
+            batch = [(ts, f"live {k}.0"), (ts, f"live {k}.1")]
+            if k % 3 == 2:
+                batch.append((ts + 1, f"live {k}.2"))
+            w.put(streams[k % 4], batch)
+            time.sleep(0.01)
+        f.wait_for_lines(len(w.events))
+        f.polls_after(3)
+    finally:
+        f.stop()
+
+    expected = w.expected()
+    assert len(set(expected)) == len(expected)
+    assert f.lines == expected
+    assert set(f.sleeps) == {5}
+
+    # The requests: the same parameters throughout; a nextToken only right
+    # after an answer that had one, with the same startTime; otherwise the
+    # startTime of the newest event printed so far.
+    calls = f.client.calls
+    for i, (req, had_token, _) in enumerate(calls):
+        assert {k: v for k, v in req.items() if k not in ("startTime", "nextToken")} == {
+            "logGroupName": group, "interleaved": True}
+        if i == 0:
+            continue
+        prev, prev_had_token, _ = calls[i - 1]
+        if prev_had_token:
+            assert "nextToken" in req and req["startTime"] == prev["startTime"]
+        else:
+            assert "nextToken" not in req
+        assert req["startTime"] >= prev["startTime"]
+    assert calls[-1][0]["startTime"] == max(t for t, _, _ in w.events)
+
+    # Without --follow: the paginator, once, prints the same.
+    once = TailEvents(logs, follow=False).iter_log_events(group, start="10m")
+    assert [tail_detailed_line(e) for e in once] == expected
+    short = next(TailEvents(logs, follow=False).iter_log_events(group, start="10m"))
+    when = datetime.datetime.fromtimestamp((now - 5 * 60_000) // 1000, datetime.timezone.utc)
+    assert tail_short_line(short) == when.strftime("%Y-%m-%dT%H:%M:%S") + " already there 1\n"
+
+
+def test_tail_follow_with_filter_pattern_and_streams(logs):
+    group = unique("/tail")
+    logs.create_log_group(logGroupName=group)
+    w = Writer(logs, group)
+    for s in ("app/1", "app/2", "db/1"):
+        w.stream(s)
+    t = now_ms() - 60_000
+    w.put("app/1", [(t, "ERROR early")])
+    w.put("db/1", [(t, "ERROR in db")], printed=False)
+    # --filter-pattern, and --log-stream-name-prefix or --log-stream-names.
+    for args, wire in [({"log_stream_name_prefix": "app"}, {"logStreamNamePrefix": "app"}),
+                       ({"log_stream_names": ["app/1", "app/2"]}, {"logStreamNames": ["app/1", "app/2"]})]:
+        f = Follower(logs, group, start="2m", filter_pattern="ERROR", **args)
+        try:
+            assert f.lines == [detailed(t, "app/1", "ERROR early")]
+            req = f.client.calls[0][0]
+            assert req == {"logGroupName": group, "interleaved": True, "startTime": req["startTime"],
+                           "filterPattern": "ERROR", **wire}
+        finally:
+            f.stop()
+    f = Follower(logs, group, start="2m", filter_pattern="ERROR", log_stream_name_prefix="app")
+    try:
+        f.poll()
+        w.put("app/2", [(t, "ERROR same ms, later"), (t + 5, "INFO not printed")])
+        w.put("db/1", [(t + 5, "ERROR other stream")], printed=False)
+        w.put("app/1", [(t + 6, "ERROR last")])
+        f.poll()
+        f.poll()
+    finally:
+        f.stop()
+    w.events = [e for e in w.events if "ERROR" in e[2]]
+    assert f.lines == w.expected()
 
 
 # ----- Deleting a group deletes its events -----
