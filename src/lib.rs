@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod client;
 pub mod config;
 pub mod context;
 pub mod doctor;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod logs;
 pub mod model;
 pub mod placement;
+pub mod platform;
 pub mod runtime;
 pub mod server;
 pub mod store;

@@ -28,6 +28,56 @@ enum DurabilityArg {
     Normal,
 }
 
+/// How a subcommand finds the server, as the aws CLI does.
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The server (default: $AWS_ENDPOINT_URL, else http://127.0.0.1:4566).
+    #[arg(long, global = true)]
+    endpoint_url: Option<String>,
+    /// Region (default: $AWS_REGION or $AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// `table` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    output: OutputArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputArg {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum InstancesAction {
+    /// Create local instances and register them with a cluster.
+    Add {
+        #[arg(long)]
+        cluster: String,
+        /// An EC2 instance type from Berth's catalog (t3.medium, m7g.large, ...).
+        #[arg(long)]
+        instance_type: String,
+        #[arg(long, default_value_t = 1)]
+        count: i64,
+        /// Default: the cluster's availability zones in turn (<region>a, b, c).
+        #[arg(long)]
+        availability_zone: Option<String>,
+    },
+    /// The container instances of a cluster, or of every cluster.
+    List {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Deregister local instances (their tasks are stopped) and free their addresses.
+    Remove {
+        #[arg(long)]
+        cluster: String,
+        /// Instance ids, ARNs or EC2 instance ids.
+        #[arg(required = true)]
+        instances: Vec<String>,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve every API on one port.
@@ -47,6 +97,14 @@ enum Command {
         /// Fail any response that emits a field the service model does not declare (for tests).
         #[arg(long, env = "BERTH_STRICT_OUTPUT")]
         strict_output: bool,
+    },
+    /// Local container instances: Docker hosts of an EC2 instance type's
+    /// size, registered with a cluster, for the EC2 launch type.
+    Instances {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: InstancesAction,
     },
     /// Check the prerequisites and say what to fix.
     Doctor {
@@ -107,6 +165,14 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Command::Instances { client, action } => {
+            // A user error, said plainly: no backtrace.
+            if let Err(e) = instances(client, action) {
+                eprintln!("berth: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Doctor { listen, data_dir } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             let checks = berth::doctor::run_checks(&data_dir, &listen);
@@ -125,6 +191,130 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// `berth instances …`: one call to the server's platform API.
+fn instances(args: ClientArgs, action: InstancesAction) -> anyhow::Result<()> {
+    use serde_json::json;
+    let client =
+        berth::client::Client::from_env(args.endpoint_url.as_deref(), args.region.as_deref())?;
+    let (op, body) = match &action {
+        InstancesAction::Add {
+            cluster,
+            instance_type,
+            count,
+            availability_zone,
+        } => {
+            let mut b = json!({"cluster": cluster, "instanceType": instance_type, "count": count});
+            if let Some(az) = availability_zone {
+                b["availabilityZone"] = json!(az);
+            }
+            ("AddInstances", b)
+        }
+        InstancesAction::List { cluster } => (
+            "ListInstances",
+            match cluster {
+                Some(c) => json!({"cluster": c}),
+                None => json!({}),
+            },
+        ),
+        InstancesAction::Remove { cluster, instances } => (
+            "RemoveInstances",
+            json!({"cluster": cluster, "instances": instances}),
+        ),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let out = rt.block_on(client.call(&format!("Berth_20261123.{op}"), &body))?;
+    if args.output == OutputArg::Json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_instances(&out);
+    }
+    for f in out["failures"].as_array().into_iter().flatten() {
+        eprintln!(
+            "failed: {} ({})",
+            f["arn"].as_str().unwrap_or(""),
+            f["reason"].as_str().unwrap_or("")
+        );
+    }
+    let failures = out["failures"].as_array().map(Vec::len).unwrap_or(0);
+    if failures > 0 {
+        anyhow::bail!("{failures} instance(s) could not be removed");
+    }
+    Ok(())
+}
+
+fn print_instances(out: &serde_json::Value) {
+    let rows: Vec<[String; 8]> = out["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or("-").to_string();
+            let n = |k: &str| i[k].as_i64().unwrap_or(0);
+            let cluster = s("clusterArn");
+            [
+                s("ec2InstanceId"),
+                cluster.rsplit('/').next().unwrap_or("").to_string(),
+                s("instanceType"),
+                s("availabilityZone"),
+                s("address"),
+                format!(
+                    "{}{}",
+                    s("status"),
+                    if i["agentConnected"] == true {
+                        ""
+                    } else {
+                        " (agent disconnected)"
+                    }
+                ),
+                format!(
+                    "{}/{} cpu, {}/{} MiB free",
+                    n("remainingCpu"),
+                    n("registeredCpu"),
+                    n("remainingMemory"),
+                    n("registeredMemory")
+                ),
+                format!(
+                    "{} running, {} pending",
+                    n("runningTasksCount"),
+                    n("pendingTasksCount")
+                ),
+            ]
+        })
+        .collect();
+    let header = [
+        "INSTANCE",
+        "CLUSTER",
+        "TYPE",
+        "ZONE",
+        "ADDRESS",
+        "STATUS",
+        "RESOURCES",
+        "TASKS",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(header.to_vec()));
+    for r in &rows {
+        println!("{}", line(r.iter().map(String::as_str).collect()));
     }
 }
 

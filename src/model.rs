@@ -465,6 +465,12 @@ pub fn logs() -> &'static Model {
     M.get_or_init(|| Model::from_json(include_str!("../models/logs-2014-03-28.json")))
 }
 
+/// Berth's own API (see `platform`).
+pub fn berth() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/berth-2026-11-23.json")))
+}
+
 pub fn sts() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
     M.get_or_init(|| Model::from_json(include_str!("../models/sts-2011-06-15.json")))

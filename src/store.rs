@@ -120,6 +120,37 @@ pub const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 5: container instances, their attributes, and where each task runs
+    // with what it reserves there.
+    r#"
+    CREATE TABLE container_instances (
+        arn             TEXT PRIMARY KEY,
+        id              TEXT NOT NULL UNIQUE,
+        account         TEXT NOT NULL,
+        region          TEXT NOT NULL,
+        cluster_arn     TEXT NOT NULL,
+        ec2_instance_id TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        registered_at   INTEGER NOT NULL,
+        agent           TEXT NOT NULL,
+        last_seen       INTEGER,
+        address         TEXT,
+        doc             TEXT NOT NULL
+    );
+    CREATE INDEX container_instances_by_cluster
+        ON container_instances (cluster_arn, status, registered_at, arn);
+    CREATE TABLE attributes (
+        cluster_arn TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id   TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        value       TEXT,
+        PRIMARY KEY (cluster_arn, target_id, name)
+    );
+    ALTER TABLE tasks ADD COLUMN container_instance_arn TEXT;
+    ALTER TABLE tasks ADD COLUMN reserved TEXT;
+    CREATE INDEX tasks_by_instance ON tasks (container_instance_arn, last_status);
+    "#,
 ];
 
 const READERS: usize = 4;

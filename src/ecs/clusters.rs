@@ -47,6 +47,7 @@ pub fn counts(conn: &Connection, cluster_arn: &str) -> ApiResult<Counts> {
         running_fargate_tasks: t.running_fargate,
         pending_fargate_tasks: t.pending_fargate,
         live_tasks: t.live,
+        registered_instances: super::instances::registered_count(conn, cluster_arn)?,
         ..Counts::default()
     })
 }

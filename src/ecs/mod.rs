@@ -3,11 +3,13 @@
 //!
 //! Code map: clusters in `clusters.rs`, task definitions in `taskdefs.rs`
 //! (their registration rules, pure, in `taskdef_rules.rs`), tasks in
-//! `tasks.rs` (the agent in `src/agent` runs them), tags in
+//! `tasks.rs` (the agent in `src/agent` runs them), container instances and
+//! attributes in `instances.rs` (placement itself in `src/placement`), tags in
 //! `tags.rs`, ARNs in `arn.rs`, pagination tokens in `paging.rs`.
 
 pub mod arn;
 pub mod clusters;
+pub mod instances;
 pub mod paging;
 pub mod tags;
 pub mod taskdef_rules;
@@ -58,6 +60,15 @@ impl Ecs {
             "StopTask" => self.stop_task(ctx, input),
             "DescribeTasks" => self.describe_tasks(ctx, input),
             "ListTasks" => self.list_tasks(ctx, input),
+            "StartTask" => self.start_task(ctx, input),
+            "RegisterContainerInstance" => self.register_container_instance(ctx, input),
+            "DeregisterContainerInstance" => self.deregister_container_instance(ctx, input),
+            "DescribeContainerInstances" => self.describe_container_instances(ctx, input),
+            "ListContainerInstances" => self.list_container_instances(ctx, input),
+            "UpdateContainerInstancesState" => self.update_container_instances_state(ctx, input),
+            "PutAttributes" => self.put_attributes(ctx, input),
+            "DeleteAttributes" => self.delete_attributes(ctx, input),
+            "ListAttributes" => self.list_attributes(ctx, input),
             "TagResource" => self.tag_resource(ctx, input),
             "UntagResource" => self.untag_resource(ctx, input),
             "ListTagsForResource" => self.list_tags_for_resource(ctx, input),

@@ -12,9 +12,12 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{clusters, paging, tags, taskdefs, Ecs};
+use rand::Rng;
+
+use super::{clusters, instances, paging, tags, taskdefs, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::placement;
 
 pub const FARGATE_PLATFORM_VERSION: &str = "1.4.0";
 
@@ -31,6 +34,10 @@ pub struct TaskRuntime {
     /// container).
     #[serde(default)]
     pub cgroup: Option<String>,
+    /// EC2 launch type: the address of the container instance the task was
+    /// placed on, where its ports are published. Set at placement.
+    #[serde(default)]
+    pub host_ip: Option<String>,
 }
 
 /// A task as stored.
@@ -99,10 +106,17 @@ pub fn load(conn: &Connection, arn: &str) -> ApiResult<Option<TaskRow>> {
         .optional()?)
 }
 
-/// Every task the agent still has work on (not yet STOPPED).
+/// Every task the server's own agent still has work on (not yet STOPPED):
+/// FARGATE tasks and tasks on local container instances. Tasks on instances
+/// registered by an agent elsewhere are that agent's.
 pub fn live_arns(conn: &Connection) -> ApiResult<Vec<String>> {
     let arns = conn
-        .prepare_cached("SELECT arn FROM tasks WHERE last_status != 'STOPPED' ORDER BY created_at")?
+        .prepare_cached(
+            "SELECT arn FROM tasks WHERE last_status != 'STOPPED'
+               AND (container_instance_arn IS NULL OR container_instance_arn IN
+                    (SELECT arn FROM container_instances WHERE agent = 'local'))
+             ORDER BY created_at",
+        )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(arns)
@@ -137,6 +151,32 @@ pub fn request_stop(conn: &Connection, arn: &str, code: &str, reason: &str) -> A
         )?
         .execute(params![arn, code, reason])?;
     Ok(n > 0)
+}
+
+/// Record a task as STOPPED without an agent: for tasks whose agent is gone
+/// (its instance deregistered or disconnected), so nothing will report
+/// their end. Their reservations are released with it.
+pub fn mark_stopped(conn: &Connection, arn: &str, now_epoch: f64) -> ApiResult<()> {
+    let Some(mut task) = load(conn, arn)? else {
+        return Ok(());
+    };
+    if task.last_status() == "STOPPED" {
+        return Ok(());
+    }
+    for c in task
+        .doc
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        c["lastStatus"] = json!("STOPPED");
+    }
+    for k in ["stoppingAt", "executionStoppedAt", "stoppedAt"] {
+        task.doc.entry(k).or_insert(json!(now_epoch));
+    }
+    task.doc.insert("lastStatus".into(), json!("STOPPED"));
+    save_observed(conn, &task)
 }
 
 /// A cluster's tasks by state.
@@ -190,6 +230,10 @@ struct RunTaskRequest {
     propagate_tags: Option<String>,
     enable_execute_command: Option<bool>,
     platform_version: Option<String>,
+    placement_constraints: Option<Value>,
+    placement_strategy: Option<Value>,
+    /// StartTask: the instances to start a task on, one each.
+    container_instances: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +378,359 @@ pub fn effective_containers(
         .collect()
 }
 
+/// A task definition checked against a RunTask or StartTask request: what
+/// every task the request makes is built from.
+struct Launch {
+    td: taskdefs::TaskDefRow,
+    launch_type: String,
+    network_mode: String,
+    overrides: Map<String, Value>,
+    subnets: Vec<String>,
+    task_cpu: Option<Value>,
+    task_memory: Option<Value>,
+    tags: Vec<tags::Tag>,
+}
+
+impl Launch {
+    /// ECS's checks of the request against its task definition.
+    fn check(
+        conn: &Connection,
+        ctx: &Ctx,
+        req: &RunTaskRequest,
+        launch_type: &str,
+    ) -> ApiResult<Launch> {
+        let td = taskdefs::resolve_active(conn, ctx, &req.task_definition)?;
+        let doc = &td.doc;
+        let network_mode = doc
+            .get("networkMode")
+            .and_then(Value::as_str)
+            .unwrap_or("bridge")
+            .to_string();
+        let compat = doc
+            .get("compatibilities")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !compat.iter().any(|c| c.as_str() == Some(launch_type)) {
+            return Err(ApiError::client(format!(
+                "Task definition does not support launch_type {launch_type}."
+            )));
+        }
+        let overrides = req.overrides.clone().unwrap_or_default();
+        let names: Vec<&str> = doc["containerDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("name").and_then(Value::as_str))
+            .collect();
+        for o in overrides
+            .get("containerOverrides")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let n = o.get("name").and_then(Value::as_str).unwrap_or_default();
+            if !names.contains(&n) {
+                return Err(ApiError::invalid_parameter(format!(
+                    "Override for container named {n} is not a container in the TaskDefinition."
+                )));
+            }
+        }
+        let subnets: Vec<String> = req
+            .network_configuration
+            .as_ref()
+            .and_then(|n| n.pointer("/awsvpcConfiguration/subnets"))
+            .and_then(Value::as_array)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if network_mode == "awsvpc" && subnets.is_empty() {
+            return Err(ApiError::invalid_parameter(
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+            ));
+        }
+        if network_mode != "awsvpc" && req.network_configuration.is_some() {
+            return Err(ApiError::invalid_parameter(
+                "Network Configuration is not valid for the given networkMode of this task definition.",
+            ));
+        }
+        let task_cpu = overrides.get("cpu").or(doc.get("cpu")).cloned();
+        let task_memory = overrides.get("memory").or(doc.get("memory")).cloned();
+        let mut task_tags = req.tags.clone();
+        if req.propagate_tags.as_deref() == Some("TASK_DEFINITION") {
+            for t in tags::load(conn, &td.arn)? {
+                if let Ok(t) = serde_json::from_value::<tags::Tag>(t) {
+                    if !task_tags.iter().any(|x| x.key == t.key) {
+                        task_tags.push(t);
+                    }
+                }
+            }
+        }
+        Ok(Launch {
+            td,
+            launch_type: launch_type.to_string(),
+            network_mode,
+            overrides,
+            subnets,
+            task_cpu,
+            task_memory,
+            tags: task_tags,
+        })
+    }
+
+    fn family(&self) -> &str {
+        self.td
+            .doc
+            .get("family")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    fn group(&self, req: &RunTaskRequest) -> String {
+        req.group
+            .clone()
+            .unwrap_or_else(|| format!("family:{}", self.family()))
+    }
+
+    fn containers(&self) -> Vec<Map<String, Value>> {
+        effective_containers(&self.td.doc, &Value::Object(self.overrides.clone()))
+    }
+
+    fn reservation(&self) -> instances::Reservation {
+        instances::reservation(
+            &self.td.doc,
+            &self.containers(),
+            self.task_cpu.as_ref(),
+            self.task_memory.as_ref(),
+        )
+    }
+
+    /// The placement request for `count` tasks: their resources, the
+    /// request's strategies and constraints with the task definition's
+    /// constraints, and the attributes the task definition requires.
+    fn placement_request(
+        &self,
+        req: &RunTaskRequest,
+        count: usize,
+    ) -> ApiResult<placement::Request> {
+        let invalid = |e: String| ApiError::invalid_parameter(e);
+        let strategies =
+            placement::parse_strategies(req.placement_strategy.as_ref().unwrap_or(&json!([])))
+                .map_err(invalid)?;
+        let mut constraints =
+            placement::parse_constraints(req.placement_constraints.as_ref().unwrap_or(&json!([])))
+                .map_err(invalid)?;
+        constraints.extend(
+            placement::parse_constraints(
+                self.td
+                    .doc
+                    .get("placementConstraints")
+                    .unwrap_or(&json!([])),
+            )
+            .map_err(invalid)?,
+        );
+        if constraints.len() > placement::MAX_CONSTRAINTS {
+            return Err(ApiError::invalid_parameter(format!(
+                "A task can have at most {} placement constraints, counting its task definition's.",
+                placement::MAX_CONSTRAINTS
+            )));
+        }
+        let required = self
+            .td
+            .doc
+            .get("requiresAttributes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                Some((
+                    a.get("name")?.as_str()?.to_string(),
+                    a.get("value").and_then(Value::as_str).map(str::to_string),
+                ))
+            })
+            .collect();
+        let r = self.reservation();
+        Ok(placement::Request {
+            count,
+            cpu: r.cpu,
+            memory: r.memory,
+            ports_tcp: r.tcp,
+            ports_udp: r.udp,
+            strategies,
+            constraints,
+            group: Some(self.group(req)),
+            required_attributes: required,
+        })
+    }
+
+    /// Decide where `count` tasks go, inside the caller's write transaction,
+    /// so what it decides on is what it reserves.
+    fn place(
+        &self,
+        conn: &Connection,
+        ctx: &Ctx,
+        cluster: &clusters::ClusterRow,
+        req: &RunTaskRequest,
+        count: usize,
+    ) -> ApiResult<placement::Decision> {
+        let preq = self.placement_request(req, count)?;
+        let views: Vec<placement::Instance> =
+            instances::snapshot(conn, &cluster.arn, ctx.now_millis())?
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
+        let mut rng = rand::thread_rng();
+        placement::place(&views, &preq, &mut |n| rng.gen_range(0..n))
+            .map_err(|e| ApiError::invalid_parameter(e.to_string()))
+    }
+
+    /// Store one new task, PROVISIONING, on `instance` when it has one.
+    fn insert(
+        &self,
+        tx: &Connection,
+        ctx: &Ctx,
+        cluster: &clusters::ClusterRow,
+        req: &RunTaskRequest,
+        capacity_provider: Option<&str>,
+        instance: Option<&instances::InstanceRow>,
+    ) -> ApiResult<Value> {
+        let id = new_id();
+        let arn = format!(
+            "arn:aws:ecs:{}:{}:task/{}/{id}",
+            ctx.region, ctx.account, cluster.name
+        );
+        let containers: Vec<Value> = self
+            .containers()
+            .iter()
+            .map(|c| {
+                let mut out = json!({
+                    "containerArn": format!("arn:aws:ecs:{}:{}:container/{}/{id}/{}", ctx.region, ctx.account, cluster.name, uuid::Uuid::new_v4()),
+                    "taskArn": arn,
+                    "name": c.get("name"),
+                    "image": c.get("image"),
+                    "lastStatus": "PENDING",
+                    "networkInterfaces": [],
+                    "cpu": c.get("cpu").and_then(Value::as_i64).unwrap_or(0).to_string(),
+                });
+                if let Some(m) = c.get("memory").and_then(Value::as_i64) {
+                    out["memory"] = json!(m.to_string());
+                }
+                if let Some(m) = c.get("memoryReservation").and_then(Value::as_i64) {
+                    out["memoryReservation"] = json!(m.to_string());
+                }
+                if c.get("healthCheck").is_some() {
+                    out["healthStatus"] = json!("UNKNOWN");
+                }
+                out
+            })
+            .collect();
+        let attachments = if self.network_mode == "awsvpc" {
+            json!([{
+                "id": uuid::Uuid::new_v4().to_string(),
+                "type": "ElasticNetworkInterface",
+                "status": "PRECREATED",
+                "details": [{"name": "subnetId", "value": self.subnets.first().cloned().unwrap_or_default()}],
+            }])
+        } else {
+            json!([])
+        };
+        let (az, arch) = match instance {
+            Some(i) => {
+                let attrs = instances::attributes_of(tx, i)?;
+                let get = |k: &str| attrs.get(k).cloned().flatten();
+                (
+                    get("ecs.availability-zone").unwrap_or_else(|| format!("{}a", ctx.region)),
+                    get("ecs.cpu-architecture").unwrap_or_else(|| "x86_64".into()),
+                )
+            }
+            None => (format!("{}a", ctx.region), "x86_64".into()),
+        };
+        let group = self.group(req);
+        let mut t = json!({
+            "taskArn": arn,
+            "clusterArn": cluster.arn,
+            "taskDefinitionArn": self.td.arn,
+            "attachments": attachments,
+            "attributes": [{"name": "ecs.cpu-architecture", "value": arch}],
+            "availabilityZone": az,
+            "containers": containers,
+            "lastStatus": "PROVISIONING",
+            "launchType": self.launch_type,
+            "group": group,
+            "overrides": {
+                "containerOverrides": self.overrides.get("containerOverrides").cloned().unwrap_or(json!([])),
+                "inferenceAcceleratorOverrides": [],
+            },
+            "createdAt": ctx.now_epoch(),
+            "version": 1,
+            "enableExecuteCommand": req.enable_execute_command.unwrap_or(false),
+            "healthStatus": "UNKNOWN",
+            "tags": self.tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
+        });
+        if self.launch_type == "FARGATE" {
+            t["platformVersion"] = json!(req
+                .platform_version
+                .clone()
+                .filter(|v| v != "LATEST")
+                .unwrap_or_else(|| FARGATE_PLATFORM_VERSION.into()));
+            t["platformFamily"] = json!("Linux");
+            t["ephemeralStorage"] = json!({"sizeInGiB": 20});
+        }
+        for (k, v) in [("cpu", &self.task_cpu), ("memory", &self.task_memory)] {
+            if let Some(v) = v {
+                t[k] = v.clone();
+            }
+        }
+        for k in ["cpu", "memory", "taskRoleArn", "executionRoleArn"] {
+            if let Some(v) = self.overrides.get(k) {
+                t["overrides"][k] = v.clone();
+            }
+        }
+        if let Some(s) = &req.started_by {
+            t["startedBy"] = json!(s);
+        }
+        if let Some(cp) = capacity_provider {
+            t["capacityProviderName"] = json!(cp);
+        }
+        let mut runtime = TaskRuntime::default();
+        let mut reserved = None;
+        if let Some(i) = instance {
+            t["containerInstanceArn"] = json!(i.arn);
+            runtime.host_ip = i.address.clone();
+            reserved = Some(serde_json::to_string(&self.reservation()).expect("serialises"));
+        }
+        tx.prepare_cached(
+            "INSERT INTO tasks (arn, id, account, region, cluster_arn, family, task_definition_arn,
+                launch_type, started_by, task_group, desired_status, last_status, created_at, doc, runtime,
+                container_instance_arn, reserved)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'RUNNING', 'PROVISIONING', ?11, ?12, ?13, ?14, ?15)",
+        )?
+        .execute(params![
+            arn,
+            id,
+            ctx.account,
+            ctx.region,
+            cluster.arn,
+            self.family(),
+            self.td.arn,
+            self.launch_type,
+            req.started_by,
+            group,
+            ctx.now_millis(),
+            t.to_string(),
+            serde_json::to_string(&runtime).expect("serialises"),
+            instance.map(|i| i.arn.clone()),
+            reserved,
+        ])?;
+        tags::put(tx, &arn, &self.tags)?;
+        t["desiredStatus"] = json!("RUNNING");
+        Ok(t)
+    }
+}
+
 impl Ecs {
     pub(super) fn run_task(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
         let req: RunTaskRequest = serde_json::from_value(input)?;
@@ -347,171 +744,88 @@ impl Ecs {
         let (launch_type, capacity_provider) = launch_choice(&req)?;
         let out = self.store.write(|tx| {
             let cluster = clusters::resolve_or_create_default(tx, ctx, req.cluster.as_deref())?;
-            let td = taskdefs::resolve_active(tx, ctx, &req.task_definition)?;
-            let doc = &td.doc;
-            let network_mode = doc.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
-            let compat = doc.get("compatibilities").and_then(Value::as_array).cloned().unwrap_or_default();
-            if !compat.iter().any(|c| c.as_str() == Some(launch_type.as_str())) {
-                return Err(ApiError::client(format!(
-                    "Task definition does not support launch_type {launch_type}."
-                )));
-            }
-            let overrides = req.overrides.clone().unwrap_or_default();
-            let names: Vec<&str> = doc["containerDefinitions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.get("name").and_then(Value::as_str))
-                .collect();
-            for o in overrides.get("containerOverrides").and_then(Value::as_array).into_iter().flatten() {
-                let n = o.get("name").and_then(Value::as_str).unwrap_or_default();
-                if !names.contains(&n) {
-                    return Err(ApiError::invalid_parameter(format!(
-                        "Override for container named {n} is not a container in the TaskDefinition."
-                    )));
-                }
-            }
-            let subnets: Vec<String> = req
-                .network_configuration
-                .as_ref()
-                .and_then(|n| n.pointer("/awsvpcConfiguration/subnets"))
-                .and_then(Value::as_array)
-                .map(|s| s.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-                .unwrap_or_default();
-            if network_mode == "awsvpc" && subnets.is_empty() {
-                return Err(ApiError::invalid_parameter(
-                    "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
-                ));
-            }
-            if network_mode != "awsvpc" && req.network_configuration.is_some() {
-                return Err(ApiError::invalid_parameter(
-                    "Network Configuration is not valid for the given networkMode of this task definition.",
-                ));
-            }
+            let launch = Launch::check(tx, ctx, &req, &launch_type)?;
+            let mut tasks = Vec::new();
+            let mut failures = Vec::new();
             if launch_type == "EC2" {
-                // Container instances arrive with the EC2 launch type; until a
-                // cluster has one, ECS answers with this failure.
-                let failures: Vec<Value> = (0..count)
-                    .map(|_| json!({"arn": cluster.arn, "reason": "No Container Instances were found in your cluster."}))
+                let decision = launch.place(tx, ctx, &cluster, &req, count as usize)?;
+                for arn in decision.placed {
+                    let instance = instances::load(tx, &arn)?.expect("placed on a stored instance");
+                    tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
+                }
+                failures = decision
+                    .failures
+                    .into_iter()
+                    .map(|f| match f.arn {
+                        Some(arn) => json!({"arn": arn, "reason": f.reason}),
+                        None => json!({"reason": f.reason}),
+                    })
                     .collect();
-                return Ok(json!({"tasks": [], "failures": failures}));
-            }
-            if launch_type != "FARGATE" {
+            } else if launch_type == "FARGATE" {
+                for _ in 0..count {
+                    tasks.push(launch.insert(
+                        tx,
+                        ctx,
+                        &cluster,
+                        &req,
+                        capacity_provider.as_deref(),
+                        None,
+                    )?);
+                }
+            } else {
                 return Err(ApiError::invalid_parameter(format!(
                     "Launch type {launch_type} is not supported by Berth yet."
                 )));
             }
-            let family = doc.get("family").and_then(Value::as_str).unwrap_or_default();
-            let task_cpu = overrides.get("cpu").or(doc.get("cpu")).cloned();
-            let task_memory = overrides.get("memory").or(doc.get("memory")).cloned();
-            let mut task_tags = req.tags.clone();
-            if req.propagate_tags.as_deref() == Some("TASK_DEFINITION") {
-                for t in tags::load(tx, &td.arn)? {
-                    if let Ok(t) = serde_json::from_value::<tags::Tag>(t) {
-                        if !task_tags.iter().any(|x| x.key == t.key) {
-                            task_tags.push(t);
-                        }
-                    }
-                }
-            }
+            Ok(json!({"tasks": tasks, "failures": failures}))
+        })?;
+        self.task_events.notify_one();
+        Ok(out)
+    }
+
+    pub(super) fn start_task(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: RunTaskRequest = serde_json::from_value(input)?;
+        tags::check_user_tags(&req.tags)?;
+        let named = req.container_instances.clone().unwrap_or_default();
+        if named.is_empty() || named.len() > 10 {
+            return Err(ApiError::invalid_parameter(
+                "containerInstances cannot be empty and can have at most 10 items.",
+            ));
+        }
+        let out = self.store.write(|tx| {
+            let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
+            let launch = Launch::check(tx, ctx, &req, "EC2")?;
             let mut tasks = Vec::new();
-            for _ in 0..count {
-                let id = new_id();
-                let arn = format!("arn:aws:ecs:{}:{}:task/{}/{id}", ctx.region, ctx.account, cluster.name);
-                let attachment_id = uuid::Uuid::new_v4().to_string();
-                let containers: Vec<Value> = effective_containers(doc, &Value::Object(overrides.clone()))
-                    .iter()
-                    .map(|c| {
-                        let mut out = json!({
-                            "containerArn": format!("arn:aws:ecs:{}:{}:container/{}/{id}/{}", ctx.region, ctx.account, cluster.name, uuid::Uuid::new_v4()),
-                            "taskArn": arn,
-                            "name": c.get("name"),
-                            "image": c.get("image"),
-                            "lastStatus": "PENDING",
-                            "networkInterfaces": [],
-                            "cpu": c.get("cpu").and_then(Value::as_i64).unwrap_or(0).to_string(),
-                        });
-                        if let Some(m) = c.get("memory").and_then(Value::as_i64) {
-                            out["memory"] = json!(m.to_string());
-                        }
-                        if let Some(m) = c.get("memoryReservation").and_then(Value::as_i64) {
-                            out["memoryReservation"] = json!(m.to_string());
-                        }
-                        if c.get("healthCheck").is_some() {
-                            out["healthStatus"] = json!("UNKNOWN");
-                        }
-                        out
-                    })
-                    .collect();
-                let mut t = json!({
-                    "taskArn": arn,
-                    "clusterArn": cluster.arn,
-                    "taskDefinitionArn": td.arn,
-                    "attachments": [{
-                        "id": attachment_id,
-                        "type": "ElasticNetworkInterface",
-                        "status": "PRECREATED",
-                        "details": [{"name": "subnetId", "value": subnets.first().cloned().unwrap_or_default()}],
-                    }],
-                    "attributes": [{"name": "ecs.cpu-architecture", "value": "x86_64"}],
-                    "availabilityZone": format!("{}a", ctx.region),
-                    "containers": containers,
-                    "lastStatus": "PROVISIONING",
-                    "launchType": launch_type,
-                    "platformVersion": req.platform_version.clone().filter(|v| v != "LATEST").unwrap_or_else(|| FARGATE_PLATFORM_VERSION.into()),
-                    "platformFamily": "Linux",
-                    "group": req.group.clone().unwrap_or_else(|| format!("family:{family}")),
-                    "overrides": {
-                        "containerOverrides": overrides.get("containerOverrides").cloned().unwrap_or(json!([])),
-                        "inferenceAcceleratorOverrides": [],
-                    },
-                    "createdAt": ctx.now_epoch(),
-                    "version": 1,
-                    "enableExecuteCommand": req.enable_execute_command.unwrap_or(false),
-                    "ephemeralStorage": {"sizeInGiB": 20},
-                    "healthStatus": "UNKNOWN",
-                    "tags": task_tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
-                });
-                for (k, v) in [("cpu", &task_cpu), ("memory", &task_memory)] {
-                    if let Some(v) = v {
-                        t[k] = v.clone();
+            let mut failures = Vec::new();
+            for ident in &named {
+                let arn = instances::instance_arn(ctx, &cluster, ident);
+                let Some(instance) =
+                    instances::load(tx, &arn)?.filter(|i| i.cluster_arn == cluster.arn)
+                else {
+                    failures.push(json!({"arn": arn, "reason": "MISSING"}));
+                    continue;
+                };
+                if instance.status != "ACTIVE" {
+                    failures.push(json!({"arn": arn, "reason": instance.status}));
+                    continue;
+                }
+                // The named instance is the only candidate: its resources,
+                // ports and attributes still have to fit.
+                let view = instances::placement_view(tx, &instance, ctx.now_millis())?;
+                let mut preq = launch.placement_request(&req, 1)?;
+                preq.strategies.clear();
+                let decision = placement::place(std::slice::from_ref(&view), &preq, &mut |_| 0)
+                    .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+                if decision.placed.is_empty() {
+                    for f in decision.failures {
+                        failures
+                            .push(json!({"arn": f.arn.unwrap_or(arn.clone()), "reason": f.reason}));
                     }
+                    continue;
                 }
-                for k in ["cpu", "memory", "taskRoleArn", "executionRoleArn"] {
-                    if let Some(v) = overrides.get(k) {
-                        t["overrides"][k] = v.clone();
-                    }
-                }
-                if let Some(s) = &req.started_by {
-                    t["startedBy"] = json!(s);
-                }
-                if let Some(cp) = &capacity_provider {
-                    t["capacityProviderName"] = json!(cp);
-                }
-                tx.prepare_cached(
-                    "INSERT INTO tasks (arn, id, account, region, cluster_arn, family, task_definition_arn,
-                        launch_type, started_by, task_group, desired_status, last_status, created_at, doc, runtime)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'RUNNING', 'PROVISIONING', ?11, ?12, '{}')",
-                )?
-                .execute(params![
-                    arn,
-                    id,
-                    ctx.account,
-                    ctx.region,
-                    cluster.arn,
-                    family,
-                    td.arn,
-                    launch_type,
-                    req.started_by,
-                    t["group"].as_str(),
-                    ctx.now_millis(),
-                    t.to_string()
-                ])?;
-                tags::put(tx, &arn, &task_tags)?;
-                t["desiredStatus"] = json!("RUNNING");
-                tasks.push(t);
+                tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
             }
-            Ok(json!({"tasks": tasks, "failures": []}))
+            Ok(json!({"tasks": tasks, "failures": failures}))
         })?;
         self.task_events.notify_one();
         Ok(out)
@@ -605,9 +919,12 @@ impl Ecs {
                     args.push(v.clone().into());
                 }
             }
-            if req.service_name.is_some() || req.container_instance.is_some() {
-                // Services and container instances do not exist yet, so no
-                // task belongs to one.
+            if let Some(ci) = &req.container_instance {
+                sql.push_str(" AND container_instance_arn = ?");
+                args.push(instances::instance_arn(ctx, &cluster, ci).into());
+            }
+            if req.service_name.is_some() {
+                // Services do not exist yet, so no task belongs to one.
                 sql.push_str(" AND 0");
             }
             if let Some((ts, arn)) = &after {

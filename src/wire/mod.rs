@@ -51,6 +51,8 @@ enum Protocol {
 enum JsonService {
     Ecs,
     Logs,
+    /// Berth's own operations (`platform`).
+    Berth,
 }
 
 fn json_service(prefix: &str) -> Option<(JsonService, &'static Model)> {
@@ -59,6 +61,9 @@ fn json_service(prefix: &str) -> Option<(JsonService, &'static Model)> {
     }
     if Some(prefix) == model::logs().target_prefix.as_deref() {
         return Some((JsonService::Logs, model::logs()));
+    }
+    if Some(prefix) == model::berth().target_prefix.as_deref() {
+        return Some((JsonService::Berth, model::berth()));
     }
     None
 }
@@ -176,6 +181,7 @@ async fn dispatch(
             let output = tokio::task::spawn_blocking(move || match service {
                 JsonService::Ecs => app2.ecs.handle(&ctx, &op, input),
                 JsonService::Logs => app2.logs.handle(&ctx, &op, input),
+                JsonService::Berth => crate::platform::handle(&app2.ecs, &ctx, &op, input),
             })
             .await
             .map_err(|e| fail(ApiError::internal(format!("handler panicked: {e}"))))?

@@ -1,0 +1,127 @@
+//! The client side of `berth` subcommands that talk to a running server.
+//! It finds the server and credentials as the aws CLI does: `--endpoint-url`
+//! (or `AWS_ENDPOINT_URL`), `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_REGION` / `AWS_DEFAULT_REGION`, and signs each call with SigV4.
+
+use bytes::Bytes;
+use chrono::Utc;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::wire::sigv4::Signer;
+
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
+
+/// An error the server answered with, or why no answer came.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{code}: {message}")]
+    Api { code: String, message: String },
+    #[error("cannot reach Berth at {endpoint}: {detail} (is `berth server` running? see --endpoint-url)")]
+    Unreachable { endpoint: String, detail: String },
+}
+
+pub struct Client {
+    endpoint: url::Url,
+    signer: Signer,
+    http: HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+fn env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+impl Client {
+    /// A client for `endpoint` (else `AWS_ENDPOINT_URL`, else the default)
+    /// with the credentials and region of the environment (else Berth's
+    /// built-in test key and us-east-1).
+    pub fn from_env(endpoint: Option<&str>, region: Option<&str>) -> anyhow::Result<Client> {
+        let raw = endpoint
+            .map(str::to_string)
+            .or_else(|| env(&["AWS_ENDPOINT_URL_ECS", "AWS_ENDPOINT_URL"]))
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.into());
+        let endpoint = url::Url::parse(&raw)
+            .map_err(|e| anyhow::anyhow!("--endpoint-url {raw:?} is not a URL: {e}"))?;
+        if endpoint.scheme() != "http" {
+            anyhow::bail!("--endpoint-url must be an http:// URL (got {raw})");
+        }
+        let signer = Signer {
+            access_key: env(&["AWS_ACCESS_KEY_ID"]).unwrap_or_else(|| "test".into()),
+            secret_key: env(&["AWS_SECRET_ACCESS_KEY"]).unwrap_or_else(|| "test".into()),
+            region: region
+                .map(str::to_string)
+                .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+                .unwrap_or_else(|| "us-east-1".into()),
+            service: "ecs".into(),
+        };
+        let http = HttpClient::builder(TokioExecutor::new()).build_http();
+        Ok(Client {
+            endpoint,
+            signer,
+            http,
+        })
+    }
+
+    /// Call `target` (`Prefix.Operation`) with a JSON 1.1 body.
+    pub async fn call(&self, target: &str, body: &Value) -> Result<Value, ClientError> {
+        let unreachable = |detail: String| ClientError::Unreachable {
+            endpoint: self.endpoint.to_string(),
+            detail,
+        };
+        let body = body.to_string().into_bytes();
+        let host = match self.endpoint.port() {
+            Some(p) => format!("{}:{p}", self.endpoint.host_str().unwrap_or_default()),
+            None => self.endpoint.host_str().unwrap_or_default().to_string(),
+        };
+        let headers = vec![
+            ("host".to_string(), host),
+            (
+                "content-type".to_string(),
+                "application/x-amz-json-1.1".to_string(),
+            ),
+            ("x-amz-target".to_string(), target.to_string()),
+        ];
+        let signed = self
+            .signer
+            .sign("POST", "/", "", &headers, &body, Utc::now());
+        let mut req = hyper::Request::post(self.endpoint.as_str());
+        for (n, v) in headers.iter().chain(signed.iter()) {
+            req = req.header(n.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(v);
+        }
+        let code = v
+            .get("__type")
+            .and_then(Value::as_str)
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+            .unwrap_or_else(|| status.to_string());
+        let message = v
+            .get("message")
+            .or(v.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Err(ClientError::Api { code, message })
+    }
+}

@@ -1,0 +1,1239 @@
+//! Container instances: `RegisterContainerInstance`,
+//! `DeregisterContainerInstance`, `DescribeContainerInstances`,
+//! `ListContainerInstances`, `UpdateContainerInstancesState`, the attribute
+//! operations (`PutAttributes`, `DeleteAttributes`, `ListAttributes`), the
+//! local instances `berth instances add` makes, and the snapshot of a
+//! cluster that placement (`src/placement`) decides on.
+//!
+//! An instance row keeps what was registered (`doc`: registeredResources,
+//! versionInfo). What remains is never stored: it is registered minus what
+//! the tasks placed on the instance and not yet STOPPED reserve (the
+//! `reserved` column of each task), so it cannot drift.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::{clusters, paging, tags, Ecs};
+use crate::catalog;
+use crate::context::{epoch_seconds, millis_to_epoch, Ctx};
+use crate::error::{ApiError, ApiResult};
+use crate::placement::{self, query};
+
+/// The agent of instances the server itself runs.
+pub const LOCAL_AGENT: &str = "local";
+/// The agent of instances registered through the API.
+pub const REMOTE_AGENT: &str = "remote";
+/// The container agent version Berth reports.
+pub const AGENT_VERSION: &str = "1.89.0";
+/// A remote agent not heard from for this long shows `agentConnected: false`.
+pub const AGENT_TIMEOUT_MS: i64 = 30_000;
+/// Local instances take their addresses from a /16 of `10.128.0.0/10`.
+const LOCAL_NET: u8 = 10;
+/// ECS allows this many custom attributes on a resource.
+const MAX_CUSTOM_ATTRIBUTES: usize = 10;
+
+/// Capabilities a local instance offers, as the ECS agent advertises them:
+/// what Berth's agent really does. `requiresAttributes` naming anything else
+/// (a logging driver Berth does not ship to, for example) finds no instance.
+const CAPABILITIES: &[&str] = &[
+    "com.amazonaws.ecs.capability.docker-remote-api.1.17",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.18",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.19",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.20",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.21",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.22",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.23",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.24",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.25",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.26",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.27",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.28",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.29",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.30",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.31",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.32",
+    "com.amazonaws.ecs.capability.logging-driver.awslogs",
+    "com.amazonaws.ecs.capability.logging-driver.json-file",
+    "com.amazonaws.ecs.capability.logging-driver.none",
+    "com.amazonaws.ecs.capability.task-iam-role",
+    "com.amazonaws.ecs.capability.task-iam-role-network-host",
+    "ecs.capability.execution-role-awslogs",
+    "ecs.capability.task-eni",
+    "ecs.capability.task-cpu-mem-limit",
+    "ecs.capability.container-health-check",
+    "ecs.capability.container-ordering",
+];
+
+/// A container instance as stored.
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub arn: String,
+    pub id: String,
+    pub cluster_arn: String,
+    pub ec2_instance_id: String,
+    pub status: String,
+    pub registered_at: i64,
+    pub agent: String,
+    pub last_seen: Option<i64>,
+    /// The instance's own address, where its tasks' ports are published.
+    pub address: Option<String>,
+    pub doc: Map<String, Value>,
+}
+
+const SELECT: &str = "SELECT arn, id, cluster_arn, ec2_instance_id, status, registered_at, agent,
+    last_seen, address, doc FROM container_instances";
+
+fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
+    let doc: String = r.get(9)?;
+    Ok(InstanceRow {
+        arn: r.get(0)?,
+        id: r.get(1)?,
+        cluster_arn: r.get(2)?,
+        ec2_instance_id: r.get(3)?,
+        status: r.get(4)?,
+        registered_at: r.get(5)?,
+        agent: r.get(6)?,
+        last_seen: r.get(7)?,
+        address: r.get(8)?,
+        doc: serde_json::from_str(&doc).unwrap_or_default(),
+    })
+}
+
+pub fn load(conn: &Connection, arn: &str) -> ApiResult<Option<InstanceRow>> {
+    Ok(conn
+        .prepare_cached(&format!("{SELECT} WHERE arn = ?1"))?
+        .query_row([arn], from_sql)
+        .optional()?)
+}
+
+/// The cluster's instances that are not INACTIVE, oldest first.
+pub fn registered(conn: &Connection, cluster_arn: &str) -> ApiResult<Vec<InstanceRow>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE cluster_arn = ?1 AND status != 'INACTIVE' ORDER BY registered_at, arn"
+        ))?
+        .query_map([cluster_arn], from_sql)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// How many instances a cluster has registered (ACTIVE or DRAINING).
+pub fn registered_count(conn: &Connection, cluster_arn: &str) -> ApiResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM container_instances WHERE cluster_arn = ?1 AND status != 'INACTIVE'",
+        )?
+        .query_row([cluster_arn], |r| r.get(0))?)
+}
+
+/// The ARN an instance identifier (id or ARN) stands for in a cluster.
+pub fn instance_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String {
+    if ident.starts_with("arn:") {
+        ident.to_string()
+    } else {
+        format!(
+            "arn:aws:ecs:{}:{}:container-instance/{}/{ident}",
+            ctx.region, ctx.account, cluster.name
+        )
+    }
+}
+
+/// What a task reserves on the instance it is placed on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub cpu: i64,
+    pub memory: i64,
+    #[serde(default)]
+    pub tcp: Vec<u16>,
+    #[serde(default)]
+    pub udp: Vec<u16>,
+}
+
+fn number(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What a task of `taskdef` (with its effective containers `containers`)
+/// reserves, as ECS counts it: the task-level cpu and memory when set, else
+/// the sum over containers (a container's `memoryReservation` when it has
+/// one, else its `memory`); and the static host ports of `bridge` and `host`
+/// mode (in `host` mode a container port is its host port).
+pub fn reservation(
+    taskdef: &Map<String, Value>,
+    containers: &[Map<String, Value>],
+    task_cpu: Option<&Value>,
+    task_memory: Option<&Value>,
+) -> Reservation {
+    let mode = taskdef
+        .get("networkMode")
+        .and_then(Value::as_str)
+        .unwrap_or("bridge");
+    let cpu = number(task_cpu)
+        .unwrap_or_else(|| containers.iter().filter_map(|c| number(c.get("cpu"))).sum());
+    let memory = number(task_memory).unwrap_or_else(|| {
+        containers
+            .iter()
+            .filter_map(|c| number(c.get("memoryReservation")).or(number(c.get("memory"))))
+            .sum()
+    });
+    let mut r = Reservation {
+        cpu,
+        memory,
+        ..Default::default()
+    };
+    if mode == "awsvpc" {
+        return r;
+    }
+    for c in containers {
+        for pm in c
+            .get("portMappings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let host = match mode {
+                "host" => number(pm.get("hostPort")).or(number(pm.get("containerPort"))),
+                _ => number(pm.get("hostPort")),
+            };
+            let Some(port) = host.filter(|p| *p > 0).and_then(|p| u16::try_from(p).ok()) else {
+                continue;
+            };
+            match pm.get("protocol").and_then(Value::as_str) {
+                Some("udp") => r.udp.push(port),
+                _ => r.tcp.push(port),
+            }
+        }
+    }
+    r
+}
+
+/// What the live tasks on an instance use.
+#[derive(Debug, Default)]
+struct Usage {
+    cpu: i64,
+    memory: i64,
+    tcp: BTreeSet<u16>,
+    udp: BTreeSet<u16>,
+    running: i64,
+    pending: i64,
+    groups: Vec<String>,
+}
+
+fn usage(conn: &Connection, instance_arn: &str) -> ApiResult<Usage> {
+    let mut u = Usage::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT last_status, reserved, task_group FROM tasks
+         WHERE container_instance_arn = ?1 AND last_status != 'STOPPED'",
+    )?;
+    let rows = stmt.query_map([instance_arn], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (status, reserved, group) = row?;
+        if status == "RUNNING" {
+            u.running += 1;
+        } else {
+            u.pending += 1;
+        }
+        let r: Reservation = reserved
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        u.cpu += r.cpu;
+        u.memory += r.memory;
+        u.tcp.extend(r.tcp);
+        u.udp.extend(r.udp);
+        u.groups.extend(group);
+    }
+    Ok(u)
+}
+
+/// A resource of `registeredResources` by name.
+fn resource<'a>(doc: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    doc.get("registeredResources")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
+}
+
+fn resource_int(doc: &Map<String, Value>, name: &str) -> i64 {
+    resource(doc, name)
+        .and_then(|r| r.get("integerValue").or(r.get("longValue")))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+fn resource_ports(doc: &Map<String, Value>, name: &str) -> BTreeSet<u16> {
+    resource(doc, name)
+        .and_then(|r| r.get("stringSetValue"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str()?.parse().ok())
+        .collect()
+}
+
+fn resources(cpu: i64, memory: i64, tcp: &BTreeSet<u16>, udp: &BTreeSet<u16>) -> Value {
+    let set = |s: &BTreeSet<u16>| s.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    json!([
+        {"name": "CPU", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": cpu},
+        {"name": "MEMORY", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": memory},
+        {"name": "PORTS", "type": "STRINGSET", "doubleValue": 0.0, "longValue": 0, "integerValue": 0, "stringSetValue": set(tcp)},
+        {"name": "PORTS_UDP", "type": "STRINGSET", "doubleValue": 0.0, "longValue": 0, "integerValue": 0, "stringSetValue": set(udp)},
+    ])
+}
+
+pub fn agent_connected(row: &InstanceRow, now_ms: i64) -> bool {
+    row.status != "INACTIVE"
+        && (row.agent == LOCAL_AGENT
+            || row
+                .last_seen
+                .is_some_and(|t| now_ms - t <= AGENT_TIMEOUT_MS))
+}
+
+/// An instance's attributes, name → value.
+pub fn attributes_of(
+    conn: &Connection,
+    row: &InstanceRow,
+) -> ApiResult<BTreeMap<String, Option<String>>> {
+    let attrs = conn
+        .prepare_cached(
+            "SELECT name, value FROM attributes WHERE cluster_arn = ?1 AND target_id = ?2 ORDER BY name",
+        )?
+        .query_map([&row.cluster_arn, &row.arn], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(attrs)
+}
+
+/// The ECS `ContainerInstance` shape.
+pub fn render(
+    conn: &Connection,
+    row: &InstanceRow,
+    now_ms: i64,
+    with_tags: bool,
+) -> ApiResult<Value> {
+    let u = usage(conn, &row.arn)?;
+    let reg_tcp = resource_ports(&row.doc, "PORTS");
+    let reg_udp = resource_ports(&row.doc, "PORTS_UDP");
+    let remaining = resources(
+        resource_int(&row.doc, "CPU") - u.cpu,
+        resource_int(&row.doc, "MEMORY") - u.memory,
+        &reg_tcp.union(&u.tcp).copied().collect(),
+        &reg_udp.union(&u.udp).copied().collect(),
+    );
+    let attributes: Vec<Value> = attributes_of(conn, row)?
+        .into_iter()
+        .map(|(name, value)| match value {
+            Some(v) => json!({"name": name, "value": v}),
+            None => json!({"name": name}),
+        })
+        .collect();
+    let mut v = json!({
+        "containerInstanceArn": row.arn,
+        "ec2InstanceId": row.ec2_instance_id,
+        "version": row.doc.get("version").cloned().unwrap_or(json!(1)),
+        "versionInfo": row.doc.get("versionInfo").cloned().unwrap_or(json!({})),
+        "remainingResources": remaining,
+        "registeredResources": row.doc.get("registeredResources").cloned().unwrap_or(json!([])),
+        "status": row.status,
+        "agentConnected": agent_connected(row, now_ms),
+        "runningTasksCount": u.running,
+        "pendingTasksCount": u.pending,
+        "attributes": attributes,
+        "registeredAt": millis_to_epoch(row.registered_at),
+        "attachments": [],
+    });
+    if let Some(r) = row.doc.get("statusReason") {
+        v["statusReason"] = r.clone();
+    }
+    if let Some(cp) = row.doc.get("capacityProviderName") {
+        v["capacityProviderName"] = cp.clone();
+    }
+    if with_tags {
+        v["tags"] = Value::Array(tags::load(conn, &row.arn)?);
+    }
+    Ok(v)
+}
+
+/// The placement view of an instance.
+pub fn placement_view(
+    conn: &Connection,
+    row: &InstanceRow,
+    now_ms: i64,
+) -> ApiResult<placement::Instance> {
+    let u = usage(conn, &row.arn)?;
+    Ok(placement::Instance {
+        arn: row.arn.clone(),
+        ec2_instance_id: row.ec2_instance_id.clone(),
+        attributes: attributes_of(conn, row)?,
+        remaining_cpu: resource_int(&row.doc, "CPU") - u.cpu,
+        remaining_memory: resource_int(&row.doc, "MEMORY") - u.memory,
+        ports_tcp: resource_ports(&row.doc, "PORTS")
+            .union(&u.tcp)
+            .copied()
+            .collect(),
+        ports_udp: resource_ports(&row.doc, "PORTS_UDP")
+            .union(&u.udp)
+            .copied()
+            .collect(),
+        active: row.status == "ACTIVE",
+        agent_connected: agent_connected(row, now_ms),
+        agent_version: row
+            .doc
+            .get("versionInfo")
+            .and_then(|v| v.get("agentVersion"))
+            .and_then(Value::as_str)
+            .unwrap_or(AGENT_VERSION)
+            .to_string(),
+        registered_at: millis_to_epoch(row.registered_at),
+        running_tasks_count: u.running,
+        pending_tasks_count: u.pending,
+        task_groups: u.groups,
+    })
+}
+
+/// The placement view of every registered instance of a cluster, with rows.
+pub fn snapshot(
+    conn: &Connection,
+    cluster_arn: &str,
+    now_ms: i64,
+) -> ApiResult<Vec<(InstanceRow, placement::Instance)>> {
+    registered(conn, cluster_arn)?
+        .into_iter()
+        .map(|row| {
+            let view = placement_view(conn, &row, now_ms)?;
+            Ok((row, view))
+        })
+        .collect()
+}
+
+fn set_attribute(
+    conn: &Connection,
+    cluster_arn: &str,
+    target: &str,
+    name: &str,
+    value: Option<&str>,
+) -> ApiResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO attributes (cluster_arn, target_type, target_id, name, value)
+         VALUES (?1, 'container-instance', ?2, ?3, ?4)
+         ON CONFLICT (cluster_arn, target_id, name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![cluster_arn, target, name, value])?;
+    Ok(())
+}
+
+/// The attributes ECS sets on every instance: instance type, architecture,
+/// OS, availability zone, AMI, and the agent's capabilities.
+fn builtin_attributes(
+    instance_type: &str,
+    arch: &str,
+    az: &str,
+    ami: &str,
+) -> Vec<(String, Option<String>)> {
+    let mut v: Vec<(String, Option<String>)> = vec![
+        ("ecs.instance-type".into(), Some(instance_type.into())),
+        ("ecs.cpu-architecture".into(), Some(arch.into())),
+        ("ecs.os-type".into(), Some("linux".into())),
+        ("ecs.os-family".into(), Some("LINUX".into())),
+        ("ecs.availability-zone".into(), Some(az.into())),
+        ("ecs.ami-id".into(), Some(ami.into())),
+    ];
+    v.extend(CAPABILITIES.iter().map(|c| (c.to_string(), None)));
+    v
+}
+
+fn new_hex(n: usize) -> String {
+    let mut s = uuid::Uuid::new_v4().simple().to_string();
+    s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    s.truncate(n);
+    s
+}
+
+/// Everything needed to register an instance.
+pub struct Registration {
+    pub ec2_instance_id: String,
+    pub instance_type: String,
+    pub arch: String,
+    pub availability_zone: String,
+    pub ami_id: String,
+    pub cpu: i64,
+    pub memory: i64,
+    pub ports_tcp: BTreeSet<u16>,
+    pub ports_udp: BTreeSet<u16>,
+    pub agent: String,
+    pub address: Option<String>,
+    pub version_info: Value,
+    pub custom_attributes: Vec<(String, Option<String>)>,
+}
+
+/// Store a new instance in `cluster`, ACTIVE.
+pub fn insert(
+    conn: &Connection,
+    ctx: &Ctx,
+    cluster: &clusters::ClusterRow,
+    reg: Registration,
+) -> ApiResult<InstanceRow> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let arn = instance_arn(ctx, cluster, &id);
+    let doc = json!({
+        "registeredResources": resources(reg.cpu, reg.memory, &reg.ports_tcp, &reg.ports_udp),
+        "versionInfo": reg.version_info,
+        "version": 1,
+        "instanceType": reg.instance_type,
+    });
+    let now = ctx.now_millis();
+    conn.prepare_cached(
+        "INSERT INTO container_instances (arn, id, account, region, cluster_arn, ec2_instance_id,
+            status, registered_at, agent, last_seen, address, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ACTIVE', ?7, ?8, ?7, ?9, ?10)",
+    )?
+    .execute(params![
+        arn,
+        id,
+        ctx.account,
+        ctx.region,
+        cluster.arn,
+        reg.ec2_instance_id,
+        now,
+        reg.agent,
+        reg.address,
+        doc.to_string()
+    ])?;
+    for (name, value) in builtin_attributes(
+        &reg.instance_type,
+        &reg.arch,
+        &reg.availability_zone,
+        &reg.ami_id,
+    )
+    .into_iter()
+    .chain(reg.custom_attributes)
+    {
+        set_attribute(conn, &cluster.arn, &arn, &name, value.as_deref())?;
+    }
+    Ok(load(conn, &arn)?.expect("just inserted"))
+}
+
+/// The next free address for a local instance: `10.<n>.x.y`, where `n`
+/// (128 to 191) comes from this installation's owner id, so two Berth
+/// servers on one machine are unlikely to hand out the same addresses.
+fn next_local_address(conn: &Connection) -> ApiResult<String> {
+    let owner: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'owner'", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or_default();
+    let second = 128
+        + owner
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+            % 64;
+    let used: BTreeSet<String> = conn
+        .prepare_cached(
+            "SELECT address FROM container_instances WHERE agent = ?1 AND status != 'INACTIVE' AND address IS NOT NULL",
+        )?
+        .query_map([LOCAL_AGENT], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for i in 0u32..(254 * 256) {
+        let a = format!("{}.{second}.{}.{}", LOCAL_NET, i / 254, i % 254 + 1);
+        if !used.contains(&a) {
+            return Ok(a);
+        }
+    }
+    Err(ApiError::client(
+        "No addresses are left for local container instances.",
+    ))
+}
+
+/// Register a local instance of `instance_type` (from the catalog) in
+/// `cluster`, in `az` or the cluster's next availability zone in turn.
+pub fn add_local(
+    conn: &Connection,
+    ctx: &Ctx,
+    cluster: &clusters::ClusterRow,
+    instance_type: &str,
+    az: Option<&str>,
+) -> ApiResult<InstanceRow> {
+    let t = catalog::find(instance_type).ok_or_else(|| {
+        ApiError::invalid_parameter(format!(
+            "The instance type '{instance_type}' is not in Berth's catalog."
+        ))
+    })?;
+    let (cpu, memory) = catalog::ecs_registered_resources(t);
+    let az = match az {
+        Some(a) => a.to_string(),
+        None => {
+            let n = registered_count(conn, &cluster.arn)?;
+            format!("{}{}", ctx.region, ["a", "b", "c"][(n % 3) as usize])
+        }
+    };
+    let address = next_local_address(conn)?;
+    insert(
+        conn,
+        ctx,
+        cluster,
+        Registration {
+            ec2_instance_id: format!("i-{}", new_hex(17)),
+            instance_type: t.name.clone(),
+            arch: t.arch.as_str().to_string(),
+            availability_zone: az,
+            ami_id: "ami-berth-local".into(),
+            cpu,
+            memory,
+            ports_tcp: catalog::default_ports_reserved().into_iter().collect(),
+            ports_udp: BTreeSet::new(),
+            agent: LOCAL_AGENT.into(),
+            address: Some(address),
+            version_info: json!({"agentVersion": AGENT_VERSION, "agentHash": "berth", "dockerVersion": "DockerVersion: 20.10"}),
+            custom_attributes: vec![],
+        },
+    )
+}
+
+/// Mark an instance INACTIVE and stop what still runs on it, with `reason`.
+pub fn deregister(conn: &Connection, row: &InstanceRow, reason: &str) -> ApiResult<()> {
+    conn.prepare_cached(
+        "UPDATE container_instances SET status = 'INACTIVE',
+           doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
+         WHERE arn = ?1",
+    )?
+    .execute([&row.arn])?;
+    let live: Vec<String> = conn
+        .prepare_cached(
+            "SELECT arn FROM tasks WHERE container_instance_arn = ?1 AND desired_status != 'STOPPED'",
+        )?
+        .query_map([&row.arn], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for t in live {
+        super::tasks::request_stop(conn, &t, "TaskFailedToStart", reason)?;
+        if row.agent != LOCAL_AGENT {
+            // No agent of ours will stop it: it ends here.
+            super::tasks::mark_stopped(conn, &t, now_epoch())?;
+        }
+    }
+    Ok(())
+}
+
+fn now_epoch() -> f64 {
+    epoch_seconds(chrono::Utc::now())
+}
+
+fn live_task_count(conn: &Connection, arn: &str) -> ApiResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM tasks WHERE container_instance_arn = ?1 AND last_status != 'STOPPED'",
+        )?
+        .query_row([arn], |r| r.get(0))?)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterRequest {
+    cluster: Option<String>,
+    instance_identity_document: Option<String>,
+    total_resources: Option<Vec<Value>>,
+    version_info: Option<Value>,
+    container_instance_arn: Option<String>,
+    #[serde(default)]
+    attributes: Vec<AttributeIn>,
+    #[serde(default)]
+    tags: Vec<tags::Tag>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct AttributeIn {
+    name: String,
+    value: Option<String>,
+    target_type: Option<String>,
+    target_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeregisterRequest {
+    cluster: Option<String>,
+    container_instance: String,
+    force: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeRequest {
+    cluster: Option<String>,
+    container_instances: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListRequest {
+    cluster: Option<String>,
+    filter: Option<String>,
+    status: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateStateRequest {
+    cluster: Option<String>,
+    container_instances: Vec<String>,
+    status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AttributesRequest {
+    cluster: Option<String>,
+    attributes: Vec<AttributeIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListAttributesRequest {
+    cluster: Option<String>,
+    target_type: String,
+    attribute_name: Option<String>,
+    attribute_value: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+fn check_attribute(a: &AttributeIn) -> ApiResult<()> {
+    let name_ok = !a.name.is_empty()
+        && a.name.len() <= 128
+        && a.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/' | b'\\' | b'.'));
+    if !name_ok {
+        return Err(ApiError::invalid_parameter(format!(
+            "Attribute name '{}' is invalid: up to 128 letters, numbers, hyphens, underscores, forward slashes, back slashes, or periods.",
+            a.name
+        )));
+    }
+    if let Some(v) = &a.value {
+        let ok = !v.is_empty()
+            && v.len() <= 128
+            && v.trim() == v
+            && v.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'_' | b'.' | b'@' | b'/' | b'\\' | b':' | b' ')
+            });
+        if !ok {
+            return Err(ApiError::invalid_parameter(format!(
+                "Attribute value '{v}' is invalid: up to 128 letters, numbers, hyphens, underscores, periods, at signs, forward slashes, back slashes, colons, or spaces, without leading or trailing whitespace."
+            )));
+        }
+    }
+    if let Some(t) = &a.target_type {
+        if t != "container-instance" {
+            return Err(ApiError::invalid_parameter(format!(
+                "Target type '{t}' is not supported: the only target type is container-instance."
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn target_not_found(target: &str) -> ApiError {
+    ApiError::new(
+        "TargetNotFoundException",
+        format!("Could not find the target {target} in the cluster."),
+    )
+}
+
+impl Ecs {
+    pub(super) fn register_container_instance(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: RegisterRequest = serde_json::from_value(input)?;
+        tags::check_user_tags(&req.tags)?;
+        for a in &req.attributes {
+            check_attribute(a)?;
+        }
+        let identity: Value = match &req.instance_identity_document {
+            Some(d) => serde_json::from_str(d).map_err(|_| {
+                ApiError::invalid_parameter("The instance identity document is not valid JSON.")
+            })?,
+            None => json!({}),
+        };
+        let text = |k: &str| identity.get(k).and_then(Value::as_str).map(str::to_string);
+        let instance_type = text("instanceType").unwrap_or_else(|| "t3.medium".into());
+        let defaults = catalog::find(&instance_type).map(catalog::ecs_registered_resources);
+        let total = req.total_resources.clone().unwrap_or_default();
+        let total_int = |name: &str| {
+            total
+                .iter()
+                .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
+                .and_then(|r| r.get("integerValue").or(r.get("longValue")))
+                .and_then(Value::as_i64)
+        };
+        let total_ports = |name: &str| -> Option<BTreeSet<u16>> {
+            let r = total
+                .iter()
+                .find(|r| r.get("name").and_then(Value::as_str) == Some(name))?;
+            Some(
+                r.get("stringSetValue")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|p| p.as_str()?.parse().ok())
+                    .collect(),
+            )
+        };
+        let cpu = total_int("CPU").or(defaults.map(|d| d.0)).unwrap_or(2048);
+        let memory = total_int("MEMORY")
+            .or(defaults.map(|d| d.1))
+            .unwrap_or(3904);
+        if cpu <= 0 || memory <= 0 {
+            return Err(ApiError::invalid_parameter(
+                "totalResources CPU and MEMORY must be greater than zero.",
+            ));
+        }
+        let out = self.store.write(|tx| {
+            let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
+            if let Some(arn) = &req.container_instance_arn {
+                // Re-registration by an agent that knows its ARN: it is
+                // heard from again, with what it reports now.
+                let row = load(tx, arn)?
+                    .filter(|r| r.cluster_arn == cluster.arn && r.status != "INACTIVE")
+                    .ok_or_else(|| {
+                        ApiError::invalid_parameter(format!(
+                            "The container instance {arn} is not registered in the cluster."
+                        ))
+                    })?;
+                tx.prepare_cached("UPDATE container_instances SET last_seen = ?2 WHERE arn = ?1")?
+                    .execute(params![row.arn, ctx.now_millis()])?;
+                for a in &req.attributes {
+                    set_attribute(tx, &cluster.arn, &row.arn, &a.name, a.value.as_deref())?;
+                }
+                let row = load(tx, arn)?.expect("exists");
+                return render(tx, &row, ctx.now_millis(), true);
+            }
+            let arch = text("architecture")
+                .map(|a| if a == "aarch64" { "arm64".into() } else { a })
+                .or(catalog::find(&instance_type).map(|t| t.arch.as_str().to_string()))
+                .unwrap_or_else(|| "x86_64".into());
+            let row = insert(
+                tx,
+                ctx,
+                &cluster,
+                Registration {
+                    ec2_instance_id: text("instanceId")
+                        .unwrap_or_else(|| format!("i-{}", new_hex(17))),
+                    instance_type: instance_type.clone(),
+                    arch,
+                    availability_zone: text("availabilityZone")
+                        .unwrap_or_else(|| format!("{}a", ctx.region)),
+                    ami_id: text("imageId").unwrap_or_else(|| "ami-berth-local".into()),
+                    cpu,
+                    memory,
+                    ports_tcp: total_ports("PORTS")
+                        .unwrap_or_else(|| catalog::default_ports_reserved().into_iter().collect()),
+                    ports_udp: total_ports("PORTS_UDP").unwrap_or_default(),
+                    agent: REMOTE_AGENT.into(),
+                    address: text("privateIp"),
+                    version_info: req.version_info.clone().unwrap_or_else(
+                        || json!({"agentVersion": AGENT_VERSION, "agentHash": "", "dockerVersion": ""}),
+                    ),
+                    custom_attributes: req
+                        .attributes
+                        .iter()
+                        .map(|a| (a.name.clone(), a.value.clone()))
+                        .collect(),
+                },
+            )?;
+            tags::put(tx, &row.arn, &req.tags)?;
+            render(tx, &row, ctx.now_millis(), true)
+        })?;
+        Ok(json!({"containerInstance": out}))
+    }
+
+    pub(super) fn deregister_container_instance(
+        &self,
+        ctx: &Ctx,
+        input: Value,
+    ) -> ApiResult<Value> {
+        let req: DeregisterRequest = serde_json::from_value(input)?;
+        let out = self.store.write(|tx| {
+            let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
+            let arn = instance_arn(ctx, &cluster, &req.container_instance);
+            let row = load(tx, &arn)?
+                .filter(|r| r.cluster_arn == cluster.arn)
+                .ok_or_else(|| {
+                    ApiError::invalid_parameter(format!(
+                        "The referenced container instance {} was not found.",
+                        req.container_instance
+                    ))
+                })?;
+            if row.status != "INACTIVE" {
+                if !req.force.unwrap_or(false) && live_task_count(tx, &row.arn)? > 0 {
+                    return Err(ApiError::invalid_parameter(
+                        "The container instance has tasks that are still running or pending. Stop them first, or deregister with force to stop them.",
+                    ));
+                }
+                deregister(tx, &row, "Container instance deregistered")?;
+            }
+            let row = load(tx, &arn)?.expect("exists");
+            render(tx, &row, ctx.now_millis(), false)
+        })?;
+        self.task_events.notify_one();
+        Ok(json!({"containerInstance": out}))
+    }
+
+    pub(super) fn describe_container_instances(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: DescribeRequest = serde_json::from_value(input)?;
+        if req.container_instances.is_empty() || req.container_instances.len() > 100 {
+            return Err(ApiError::invalid_parameter(
+                "containerInstances cannot be empty and can have at most 100 items.",
+            ));
+        }
+        let with_tags = req.include.iter().any(|i| i == "TAGS");
+        self.store.read(|conn| {
+            let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
+            let mut found = Vec::new();
+            let mut failures = Vec::new();
+            for ident in &req.container_instances {
+                let arn = instance_arn(ctx, &cluster, ident);
+                match load(conn, &arn)?.filter(|r| r.cluster_arn == cluster.arn) {
+                    Some(row) => found.push(render(conn, &row, ctx.now_millis(), with_tags)?),
+                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                }
+            }
+            Ok(json!({"containerInstances": found, "failures": failures}))
+        })
+    }
+
+    pub(super) fn list_container_instances(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: ListRequest = serde_json::from_value(input)?;
+        let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
+        let filter =
+            match req.filter.as_deref() {
+                Some(f) => Some(query::parse(f).map_err(|e| {
+                    ApiError::invalid_parameter(format!("Invalid filter '{f}': {e}."))
+                })?),
+                None => None,
+            };
+        let after = match &req.next_token {
+            Some(t) => Some(
+                paging::decode(t)?
+                    .as_array()
+                    .and_then(|a| Some((a.first()?.as_i64()?, a.get(1)?.as_str()?.to_string())))
+                    .ok_or_else(|| ApiError::invalid_parameter("Invalid nextToken."))?,
+            ),
+            None => None,
+        };
+        self.store.read(|conn| {
+            let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
+            let mut sql = format!("{SELECT} WHERE cluster_arn = ?");
+            let mut args: Vec<SqlValue> = vec![cluster.arn.clone().into()];
+            match &req.status {
+                Some(s) => {
+                    sql.push_str(" AND status = ?");
+                    args.push(s.clone().into());
+                }
+                None => sql.push_str(" AND status != 'INACTIVE'"),
+            }
+            if let Some((ts, arn)) = &after {
+                sql.push_str(" AND (registered_at, arn) > (?, ?)");
+                args.push((*ts).into());
+                args.push(arn.clone().into());
+            }
+            sql.push_str(" ORDER BY registered_at, arn");
+            let rows: Vec<InstanceRow> = conn
+                .prepare_cached(&sql)?
+                .query_map(params_from_iter(args.iter()), from_sql)?
+                .collect::<Result<_, _>>()?;
+            let mut matching = Vec::new();
+            for row in rows {
+                if let Some(f) = &filter {
+                    if !f.eval(&placement_view(conn, &row, ctx.now_millis())?) {
+                        continue;
+                    }
+                }
+                matching.push(row);
+                if matching.len() > size {
+                    break;
+                }
+            }
+            let (page, token) = paging::page(matching, size, |r| json!([r.registered_at, r.arn]));
+            let mut out =
+                json!({"containerInstanceArns": page.iter().map(|r| &r.arn).collect::<Vec<_>>()});
+            if let Some(t) = token {
+                out["nextToken"] = json!(t);
+            }
+            Ok(out)
+        })
+    }
+
+    pub(super) fn update_container_instances_state(
+        &self,
+        ctx: &Ctx,
+        input: Value,
+    ) -> ApiResult<Value> {
+        let req: UpdateStateRequest = serde_json::from_value(input)?;
+        if !matches!(req.status.as_str(), "ACTIVE" | "DRAINING") {
+            return Err(ApiError::invalid_parameter(format!(
+                "Container instance status can only be updated to ACTIVE or DRAINING, not {}.",
+                req.status
+            )));
+        }
+        if req.container_instances.is_empty() || req.container_instances.len() > 10 {
+            return Err(ApiError::invalid_parameter(
+                "containerInstances cannot be empty and can have at most 10 items.",
+            ));
+        }
+        self.store.write(|tx| {
+            let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
+            let mut found = Vec::new();
+            let mut failures = Vec::new();
+            for ident in &req.container_instances {
+                let arn = instance_arn(ctx, &cluster, ident);
+                match load(tx, &arn)?.filter(|r| r.cluster_arn == cluster.arn && r.status != "INACTIVE") {
+                    Some(row) => {
+                        if row.status != req.status {
+                            tx.prepare_cached(
+                                "UPDATE container_instances SET status = ?2,
+                                   doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
+                                 WHERE arn = ?1",
+                            )?
+                            .execute(params![row.arn, req.status])?;
+                        }
+                        let row = load(tx, &arn)?.expect("exists");
+                        found.push(render(tx, &row, ctx.now_millis(), false)?);
+                    }
+                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                }
+            }
+            Ok(json!({"containerInstances": found, "failures": failures}))
+        })
+    }
+
+    /// The instance an attribute targets, in `cluster`.
+    fn attribute_target(
+        conn: &Connection,
+        ctx: &Ctx,
+        cluster: &clusters::ClusterRow,
+        a: &AttributeIn,
+    ) -> ApiResult<InstanceRow> {
+        let target = a.target_id.as_deref().ok_or_else(|| {
+            ApiError::invalid_parameter(format!(
+                "Attribute '{}' needs a targetId: the container instance it applies to.",
+                a.name
+            ))
+        })?;
+        let arn = instance_arn(ctx, cluster, target);
+        load(conn, &arn)?
+            .filter(|r| r.cluster_arn == cluster.arn && r.status != "INACTIVE")
+            .ok_or_else(|| target_not_found(target))
+    }
+
+    pub(super) fn put_attributes(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: AttributesRequest = serde_json::from_value(input)?;
+        if req.attributes.is_empty() || req.attributes.len() > 10 {
+            return Err(ApiError::invalid_parameter(
+                "attributes cannot be empty and can have at most 10 items.",
+            ));
+        }
+        for a in &req.attributes {
+            check_attribute(a)?;
+        }
+        self.store.write(|tx| {
+            let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
+            let mut out = Vec::new();
+            for a in &req.attributes {
+                let row = Self::attribute_target(tx, ctx, &cluster, a)?;
+                set_attribute(tx, &cluster.arn, &row.arn, &a.name, a.value.as_deref())?;
+                let custom = attributes_of(tx, &row)?
+                    .keys()
+                    .filter(|n| !n.starts_with("ecs.") && !n.starts_with("com.amazonaws.ecs."))
+                    .count();
+                if custom > MAX_CUSTOM_ATTRIBUTES {
+                    return Err(ApiError::new(
+                        "AttributeLimitExceededException",
+                        format!("You can apply up to {MAX_CUSTOM_ATTRIBUTES} custom attributes for each resource."),
+                    ));
+                }
+                let mut v = json!({"name": a.name, "targetType": "container-instance", "targetId": row.arn});
+                if let Some(val) = &a.value {
+                    v["value"] = json!(val);
+                }
+                out.push(v);
+            }
+            Ok(json!({"attributes": out}))
+        })
+    }
+
+    pub(super) fn delete_attributes(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: AttributesRequest = serde_json::from_value(input)?;
+        if req.attributes.is_empty() {
+            return Err(ApiError::invalid_parameter("attributes cannot be empty."));
+        }
+        for a in &req.attributes {
+            check_attribute(a)?;
+        }
+        self.store.write(|tx| {
+            let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
+            let mut out = Vec::new();
+            for a in &req.attributes {
+                let row = Self::attribute_target(tx, ctx, &cluster, a)?;
+                tx.prepare_cached(
+                    "DELETE FROM attributes WHERE cluster_arn = ?1 AND target_id = ?2 AND name = ?3",
+                )?
+                .execute(params![cluster.arn, row.arn, a.name])?;
+                let mut v = json!({"name": a.name, "targetType": "container-instance", "targetId": row.arn});
+                if let Some(val) = &a.value {
+                    v["value"] = json!(val);
+                }
+                out.push(v);
+            }
+            Ok(json!({"attributes": out}))
+        })
+    }
+
+    pub(super) fn list_attributes(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: ListAttributesRequest = serde_json::from_value(input)?;
+        if req.target_type != "container-instance" {
+            return Err(ApiError::invalid_parameter(format!(
+                "Target type '{}' is not supported: the only target type is container-instance.",
+                req.target_type
+            )));
+        }
+        if req.attribute_value.is_some() && req.attribute_name.is_none() {
+            return Err(ApiError::invalid_parameter(
+                "attributeValue can only be given with attributeName.",
+            ));
+        }
+        let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
+        let after = match &req.next_token {
+            Some(t) => Some(
+                paging::decode(t)?
+                    .as_array()
+                    .and_then(|a| {
+                        Some((
+                            a.first()?.as_str()?.to_string(),
+                            a.get(1)?.as_str()?.to_string(),
+                        ))
+                    })
+                    .ok_or_else(|| ApiError::invalid_parameter("Invalid nextToken."))?,
+            ),
+            None => None,
+        };
+        self.store.read(|conn| {
+            let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
+            let mut sql = String::from(
+                "SELECT a.target_id, a.name, a.value FROM attributes a
+                 JOIN container_instances i ON i.arn = a.target_id
+                 WHERE a.cluster_arn = ? AND i.status != 'INACTIVE'",
+            );
+            let mut args: Vec<SqlValue> = vec![cluster.arn.clone().into()];
+            if let Some(n) = &req.attribute_name {
+                sql.push_str(" AND a.name = ?");
+                args.push(n.clone().into());
+            }
+            if let Some(v) = &req.attribute_value {
+                sql.push_str(" AND a.value = ?");
+                args.push(v.clone().into());
+            }
+            if let Some((t, n)) = &after {
+                sql.push_str(" AND (a.target_id, a.name) > (?, ?)");
+                args.push(t.clone().into());
+                args.push(n.clone().into());
+            }
+            sql.push_str(" ORDER BY a.target_id, a.name LIMIT ?");
+            args.push((size as i64 + 1).into());
+            let rows: Vec<(String, String, Option<String>)> = conn
+                .prepare_cached(&sql)?
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let (page, token) = paging::page(rows, size, |(t, n, _)| json!([t, n]));
+            let attrs: Vec<Value> = page
+                .into_iter()
+                .map(|(t, n, v)| {
+                    let mut a =
+                        json!({"name": n, "targetType": "container-instance", "targetId": t});
+                    if let Some(v) = v {
+                        a["value"] = json!(v);
+                    }
+                    a
+                })
+                .collect();
+            let mut out = json!({"attributes": attrs});
+            if let Some(t) = token {
+                out["nextToken"] = json!(t);
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn reservation_counts_as_ecs_does() {
+        let td = def(json!({"networkMode": "bridge"}));
+        let cs = vec![
+            def(
+                json!({"cpu": 256, "memory": 512, "portMappings": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81, "hostPort": 0}]}),
+            ),
+            def(
+                json!({"cpu": 128, "memory": 1024, "memoryReservation": 256, "portMappings": [{"containerPort": 53, "hostPort": 5353, "protocol": "udp"}]}),
+            ),
+        ];
+        let r = reservation(&td, &cs, None, None);
+        assert_eq!(
+            (r.cpu, r.memory),
+            (384, 768),
+            "memoryReservation counts where set"
+        );
+        assert_eq!(
+            (r.tcp, r.udp),
+            (vec![8080], vec![5353]),
+            "dynamic ports reserve nothing"
+        );
+        let task_level = reservation(&td, &cs, Some(&json!("1024")), Some(&json!("2048")));
+        assert_eq!((task_level.cpu, task_level.memory), (1024, 2048));
+        let host = def(json!({"networkMode": "host"}));
+        let hc = vec![def(
+            json!({"memory": 64, "portMappings": [{"containerPort": 9000}]}),
+        )];
+        assert_eq!(reservation(&host, &hc, None, None).tcp, vec![9000]);
+        let vpc = def(json!({"networkMode": "awsvpc"}));
+        assert!(reservation(&vpc, &hc, None, None).tcp.is_empty());
+    }
+
+    #[test]
+    fn attribute_names_and_values_are_checked() {
+        let a = |n: &str, v: Option<&str>| AttributeIn {
+            name: n.into(),
+            value: v.map(str::to_string),
+            target_type: None,
+            target_id: None,
+        };
+        assert!(check_attribute(&a("stack", Some("prod"))).is_ok());
+        assert!(check_attribute(&a("team/owner.x", Some("a@b: c"))).is_ok());
+        assert!(check_attribute(&a("bad name", None)).is_err());
+        assert!(check_attribute(&a("ok", Some(" lead"))).is_err());
+        assert!(check_attribute(&a(&"x".repeat(129), None)).is_err());
+    }
+}
