@@ -179,7 +179,7 @@ fn main() -> anyhow::Result<()> {
             let mut failed = 0;
             for c in &checks {
                 println!(
-                    "{} {:<11} {}",
+                    "{} {:<12} {}",
                     if c.ok { "ok  " } else { "FAIL" },
                     c.name,
                     c.detail

@@ -218,7 +218,9 @@ def test_member_of_and_filter_share_the_query_language(ecs, cluster, expression,
     listed = ecs.list_container_instances(cluster=cluster, filter=expression)["containerInstanceArns"]
     assert {names[a] for a in listed} == expected
     td = ec2_td(ecs, [sleeper(memory=64)])
+    # Spread, so every eligible instance gets a task (random could miss one).
     out = ecs.run_task(cluster=cluster, taskDefinition=td, launchType="EC2", count=6,
+                       placementStrategy=[{"type": "spread", "field": "instanceId"}],
                        placementConstraints=[{"type": "memberOf", "expression": expression}])
     assert {names[t["containerInstanceArn"]] for t in out["tasks"]} == expected
     assert len(out["tasks"]) == 6

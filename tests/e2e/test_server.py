@@ -15,8 +15,10 @@ def test_doctor_reports_each_check(tmp_path):
     p = subprocess.run([BERTH, "doctor", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{free_port()}"],
                        capture_output=True, text=True)
     lines = p.stdout.splitlines()
-    names = [l.split()[1] for l in lines]
-    assert names == ["docker", "data", "port"], p.stdout
+    names = [l[5:].split("  ")[0].strip() for l in lines]
+    assert names == ["docker", "task limits", "data dir", "port"], p.stdout
+    limits = [l for l in lines if l.split()[1] == "task"][0]
+    assert "cgroup" in limits, "says whether tasks get a cgroup of their own, or why not"
     data = [l for l in lines if l.split()[1] == "data"][0]
     assert data.startswith("ok")
     # The engine is part of the platform's setup: the test machine must have it.
