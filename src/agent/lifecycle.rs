@@ -7,14 +7,16 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
+use super::network::{self, NetworkMode};
 use super::{awslogs, Agent};
 use crate::context::epoch_seconds;
 use crate::ecs::taskdefs;
 use crate::ecs::tasks::{self, TaskRow};
 use crate::runtime::pause::{pause_elf, tar_one, PAUSE_IMAGE};
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, HealthSpec, NetworkAttach, RuntimeError, TaskLimits,
-    LABEL_CLUSTER, LABEL_CONTAINER, LABEL_MANAGED, LABEL_TASK, PAUSE_CONTAINER, TASK_NETWORK,
+    ContainerInfo, ContainerSpec, HealthSpec, NetworkAttach, PublishedPort, RuntimeError,
+    TaskLimits, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_MANAGED, LABEL_TASK, PAUSE_CONTAINER,
+    TASK_NETWORK,
 };
 
 /// ECS's default and Fargate's maximum `stopTimeout`, seconds.
@@ -116,12 +118,38 @@ fn task_number(task: &TaskRow, key: &str) -> Option<i64> {
         .and_then(|v| v.parse::<i64>().ok())
 }
 
+/// The address of the container instance an EC2 task runs on, where its
+/// ports are published; `None` for FARGATE. `Err` when the mode publishes
+/// ports and the task has none.
+fn host_address(task: &TaskRow, mode: NetworkMode) -> Result<Option<String>, RuntimeError> {
+    if task.doc.get("launchType").and_then(Value::as_str) == Some("FARGATE") {
+        return Ok(None);
+    }
+    match &task.runtime.host_ip {
+        Some(ip) => Ok(Some(ip.clone())),
+        None if mode.publishes() => Err(RuntimeError::Other(
+            "the task has no container instance address to publish its ports on".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Where a task's containers are attached.
+#[derive(Debug, Clone, Copy)]
+struct TaskNetwork<'a> {
+    mode: NetworkMode,
+    /// The sandbox, in the modes that have one.
+    pause_id: Option<&'a str>,
+    /// The container instance's address, in the modes that publish ports.
+    host_ip: Option<&'a str>,
+}
+
 /// The runtime spec of one container of a task.
 fn spec_for(
     owner: &str,
     task: &TaskRow,
     def: &Map<String, Value>,
-    pause_id: &str,
+    net: TaskNetwork<'_>,
     cgroup: Option<&str>,
 ) -> ContainerSpec {
     const MIB: i64 = 1024 * 1024;
@@ -163,8 +191,28 @@ fn spec_for(
             ))
         })
         .collect();
+    let hostname = def
+        .get("hostname")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let host_ip = net.host_ip.unwrap_or_default();
+    let (network, ports, links, hostname) = match (net.mode, net.pause_id) {
+        (NetworkMode::Bridge, _) => (
+            NetworkAttach::Network(TASK_NETWORK.into()),
+            network::container_ports(net.mode, def, host_ip),
+            network::links(net.mode, task_id(&task.arn), def),
+            hostname,
+        ),
+        (NetworkMode::None, _) => (NetworkAttach::None, Vec::new(), Vec::new(), hostname),
+        (NetworkMode::Awsvpc | NetworkMode::Host, pause_id) => (
+            NetworkAttach::Container(pause_id.unwrap_or_default().to_string()),
+            Vec::new(),
+            Vec::new(),
+            None,
+        ),
+    };
     ContainerSpec {
-        name: format!("berth-{}-{name}", task_id(&task.arn)),
+        name: network::runtime_name(task_id(&task.arn), name),
         image: def
             .get("image")
             .and_then(Value::as_str)
@@ -178,9 +226,11 @@ fn spec_for(
             .and_then(Value::as_str)
             .map(str::to_string),
         user: def.get("user").and_then(Value::as_str).map(str::to_string),
-        hostname: None,
+        hostname,
         labels: labels(owner, task, name),
-        network: Some(NetworkAttach::Container(pause_id.to_string())),
+        network: Some(network),
+        ports,
+        links,
         // With a task cgroup, the task's memory and cpu bound all its
         // containers together; without one, each container on its own.
         memory: match cgroup {
@@ -229,22 +279,38 @@ pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("task definition {td_arn} is gone"))?;
     let overrides = task.doc.get("overrides").cloned().unwrap_or(json!({}));
     let defs = tasks::effective_containers(&td.doc, &overrides);
-
-    if task.desired_status == "RUNNING" && task.last_status() == "PROVISIONING" {
-        if let Err(e) = provision(agent, &mut task).await {
+    let mode = match NetworkMode::of(&task.doc, &td.doc) {
+        Ok(m) => m,
+        Err(why) => {
             request_stop(
                 agent,
                 &mut task,
                 "TaskFailedToStart",
-                &format!(
-                    "ResourceInitializationError: failed to set up the task's network sandbox: {e}"
-                ),
+                &format!("ResourceInitializationError: {why}"),
+            )?;
+            // Stopping does not depend on it.
+            NetworkMode::None
+        }
+    };
+
+    if task.desired_status == "RUNNING" && task.last_status() == "PROVISIONING" {
+        if let Err(e) = provision(agent, &mut task, &defs, mode).await {
+            let what = if mode.has_sandbox() {
+                "the task's network sandbox"
+            } else {
+                "the task's network"
+            };
+            request_stop(
+                agent,
+                &mut task,
+                "TaskFailedToStart",
+                &format!("ResourceInitializationError: failed to set up {what}: {e}"),
             )?;
         }
     }
     refresh_desired(agent, &mut task)?;
     if task.desired_status == "RUNNING" && matches!(task.last_status(), "PENDING" | "ACTIVATING") {
-        start_containers(agent, &mut task, &defs).await?;
+        start_containers(agent, &mut task, &defs, mode).await?;
     }
     refresh_desired(agent, &mut task)?;
     if task.desired_status == "RUNNING" && task.last_status() == "RUNNING" {
@@ -256,16 +322,28 @@ pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// PROVISIONING → PENDING: the network sandbox, and the task's address.
-async fn provision(agent: &Agent, task: &mut TaskRow) -> Result<(), RuntimeError> {
+/// PROVISIONING → PENDING: the container instance's address (EC2), the
+/// network sandbox (`awsvpc`, `host`), and the task's address (`awsvpc`).
+async fn provision(
+    agent: &Agent,
+    task: &mut TaskRow,
+    defs: &[Map<String, Value>],
+    mode: NetworkMode,
+) -> Result<(), RuntimeError> {
     let rt = &agent.runtime;
+    let host_ip = host_address(task, mode)?;
+    if let Some(ip) = &host_ip {
+        rt.ensure_host_address(ip).await?;
+    }
     rt.ensure_network(TASK_NETWORK).await?;
-    rt.ensure_imported(
-        PAUSE_IMAGE,
-        tar_one("pause", &pause_elf()),
-        &["CMD [\"/pause\"]"],
-    )
-    .await?;
+    if mode.has_sandbox() {
+        rt.ensure_imported(
+            PAUSE_IMAGE,
+            tar_one("pause", &pause_elf()),
+            &["CMD [\"/pause\"]"],
+        )
+        .await?;
+    }
     // The task's cgroup, before anything is put in it.
     let limits = TaskLimits {
         memory_bytes: task_number(task, "memory").map(|m| m << 20),
@@ -276,6 +354,28 @@ async fn provision(agent: &Agent, task: &mut TaskRow) -> Result<(), RuntimeError
         task.runtime.cgroup = cgroup;
         save(agent, task).map_err(|e| RuntimeError::Other(e.to_string()))?;
     }
+    if mode.has_sandbox() {
+        let ports = network::sandbox_ports(mode, defs, host_ip.as_deref().unwrap_or_default());
+        let sandbox = sandbox(agent, task, ports).await?;
+        if mode == NetworkMode::Awsvpc {
+            attach_eni(task, &sandbox);
+        }
+    }
+    set(task, "connectivity", json!("CONNECTED"));
+    set(task, "connectivityAt", json!(now()));
+    set_status(task, "PENDING");
+    save(agent, task).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    Ok(())
+}
+
+/// The task's network sandbox, created and started unless it is; its ports
+/// published (`host` mode).
+async fn sandbox(
+    agent: &Agent,
+    task: &mut TaskRow,
+    ports: Vec<PublishedPort>,
+) -> Result<ContainerInfo, RuntimeError> {
+    let rt = &agent.runtime;
     let existing = match &task.runtime.pause_id {
         Some(id) => rt.inspect(id).await?,
         None => None,
@@ -289,6 +389,7 @@ async fn provision(agent: &Agent, task: &mut TaskRow) -> Result<(), RuntimeError
                 labels: labels(&agent.owner, task, PAUSE_CONTAINER),
                 network: Some(NetworkAttach::Network(TASK_NETWORK.into())),
                 cgroup_parent: task.runtime.cgroup.clone(),
+                ports,
                 ..Default::default()
             };
             // A leftover of an earlier attempt with the same name goes first.
@@ -305,7 +406,12 @@ async fn provision(agent: &Agent, task: &mut TaskRow) -> Result<(), RuntimeError
     if !pause.running {
         rt.start(&pause.id).await?;
     }
-    let info = rt.inspect(&pause.id).await?.unwrap_or(pause);
+    Ok(rt.inspect(&pause.id).await?.unwrap_or(pause))
+}
+
+/// Report the sandbox's address as the task's ENI (`awsvpc`), in its first
+/// attachment, when it has one.
+fn attach_eni(task: &mut TaskRow, info: &ContainerInfo) {
     let ip = info.ip.clone().unwrap_or_default();
     let mac = info.mac.clone().unwrap_or_default();
     let eni = format!("eni-{}", &info.id[..17.min(info.id.len())]);
@@ -339,38 +445,51 @@ async fn provision(agent: &Agent, task: &mut TaskRow) -> Result<(), RuntimeError
                 json!([{"attachmentId": attachment_id, "privateIpv4Address": ip}]);
         }
     }
-    set(task, "connectivity", json!("CONNECTED"));
-    set(task, "connectivityAt", json!(now()));
-    set_status(task, "PENDING");
-    save(agent, task).map_err(|e| RuntimeError::Other(e.to_string()))?;
-    Ok(())
 }
 
-/// Whether a container's `dependsOn` conditions hold; `Err` when they never will.
-fn dependencies_met(
-    def: &Map<String, Value>,
-    states: &HashMap<String, ContainerInfo>,
-) -> Result<bool, String> {
-    for d in def
+/// What a container waits for before it starts: its `dependsOn`
+/// conditions, and the containers it links to started (as ECS orders links).
+fn start_conditions(def: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = def
         .get("dependsOn")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        let dep = d
-            .get("containerName")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let condition = d
-            .get("condition")
-            .and_then(Value::as_str)
-            .unwrap_or("START");
+        .map(|d| {
+            let dep = d
+                .get("containerName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let condition = d
+                .get("condition")
+                .and_then(Value::as_str)
+                .unwrap_or("START");
+            (dep.to_string(), condition.to_string())
+        })
+        .collect();
+    for target in network::link_targets(def) {
+        if !out.iter().any(|(dep, _)| *dep == target) {
+            out.push((target, "START".to_string()));
+        }
+    }
+    out
+}
+
+/// Whether a container's `dependsOn` conditions (and links) hold; `Err`
+/// when they never will.
+fn dependencies_met(
+    def: &Map<String, Value>,
+    states: &HashMap<String, ContainerInfo>,
+) -> Result<bool, String> {
+    for (dep, condition) in start_conditions(def) {
+        let (dep, condition) = (dep.as_str(), condition.as_str());
         let Some(s) = states.get(dep) else {
             return Ok(false);
         };
         let exited = !s.running && s.finished_at.is_some();
         let ok = match condition {
-            "START" => true,
+            // Created is not enough: it must have been started.
+            "START" => s.running || s.started_at.is_some(),
             "COMPLETE" => exited,
             "SUCCESS" => {
                 if exited && s.exit_code != Some(0) {
@@ -398,17 +517,62 @@ fn dependencies_met(
     Ok(true)
 }
 
+/// Record a started container's `networkBindings` (in the modes that
+/// publish ports), once.
+fn record_bindings(
+    task: &mut TaskRow,
+    def: &Map<String, Value>,
+    mode: NetworkMode,
+    host_ip: Option<&str>,
+    info: &ContainerInfo,
+) {
+    let Some(c) = container_doc(task, name_of(def)) else {
+        return;
+    };
+    if c.contains_key("networkBindings") {
+        return;
+    }
+    if let Some(b) = network::network_bindings(mode, def, host_ip.unwrap_or_default(), &info.ports)
+    {
+        c.insert("networkBindings".into(), b);
+    }
+}
+
 /// PENDING → ACTIVATING → RUNNING: pull, create, start in dependency order.
 async fn start_containers(
     agent: &Agent,
     task: &mut TaskRow,
     defs: &[Map<String, Value>],
+    mode: NetworkMode,
 ) -> anyhow::Result<()> {
     let rt = agent.runtime.clone();
-    let Some(pause_id) = task.runtime.pause_id.clone() else {
+    let pause_id = task.runtime.pause_id.clone();
+    if mode.has_sandbox() && pause_id.is_none() {
         set_status(task, "PROVISIONING");
         save(agent, task)?;
         return Ok(());
+    }
+    // The instance's address may be gone (the machine restarted) since
+    // the task was provisioned.
+    let host_ip = match host_address(task, mode) {
+        Ok(ip) => ip,
+        Err(e) => {
+            let reason = format!("ResourceInitializationError: {e}");
+            request_stop(agent, task, "TaskFailedToStart", &reason)?;
+            return Ok(());
+        }
+    };
+    if let Some(ip) = &host_ip {
+        if let Err(e) = rt.ensure_host_address(ip).await {
+            let reason = format!("ResourceInitializationError: {e}");
+            request_stop(agent, task, "TaskFailedToStart", &reason)?;
+            return Ok(());
+        }
+    }
+    let net = TaskNetwork {
+        mode,
+        pause_id: pause_id.as_deref(),
+        host_ip: host_ip.as_deref(),
     };
     // Pull what is missing.
     if task.doc.get("pullStartedAt").is_none() {
@@ -462,13 +626,7 @@ async fn start_containers(
             None => None,
         };
         if existing.is_none() {
-            let spec = spec_for(
-                &agent.owner,
-                task,
-                def,
-                &pause_id,
-                task.runtime.cgroup.as_deref(),
-            );
+            let spec = spec_for(&agent.owner, task, def, net, task.runtime.cgroup.as_deref());
             rt.remove(&spec.name).await?;
             match rt.create(&spec).await {
                 Ok(id) => {
@@ -487,6 +645,7 @@ async fn start_containers(
         }
     }
     // Start in dependency order.
+    let mut states: HashMap<String, ContainerInfo> = HashMap::new();
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(
             defs.iter()
@@ -499,7 +658,7 @@ async fn start_containers(
         if task.desired_status != "RUNNING" {
             return Ok(());
         }
-        let mut states = HashMap::new();
+        states.clear();
         for (name, id) in &task.runtime.containers {
             if let Some(info) = rt.inspect(id).await? {
                 states.insert(name.clone(), info);
@@ -519,6 +678,7 @@ async fn start_containers(
                     .is_some_and(|s| !s.running && s.started_at.is_none())
             });
             if started {
+                record_bindings(task, def, mode, host_ip.as_deref(), state);
                 // An essential container that exits while others still wait
                 // to start stops the task; once all have started, the task
                 // is RUNNING and the monitor sees the exit.
@@ -583,6 +743,15 @@ async fn start_containers(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    // RUNNING is reported with what the containers are now (health that a
+    // `dependsOn` waited for, exits), not only from the next monitor pass.
+    for def in defs {
+        if let Some(state) = states.get(name_of(def)) {
+            observe(task, def, Some(state));
+        }
+    }
+    let health = task_health(task, defs);
+    set(task, "healthStatus", json!(health));
     set_status(task, "ACTIVATING");
     save(agent, task)?;
     set_status(task, "RUNNING");
@@ -798,4 +967,163 @@ async fn stop(
     set_status(task, "STOPPED");
     save(agent, task)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecs::tasks::TaskRuntime;
+    use crate::runtime::{Link, Protocol};
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn task(launch_type: &str, host_ip: Option<&str>) -> TaskRow {
+        TaskRow {
+            arn: "arn:aws:ecs:us-east-1:000000000000:task/c/abc".into(),
+            cluster_arn: "arn:aws:ecs:us-east-1:000000000000:cluster/c".into(),
+            desired_status: "RUNNING".into(),
+            stop_code: None,
+            stopped_reason: None,
+            doc: obj(json!({"launchType": launch_type, "containers": [{"name": "web"}]})),
+            runtime: TaskRuntime {
+                host_ip: host_ip.map(str::to_string),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn started(running: bool) -> ContainerInfo {
+        ContainerInfo {
+            running,
+            started_at: Some(Utc::now()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn links_order_starts_like_depends_on_start() {
+        let def = obj(json!({
+            "name": "web",
+            "links": ["db:database", "cache", "db"],
+            "dependsOn": [{"containerName": "cache", "condition": "HEALTHY"}],
+        }));
+        assert_eq!(
+            start_conditions(&def),
+            vec![
+                ("cache".to_string(), "HEALTHY".to_string()),
+                ("db".to_string(), "START".to_string()),
+            ]
+        );
+        let def = obj(json!({"name": "web", "links": ["db:database"]}));
+        let mut states = HashMap::new();
+        assert_eq!(dependencies_met(&def, &states), Ok(false));
+        states.insert("db".to_string(), ContainerInfo::default()); // created
+        assert_eq!(dependencies_met(&def, &states), Ok(false));
+        states.insert("db".to_string(), started(true));
+        assert_eq!(dependencies_met(&def, &states), Ok(true));
+        assert_eq!(
+            dependencies_met(&obj(json!({"name": "db"})), &HashMap::new()),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn specs_by_network_mode() {
+        let def = obj(json!({
+            "name": "web", "image": "img", "hostname": "www",
+            "links": ["db:database"],
+            "portMappings": [{"containerPort": 80, "hostPort": 0, "protocol": "tcp"}],
+        }));
+        let t = task("EC2", Some("10.99.0.1"));
+        let bridge = TaskNetwork {
+            mode: NetworkMode::Bridge,
+            pause_id: None,
+            host_ip: Some("10.99.0.1"),
+        };
+        let spec = spec_for("o", &t, &def, bridge, None);
+        assert_eq!(spec.name, "berth-abc-web");
+        assert_eq!(
+            spec.network,
+            Some(NetworkAttach::Network(TASK_NETWORK.into()))
+        );
+        assert_eq!(spec.hostname.as_deref(), Some("www"));
+        assert_eq!(
+            spec.ports,
+            vec![PublishedPort {
+                container_port: 80,
+                protocol: Protocol::Tcp,
+                host_ip: "10.99.0.1".into(),
+                host_port: None,
+            }]
+        );
+        assert_eq!(
+            spec.links,
+            vec![Link {
+                container: "berth-abc-db".into(),
+                alias: "database".into(),
+            }]
+        );
+        for mode in [NetworkMode::Host, NetworkMode::Awsvpc] {
+            let net = TaskNetwork {
+                mode,
+                pause_id: Some("pause1"),
+                host_ip: Some("10.99.0.1"),
+            };
+            let spec = spec_for("o", &t, &def, net, None);
+            assert_eq!(
+                spec.network,
+                Some(NetworkAttach::Container("pause1".into()))
+            );
+            assert!(spec.ports.is_empty() && spec.links.is_empty());
+            assert_eq!(spec.hostname, None);
+        }
+    }
+
+    #[test]
+    fn host_address_only_for_ec2() {
+        let fargate = task("FARGATE", Some("10.99.0.1"));
+        assert_eq!(host_address(&fargate, NetworkMode::Awsvpc).unwrap(), None);
+        let ec2 = task("EC2", Some("10.99.0.1"));
+        for mode in [NetworkMode::Bridge, NetworkMode::Host, NetworkMode::Awsvpc] {
+            assert_eq!(
+                host_address(&ec2, mode).unwrap().as_deref(),
+                Some("10.99.0.1")
+            );
+        }
+        let nowhere = task("EC2", None);
+        assert!(host_address(&nowhere, NetworkMode::Bridge).is_err());
+        assert!(host_address(&nowhere, NetworkMode::Host).is_err());
+        assert_eq!(host_address(&nowhere, NetworkMode::Awsvpc).unwrap(), None);
+    }
+
+    #[test]
+    fn bindings_recorded_once() {
+        let def =
+            obj(json!({"name": "web", "portMappings": [{"containerPort": 80, "protocol": "tcp"}]}));
+        let mut t = task("EC2", Some("10.99.0.1"));
+        let mut info = started(true);
+        info.ports = vec![crate::runtime::PortBinding {
+            container_port: 80,
+            protocol: Protocol::Tcp,
+            host_ip: "10.99.0.1".into(),
+            host_port: 32768,
+        }];
+        record_bindings(&mut t, &def, NetworkMode::Bridge, Some("10.99.0.1"), &info);
+        let expected = json!([{"bindIP": "10.99.0.1", "containerPort": 80, "hostPort": 32768, "protocol": "tcp"}]);
+        assert_eq!(t.doc["containers"][0]["networkBindings"], expected);
+        // Stopped later: what was bound stays reported.
+        record_bindings(
+            &mut t,
+            &def,
+            NetworkMode::Bridge,
+            Some("10.99.0.1"),
+            &started(false),
+        );
+        assert_eq!(t.doc["containers"][0]["networkBindings"], expected);
+        let mut f = task("FARGATE", None);
+        record_bindings(&mut f, &def, NetworkMode::Awsvpc, None, &info);
+        assert!(f.doc["containers"][0].get("networkBindings").is_none());
+    }
 }

@@ -10,14 +10,18 @@
 //! start adopts containers that kept running while the server was down, and
 //! a sweep removes managed containers that belong to no live task.
 //!
-//! Lifecycle (FARGATE): PROVISIONING (network sandbox created, address
-//! attached) → PENDING (images pulled, containers created and started in
-//! `dependsOn` order) → ACTIVATING → RUNNING → on stop: DEACTIVATING →
-//! STOPPING (SIGTERM, SIGKILL after `stopTimeout`) → DEPROVISIONING
-//! (containers and sandbox removed) → STOPPED.
+//! Lifecycle: PROVISIONING (EC2: the container instance's address made
+//! local; network sandbox created for `awsvpc` and `host`, address attached
+//! for `awsvpc`) → PENDING (images pulled, containers created and started in
+//! `dependsOn` and `links` order; `networkBindings` recorded for `bridge` and
+//! `host`) → ACTIVATING → RUNNING → on stop: DEACTIVATING → STOPPING
+//! (SIGTERM, SIGKILL after `stopTimeout`) → DEPROVISIONING (containers and
+//! sandbox removed) → STOPPED. `network` says what each network mode means
+//! on the runtime.
 
 pub mod awslogs;
 mod lifecycle;
+mod network;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, NetworkCreateRequest,
-    ResourcesUlimits,
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortMap, ResourcesUlimits,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
@@ -17,15 +17,18 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use super::cgroup::TaskCgroups;
+use super::hostaddr::HostAddresses;
 use super::{
-    ContainerInfo, ContainerSpec, NetworkAttach, Runtime, RuntimeError, TaskLimits, LABEL_MANAGED,
-    TASK_NETWORK,
+    ContainerInfo, ContainerSpec, NetworkAttach, PortBinding, Protocol, PublishedPort, Runtime,
+    RuntimeError, TaskLimits, LABEL_MANAGED, TASK_NETWORK,
 };
 
 pub struct DockerRuntime {
     docker: Docker,
     /// Task-level limits, when the engine's cgroups can be written here.
     cgroups: Result<TaskCgroups, String>,
+    /// Container instance addresses, on this machine.
+    addresses: HostAddresses,
 }
 
 impl DockerRuntime {
@@ -45,7 +48,11 @@ impl DockerRuntime {
                 tracing::warn!("task-level limits fall back to each container's limits: {why}")
             }
         }
-        Ok(DockerRuntime { docker, cgroups })
+        Ok(DockerRuntime {
+            docker,
+            cgroups,
+            addresses: HostAddresses::default(),
+        })
     }
 
     /// Whether tasks get a cgroup of their own, and if not, why.
@@ -54,13 +61,19 @@ impl DockerRuntime {
     }
 }
 
-/// Task cgroups are written into the local cgroup filesystem, so the engine
-/// must be on this host (a Unix socket) and use the `cgroupfs` driver.
-async fn task_cgroups(docker: &Docker) -> Result<TaskCgroups, String> {
+/// `Err` naming the engine when it is not on this host (not a Unix socket).
+fn local_engine() -> Result<(), String> {
     let host = std::env::var("DOCKER_HOST").unwrap_or_default();
     if !(host.is_empty() || host.starts_with("unix://")) {
         return Err(format!("the Docker Engine is remote ({host})"));
     }
+    Ok(())
+}
+
+/// Task cgroups are written into the local cgroup filesystem, so the engine
+/// must be on this host (a Unix socket) and use the `cgroupfs` driver.
+async fn task_cgroups(docker: &Docker) -> Result<TaskCgroups, String> {
+    local_engine()?;
     let info = docker.info().await.map_err(|e| e.to_string())?;
     let driver = info
         .cgroup_driver
@@ -95,6 +108,49 @@ fn time(s: Option<&String>) -> Option<DateTime<Utc>> {
     (t.timestamp() > 0).then_some(t)
 }
 
+/// Docker's `PortBindings` (and `ExposedPorts`, its keys) for published
+/// ports: `"80/tcp": [{"HostIp": "10.99.0.1", "HostPort": ""}]`, an empty
+/// `HostPort` asking Docker to choose one.
+fn port_map(ports: &[PublishedPort]) -> PortMap {
+    let mut map = PortMap::new();
+    for p in ports {
+        map.entry(format!("{}/{}", p.container_port, p.protocol.as_str()))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(bollard::models::PortBinding {
+                host_ip: Some(p.host_ip.clone()),
+                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            });
+    }
+    map
+}
+
+/// The bindings in inspect's `NetworkSettings.Ports`, ordered by container
+/// port and protocol. Exposed but unpublished ports (`null`) have none.
+fn bindings_from(ports: Option<&PortMap>) -> Vec<PortBinding> {
+    let mut out = Vec::new();
+    for (key, list) in ports.into_iter().flatten() {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let (Ok(container_port), Some(protocol)) = (port.parse::<u16>(), Protocol::parse(proto))
+        else {
+            continue;
+        };
+        for b in list.iter().flatten() {
+            let Some(host_port) = b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            out.push(PortBinding {
+                container_port,
+                protocol,
+                host_ip: b.host_ip.clone().unwrap_or_default(),
+                host_port,
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
 fn info_from(c: ContainerInspectResponse) -> ContainerInfo {
     let state = c.state.unwrap_or_default();
     let labels = c
@@ -102,6 +158,7 @@ fn info_from(c: ContainerInspectResponse) -> ContainerInfo {
         .as_ref()
         .and_then(|c| c.labels.clone())
         .unwrap_or_default();
+    let ports = bindings_from(c.network_settings.as_ref().and_then(|n| n.ports.as_ref()));
     let net = c
         .network_settings
         .and_then(|n| n.networks)
@@ -123,6 +180,7 @@ fn info_from(c: ContainerInspectResponse) -> ContainerInfo {
             .filter(|s| !s.is_empty()),
         mac: net.and_then(|n| n.mac_address).filter(|s| !s.is_empty()),
         image_id: c.image,
+        ports,
     }
 }
 
@@ -219,8 +277,41 @@ impl Runtime for DockerRuntime {
             NetworkAttach::Container(id) => format!("container:{id}"),
             NetworkAttach::None => "none".to_string(),
         });
+        let network = match &spec.network {
+            Some(NetworkAttach::Network(name)) => Some(name),
+            _ => None,
+        };
+        if network.is_none() && !(spec.ports.is_empty() && spec.links.is_empty()) {
+            return Err(RuntimeError::Other(format!(
+                "container {}: published ports and links need a network of its own",
+                spec.name
+            )));
+        }
+        // On a user-defined network Docker ignores `HostConfig.Links`; links
+        // are made per endpoint, as aliases only this container resolves.
+        let networking_config = network.filter(|_| !spec.links.is_empty()).map(|name| {
+            let links = spec
+                .links
+                .iter()
+                .map(|l| format!("{}:{}", l.container, l.alias))
+                .collect();
+            NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    name.clone(),
+                    EndpointSettings {
+                        links: Some(links),
+                        ..Default::default()
+                    },
+                )])),
+            }
+        });
+        let port_bindings = (!spec.ports.is_empty()).then(|| port_map(&spec.ports));
+        let exposed_ports = port_bindings
+            .as_ref()
+            .map(|m| m.keys().map(|k| (k.clone(), HashMap::new())).collect());
         let host = HostConfig {
             network_mode,
+            port_bindings,
             memory: spec.memory,
             memory_reservation: spec.memory_reservation,
             // No swap beyond the hard limit, so the limit is what kills.
@@ -262,6 +353,8 @@ impl Runtime for DockerRuntime {
                 start_interval: None,
             }),
             host_config: Some(host),
+            exposed_ports,
+            networking_config,
             ..Default::default()
         };
         let opts = CreateContainerOptions {
@@ -381,6 +474,19 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    async fn ensure_host_address(&self, ip: &str) -> Result<(), RuntimeError> {
+        local_engine().map_err(|why| {
+            RuntimeError::Other(format!(
+                "container instance addresses are local to this machine, but {why}"
+            ))
+        })?;
+        self.addresses.ensure(ip).await
+    }
+
+    async fn remove_host_address(&self, ip: &str) -> Result<(), RuntimeError> {
+        self.addresses.remove(ip).await
+    }
+
     async fn list_managed(&self, owner: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
         let mut filters = HashMap::new();
         filters.insert(
@@ -406,5 +512,72 @@ impl Runtime for DockerRuntime {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(port: u16, protocol: Protocol, host_port: Option<u16>) -> PublishedPort {
+        PublishedPort {
+            container_port: port,
+            protocol,
+            host_ip: "10.99.0.1".into(),
+            host_port,
+        }
+    }
+
+    #[test]
+    fn published_ports_become_docker_port_bindings() {
+        let map = port_map(&[
+            published(80, Protocol::Tcp, Some(8080)),
+            published(80, Protocol::Tcp, None),
+            published(53, Protocol::Udp, None),
+        ]);
+        let json = serde_json::to_value(&map).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "80/tcp": [
+                    {"HostIp": "10.99.0.1", "HostPort": "8080"},
+                    {"HostIp": "10.99.0.1", "HostPort": ""},
+                ],
+                "53/udp": [{"HostIp": "10.99.0.1", "HostPort": ""}],
+            })
+        );
+    }
+
+    #[test]
+    fn bindings_as_inspect_reports_them() {
+        let map: PortMap = serde_json::from_value(serde_json::json!({
+            "8080/tcp": [{"HostIp": "10.99.0.1", "HostPort": "32768"}],
+            "9090/udp": [{"HostIp": "10.99.0.1", "HostPort": "32768"}],
+            "80/tcp": [{"HostIp": "10.99.0.1", "HostPort": "80"}],
+            "7070/tcp": null,
+            "sctp/x": [{"HostIp": "", "HostPort": "1"}],
+        }))
+        .unwrap();
+        let b = bindings_from(Some(&map));
+        let brief: Vec<_> = b
+            .iter()
+            .map(|b| {
+                (
+                    b.container_port,
+                    b.protocol,
+                    b.host_ip.as_str(),
+                    b.host_port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                (80, Protocol::Tcp, "10.99.0.1", 80),
+                (8080, Protocol::Tcp, "10.99.0.1", 32768),
+                (9090, Protocol::Udp, "10.99.0.1", 32768),
+            ]
+        );
+        assert!(bindings_from(None).is_empty());
     }
 }

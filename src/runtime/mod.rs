@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod docker;
+pub mod hostaddr;
 pub mod pause;
 
 pub use cgroup::TaskLimits;
@@ -28,8 +29,15 @@ pub const LABEL_CONTAINER: &str = "berth.container";
 /// `LABEL_CONTAINER`.
 pub const PAUSE_CONTAINER: &str = "~pause";
 
-/// The Docker network FARGATE tasks get their addresses on.
+/// The Docker network tasks get their addresses on: FARGATE and `awsvpc`
+/// tasks' sandboxes, `host` tasks' sandboxes, and each container of a
+/// `bridge` task.
 pub const TASK_NETWORK: &str = "berth-tasks";
+
+/// The network interface that holds the container instances' addresses
+/// (`Runtime::ensure_host_address`): a dummy interface, or an empty bridge
+/// where the kernel has no dummy driver.
+pub const HOST_INTERFACE: &str = "berth0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -48,6 +56,58 @@ pub enum NetworkAttach {
     /// Share another container's network namespace.
     Container(String),
     None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// `tcp` or `udp`, as ECS and Docker both write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// A container port to publish on a host address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    pub protocol: Protocol,
+    /// The address the port is published on (a container instance's).
+    pub host_ip: String,
+    /// `None`: the runtime chooses a free port (ECS's dynamic host port).
+    pub host_port: Option<u16>,
+}
+
+/// A published port as the runtime bound it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortBinding {
+    pub container_port: u16,
+    pub protocol: Protocol,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+/// A name under which a container reaches another on the same network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The runtime name of the container linked to.
+    pub container: String,
+    pub alias: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +148,11 @@ pub struct ContainerSpec {
     pub health: Option<HealthSpec>,
     /// The task's cgroup (`Runtime::task_cgroup`), when it has one.
     pub cgroup_parent: Option<String>,
+    /// Ports to publish; only with `NetworkAttach::Network`.
+    pub ports: Vec<PublishedPort>,
+    /// Aliases of other containers, seen only by this one; only with
+    /// `NetworkAttach::Network`. The container linked to need not exist yet.
+    pub links: Vec<Link>,
 }
 
 /// What the runtime reports about a container.
@@ -109,6 +174,9 @@ pub struct ContainerInfo {
     pub ip: Option<String>,
     pub mac: Option<String>,
     pub image_id: Option<String>,
+    /// Its published ports as bound (dynamic ones resolved); empty unless
+    /// it is running.
+    pub ports: Vec<PortBinding>,
 }
 
 #[async_trait]
@@ -153,6 +221,14 @@ pub trait Runtime: Send + Sync {
     ) -> Result<Option<String>, RuntimeError>;
     /// Remove a task's cgroup once its containers are gone.
     async fn remove_task_cgroup(&self, task_id: &str) -> Result<(), RuntimeError>;
+    /// Make `ip` (IPv4) an address of this machine, so ports can be
+    /// published on it: a container instance's address. Added to
+    /// `HOST_INTERFACE` (created when missing) unless the address is local
+    /// already. Idempotent.
+    async fn ensure_host_address(&self, ip: &str) -> Result<(), RuntimeError>;
+    /// Take an address added by `ensure_host_address` away again; nothing
+    /// when it is not on `HOST_INTERFACE`.
+    async fn remove_host_address(&self, ip: &str) -> Result<(), RuntimeError>;
     /// Every container whose `LABEL_MANAGED` is `owner`, running or not.
     async fn list_managed(&self, owner: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
 }
