@@ -743,6 +743,35 @@ impl Expr {
             Expr::Cond(c) => c.eval(s),
         }
     }
+
+    /// True when some condition of the expression reads `task:group`: the
+    /// only subject a placement changes, so an expression without it keeps
+    /// its value for an instance while tasks are placed.
+    pub fn reads_task_groups(&self) -> bool {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.reads_task_groups() || b.reads_task_groups(),
+            Expr::Not(e) => e.reads_task_groups(),
+            Expr::Cond(c) => c.subject == SubjectField::TaskGroup,
+        }
+    }
+
+    /// The operands of the expression's top-level `and`s, left to right (the
+    /// expression itself when it is not an `and`): it holds exactly when
+    /// all of them hold.
+    pub fn conjuncts(&self) -> Vec<&Expr> {
+        fn walk<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+            match e {
+                Expr::And(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                other => out.push(other),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -1105,6 +1134,26 @@ mod tests {
         assert!(parse(&format!("runningTasksCount == 1{pad}")).is_ok());
         let e = err(&format!("runningTasksCount == 1{pad} "));
         assert!(e.message.contains("maximum is 2000"), "{e}");
+    }
+
+    #[test]
+    fn task_group_readers_and_conjuncts() {
+        let e = parse("attribute:a == 1 and (task:group == x or attribute:b exists) and runningTasksCount == 0")
+            .unwrap();
+        assert!(e.reads_task_groups());
+        let parts = e.conjuncts();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| p.reads_task_groups())
+                .collect::<Vec<_>>(),
+            vec![false, true, false]
+        );
+        assert!(parse("not(task:group == db)").unwrap().reads_task_groups());
+        let e = parse("attribute:a == 1 or attribute:b == 2").unwrap();
+        assert!(!e.reads_task_groups());
+        assert_eq!(e.conjuncts(), vec![&e]);
     }
 
     #[test]
