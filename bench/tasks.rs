@@ -24,6 +24,11 @@
 //! It prints the figures next to the targets and fails only on errors, never
 //! on a missed target.
 //!
+//! With `--launch-type ec2` the same runs use the EC2 launch type instead: two
+//! local m5.2xlarge container instances (Berth's `AddInstances`), a `bridge`
+//! task definition with one container (64 MiB), placed by RunTask EC2; the
+//! baseline is the same single container.
+//!
 //! Flags (after `--`): `--tasks N` (sequential runs, default 30), `--quick`
 //! (10 runs and a burst of 2 × 10 tasks), `--durability full|normal` (passed
 //! to the server). Unknown arguments, such as cargo's `--bench`, are ignored.
@@ -63,6 +68,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const BURST_TIMEOUT: Duration = Duration::from_secs(600);
 /// DescribeTasks takes at most this many tasks.
 const DESCRIBE_BATCH: usize = 100;
+/// Whether this run measures the EC2 launch type (`--launch-type ec2`).
+static EC2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn ec2() -> bool {
+    EC2.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Concurrent clients sending the burst's StopTask calls.
 const STOP_CLIENTS: usize = 10;
 
@@ -91,6 +103,11 @@ fn parse_args() -> anyhow::Result<Args> {
         match name {
             "--tasks" => tasks = Some(positive("--tasks", &value()?)?),
             "--quick" => args.quick = true,
+            "--launch-type" => match value()?.to_ascii_lowercase().as_str() {
+                "ec2" => EC2.store(true, std::sync::atomic::Ordering::Relaxed),
+                "fargate" => {}
+                other => bail!("--launch-type must be fargate or ec2, not {other:?}"),
+            },
             "--durability" => {
                 let v = value()?;
                 if v != "full" && v != "normal" {
@@ -198,6 +215,14 @@ fn remove_leftovers(started: &Started) -> anyhow::Result<usize> {
 }
 
 fn run_task_body(count: usize) -> Value {
+    if ec2() {
+        return json!({
+            "cluster": CLUSTER,
+            "taskDefinition": FAMILY,
+            "count": count,
+            "launchType": "EC2",
+        });
+    }
     json!({
         "cluster": CLUSTER,
         "taskDefinition": FAMILY,
@@ -462,25 +487,56 @@ async fn bench(args: &Args, ep: &Endpoint, started: &Started) -> anyhow::Result<
     client
         .ecs("CreateCluster", &json!({"clusterName": CLUSTER}))
         .await?;
-    client
-        .ecs(
-            "RegisterTaskDefinition",
-            &json!({
-                "family": FAMILY,
-                "networkMode": "awsvpc",
-                "requiresCompatibilities": ["FARGATE"],
-                "cpu": "256",
-                "memory": "512",
-                "containerDefinitions": [{
-                    "name": "main",
-                    "image": IMAGE,
-                    "command": ["sleep", "3600"],
-                    "essential": true,
-                    "stopTimeout": STOP_TIMEOUT_S,
-                }],
-            }),
-        )
-        .await?;
+    if ec2() {
+        let (status, body) = client
+            .call(
+                "Berth_20261123",
+                "AddInstances",
+                &json!({"cluster": CLUSTER, "instanceType": "m5.2xlarge", "count": 2}),
+            )
+            .await?;
+        if status != 200 {
+            bail!("AddInstances failed: {}", String::from_utf8_lossy(&body));
+        }
+        client
+            .ecs(
+                "RegisterTaskDefinition",
+                &json!({
+                    "family": FAMILY,
+                    "networkMode": "bridge",
+                    "requiresCompatibilities": ["EC2"],
+                    "containerDefinitions": [{
+                        "name": "main",
+                        "image": IMAGE,
+                        "memory": 64,
+                        "command": ["sleep", "3600"],
+                        "essential": true,
+                        "stopTimeout": STOP_TIMEOUT_S,
+                    }],
+                }),
+            )
+            .await?;
+    } else {
+        client
+            .ecs(
+                "RegisterTaskDefinition",
+                &json!({
+                    "family": FAMILY,
+                    "networkMode": "awsvpc",
+                    "requiresCompatibilities": ["FARGATE"],
+                    "cpu": "256",
+                    "memory": "512",
+                    "containerDefinitions": [{
+                        "name": "main",
+                        "image": IMAGE,
+                        "command": ["sleep", "3600"],
+                        "essential": true,
+                        "stopTimeout": STOP_TIMEOUT_S,
+                    }],
+                }),
+            )
+            .await?;
+    }
 
     eprintln!("warm-up: one task, one docker run");
     // The first task creates the task network the baseline joins.
@@ -544,10 +600,17 @@ fn print_results(args: &Args, ep: &Endpoint, durability: &str, r: &Results) {
     println!("berth task-start benchmark");
     println!("endpoint:    http://{}", ep.host);
     println!("durability:  {durability}");
-    println!(
+    if ec2() {
+        println!(
+            "task:        EC2, bridge, on 2 local m5.2xlarge instances; one container {IMAGE} `sleep 3600` (64 MiB), stopTimeout {STOP_TIMEOUT_S} s"
+        );
+        println!("             one container per task, on the instance's bridge network, as the baseline");
+    } else {
+        println!(
         "task:        FARGATE, awsvpc, cpu 256, memory 512; one container {IMAGE} `sleep 3600`, stopTimeout {STOP_TIMEOUT_S} s"
     );
-    println!("             Berth starts two containers per task: the network sandbox (\"pause\") and the task's container");
+        println!("             Berth starts two containers per task: the network sandbox (\"pause\") and the task's container");
+    }
     println!(
         "baseline:    docker run -d --rm --network {TASK_NETWORK} {IMAGE} sleep 3600 (one container), timed until it returns"
     );
