@@ -33,10 +33,9 @@
 //! (10 runs and a burst of 2 × 10 tasks), `--durability full|normal` (passed
 //! to the server). Unknown arguments, such as cargo's `--bench`, are ignored.
 //!
-//! A Berth server's sweep (at start and every 30 s) removes every
-//! Berth-managed container its own store does not know, so the benchmark
-//! refuses to start while another `berth server` runs on this host or
-//! another server's containers are on the Docker daemon.
+//! Each Berth server sweeps only its own containers, so other servers on the
+//! same Docker Engine do not break a run; the benchmark warns that their load
+//! disturbs the figures.
 
 mod common;
 
@@ -740,12 +739,13 @@ fn real_main() -> anyhow::Result<()> {
     docker(&["version", "--format", "{{.Server.Version}}"])
         .context("Docker Engine is needed (is dockerd running?)")?;
     build_images()?;
+    // Each server sweeps only its own containers (their `berth.managed`
+    // label is its owner id), so others do not break the run; their load
+    // does disturb the figures.
     let others = other_berth_servers();
     if !others.is_empty() {
-        bail!(
-            "other Berth servers are running (pid {}): each one's sweep removes the Berth-managed \
-             containers its own store does not know, so they and this benchmark would remove each \
-             other's containers. Run the benchmark when they have finished.",
+        eprintln!(
+            "warning: other Berth servers are running (pid {}); their load disturbs the figures",
             others
                 .iter()
                 .map(u32::to_string)
@@ -755,14 +755,9 @@ fn real_main() -> anyhow::Result<()> {
     }
     let foreign = managed_containers()?;
     if !foreign.is_empty() {
-        let tasks: HashSet<&str> = foreign.iter().map(|(_, t)| t.as_str()).collect();
-        bail!(
-            "{} Berth-managed container(s) of {} task(s) are on this Docker daemon: another \
-             Berth server is using it (its sweep and this benchmark's server's would remove each \
-             other's containers). Wait for it to finish; remove leftovers with \
-             `docker rm -f $(docker ps -aq --filter label=berth.managed=true)`.",
-            foreign.len(),
-            tasks.len()
+        eprintln!(
+            "warning: {} Berth-managed container(s) of other servers are on this Docker daemon",
+            foreign.len()
         );
     }
 
