@@ -66,6 +66,11 @@ impl Client {
         })
     }
 
+    /// The server's URL.
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_str()
+    }
+
     /// Call `target` (`Prefix.Operation`) with a JSON 1.1 body.
     pub async fn call(&self, target: &str, body: &Value) -> Result<Value, ClientError> {
         let unreachable = |detail: String| ClientError::Unreachable {

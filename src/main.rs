@@ -97,6 +97,47 @@ enum Command {
         /// Fail any response that emits a field the service model does not declare (for tests).
         #[arg(long, env = "BERTH_STRICT_OUTPUT")]
         strict_output: bool,
+        /// A remote agent not heard from for this long shows `agentConnected: false`.
+        #[arg(long, default_value_t = 30)]
+        agent_timeout_seconds: u64,
+        /// The tasks of an instance whose agent stays disconnected this much
+        /// longer are stopped ("Container instance agent disconnected").
+        #[arg(long, default_value_t = 60)]
+        agent_grace_seconds: u64,
+    },
+    /// Run the agent of a container instance on this Docker host, for a
+    /// cluster of a server elsewhere: register, heartbeat, run the tasks
+    /// placed on the instance. Credentials and region as the aws CLI finds
+    /// them ($AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_REGION).
+    Agent {
+        /// The server, e.g. http://10.0.0.5:4566.
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        cluster: String,
+        /// Reported as `ecs.instance-type`; its catalog size is the default cpu and memory.
+        #[arg(long, default_value = "t3.medium")]
+        instance_type: String,
+        /// CPU units to register (1024 per vCPU).
+        #[arg(long)]
+        cpu: Option<i64>,
+        /// Memory to register, MiB.
+        #[arg(long)]
+        memory: Option<i64>,
+        /// Default: <region>a.
+        #[arg(long)]
+        availability_zone: Option<String>,
+        /// A custom attribute, `name=value` or `name`; repeatable.
+        #[arg(long = "attribute")]
+        attributes: Vec<String>,
+        /// The instance's address, where task ports are published (default: the address this machine reaches the server from).
+        #[arg(long)]
+        address: Option<String>,
+        /// Where the agent remembers its instance (default: <data dir>/agent).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long)]
+        region: Option<String>,
     },
     /// Local container instances: Docker hosts of an EC2 instance type's
     /// size, registered with a cluster, for the EC2 launch type.
@@ -131,7 +172,10 @@ fn main() -> anyhow::Result<()> {
             credentials_file,
             durability,
             strict_output,
+            agent_timeout_seconds,
+            agent_grace_seconds,
         } => {
+            berth::ecs::instances::set_agent_timeout_ms(agent_timeout_seconds as i64 * 1000);
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -151,6 +195,11 @@ fn main() -> anyhow::Result<()> {
             });
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
+                tokio::spawn(watch_agents(
+                    store.clone(),
+                    events.clone(),
+                    agent_grace_seconds as i64 * 1000,
+                ));
                 tokio::spawn(run_agent(store, events));
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
@@ -164,6 +213,55 @@ fn main() -> anyhow::Result<()> {
                 tracing::info!("berth stopped");
                 anyhow::Ok(())
             })
+        }
+        Command::Agent {
+            server,
+            cluster,
+            instance_type,
+            cpu,
+            memory,
+            availability_zone,
+            attributes,
+            address,
+            state_dir,
+            region,
+        } => {
+            let client = berth::client::Client::from_env(Some(&server), region.as_deref())?;
+            let region = region
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "us-east-1".into());
+            let opts = berth::agent::remote::Options {
+                cluster,
+                instance_type,
+                cpu,
+                memory,
+                availability_zone,
+                attributes: attributes
+                    .iter()
+                    .map(|a| match a.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (a.clone(), None),
+                    })
+                    .collect(),
+                address,
+                state_dir: state_dir.unwrap_or_else(|| default_data_dir().join("agent")),
+                region,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let result = rt.block_on(async move {
+                let runtime = connect_docker().await;
+                tokio::select! {
+                    r = berth::agent::remote::run(client, opts, Arc::new(runtime)) => r,
+                    _ = shutdown_signal() => Ok(()),
+                }
+            });
+            if let Err(e) = result {
+                eprintln!("berth agent: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Instances { client, action } => {
             // A user error, said plainly: no backtrace.
@@ -318,8 +416,36 @@ fn print_instances(out: &serde_json::Value) {
     }
 }
 
-/// Connect to Docker Engine (retrying until it answers) and run the agent.
+/// Stop the tasks of instances whose agent stayed disconnected past the
+/// grace period, every second.
+async fn watch_agents(store: Arc<Store>, events: Arc<tokio::sync::Notify>, grace_ms: i64) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        match store.write(|tx| berth::ecs::instances::stop_disconnected(tx, now, grace_ms)) {
+            Ok(stopped) if !stopped.is_empty() => {
+                for t in &stopped {
+                    tracing::warn!(task = %t, "stopped: its container instance's agent is disconnected");
+                }
+                events.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot stop the tasks of disconnected agents"),
+        }
+    }
+}
+
+/// Connect to Docker Engine and run the agent.
 async fn run_agent(store: Arc<Store>, events: Arc<tokio::sync::Notify>) {
+    let runtime = connect_docker().await;
+    tracing::info!("agent connected to Docker Engine");
+    berth::agent::Agent::new(store, Arc::new(runtime), events)
+        .run()
+        .await;
+}
+
+/// Docker Engine, retrying until it answers.
+async fn connect_docker() -> berth::runtime::docker::DockerRuntime {
     let mut warned = false;
     let runtime = loop {
         match berth::runtime::docker::DockerRuntime::connect().await {
@@ -333,10 +459,7 @@ async fn run_agent(store: Arc<Store>, events: Arc<tokio::sync::Notify>) {
             }
         }
     };
-    tracing::info!("agent connected to Docker Engine");
-    berth::agent::Agent::new(store, Arc::new(runtime), events)
-        .run()
-        .await;
+    runtime
 }
 
 async fn shutdown_signal() {

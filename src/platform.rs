@@ -1,15 +1,23 @@
 //! Berth's own API (target prefix `Berth_20261123`, model in
-//! `models/berth-2026-11-23.json`): what ECS has no operation for. Today:
-//! local container instances, which `berth instances add|list|remove` drive.
+//! `models/berth-2026-11-23.json`): what ECS has no operation for. Local
+//! container instances, which `berth instances add|list|remove` drive; and
+//! the internal API of remote agents (`berth agent`, `Agent*` operations):
+//! heartbeat, the tasks placed on the agent's instance, what it observed,
+//! stop requests, and the awslogs output of their containers. An agent may
+//! only read and write the tasks placed on its own instance.
 //! Same protocol and authentication as ECS.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::agent::control::{task_from_wire, task_to_wire};
 use crate::context::Ctx;
-use crate::ecs::instances::{self, InstanceRow, LOCAL_AGENT};
-use crate::ecs::{clusters, Ecs};
+use crate::ecs::instances::{self, InstanceRow, LOCAL_AGENT, REMOTE_AGENT};
+use crate::ecs::{clusters, taskdefs, tasks, Ecs};
 use crate::error::{ApiError, ApiResult};
+use crate::logs::Logs;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,6 +39,204 @@ struct ListRequest {
 struct RemoveRequest {
     cluster: String,
     instances: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentRequest {
+    container_instance_arn: String,
+    task_arn: Option<String>,
+    include_task_definition: Option<bool>,
+    document: Option<String>,
+    runtime: Option<String>,
+    stop_code: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentLogRequest {
+    container_instance_arn: String,
+    region: String,
+    log_group_name: String,
+    log_stream_name: String,
+    create_group: Option<bool>,
+    #[serde(default)]
+    events: Vec<AgentLogEvent>,
+}
+
+#[derive(Deserialize)]
+struct AgentLogEvent {
+    timestamp: i64,
+    message: String,
+}
+
+fn access_denied(message: impl Into<String>) -> ApiError {
+    ApiError::new("AccessDeniedException", message)
+}
+
+/// The calling agent's instance: registered by an agent (not local), not
+/// INACTIVE, of the caller's account and region.
+fn agent_instance(conn: &Connection, ctx: &Ctx, arn: &str) -> ApiResult<InstanceRow> {
+    let row = instances::load(conn, arn)?
+        .filter(|r| {
+            crate::ecs::arn::parse(&r.arn)
+                .is_some_and(|a| a.account == ctx.account && a.region == ctx.region)
+        })
+        .ok_or_else(|| {
+            ApiError::invalid_parameter(format!("The container instance {arn} is not registered."))
+        })?;
+    if row.status == "INACTIVE" {
+        return Err(ApiError::invalid_parameter(format!(
+            "The container instance {arn} is deregistered."
+        )));
+    }
+    if row.agent != REMOTE_AGENT {
+        return Err(access_denied(format!(
+            "The container instance {arn} is run by the server's own agent."
+        )));
+    }
+    Ok(row)
+}
+
+/// A task placed on the agent's instance; `None` when there is no such task,
+/// `AccessDeniedException` when it is placed elsewhere.
+fn agent_task(
+    conn: &Connection,
+    instance: &InstanceRow,
+    task_arn: &str,
+) -> ApiResult<Option<tasks::TaskRow>> {
+    let placed: Option<Option<String>> = conn
+        .prepare_cached("SELECT container_instance_arn FROM tasks WHERE arn = ?1")?
+        .query_row([task_arn], |r| r.get(0))
+        .optional()?;
+    match placed {
+        None => Ok(None),
+        Some(Some(ci)) if ci == instance.arn => tasks::load(conn, task_arn),
+        Some(_) => Err(access_denied(format!(
+            "The task {task_arn} is not placed on the container instance {}.",
+            instance.arn
+        ))),
+    }
+}
+
+fn required<'a>(v: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
+    v.as_deref()
+        .ok_or_else(|| ApiError::invalid_parameter(format!("{name} is required.")))
+}
+
+/// The internal API of remote agents.
+fn agent_operation(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
+    let now = ctx.now_millis();
+    if operation.ends_with("LogStream")
+        || operation.ends_with("LogEvent")
+        || operation.ends_with("LogEvents")
+    {
+        let req: AgentLogRequest = serde_json::from_value(input)?;
+        ecs.store
+            .read(|c| agent_instance(c, ctx, &req.container_instance_arn))?;
+        let logs = Logs::new(ecs.store.clone());
+        let (account, region) = (ctx.account.as_str(), req.region.as_str());
+        let (group, stream) = (req.log_group_name.as_str(), req.log_stream_name.as_str());
+        return match operation {
+            "AgentPrepareLogStream" => {
+                if req.create_group == Some(true) {
+                    logs.ensure_group(account, region, group)?;
+                }
+                logs.ensure_stream(account, region, group, stream)?;
+                Ok(json!({}))
+            }
+            "AgentGetLastLogEvent" => {
+                Ok(match logs.last_event(account, region, group, stream)? {
+                    Some(ts) => json!({"timestamp": ts}),
+                    None => json!({}),
+                })
+            }
+            _ => {
+                let events: Vec<(i64, String)> = req
+                    .events
+                    .into_iter()
+                    .map(|e| (e.timestamp, e.message))
+                    .collect();
+                let n = logs.append(account, region, group, stream, &events)?;
+                Ok(json!({"eventsStored": n}))
+            }
+        };
+    }
+    let req: AgentRequest = serde_json::from_value(input)?;
+    match operation {
+        "AgentHeartbeat" => ecs.store.write(|tx| {
+            let row = agent_instance(tx, ctx, &req.container_instance_arn)?;
+            instances::heard_from(tx, &row.arn, now)?;
+            let arns: Vec<String> = tx
+                .prepare_cached(
+                    "SELECT arn FROM tasks WHERE container_instance_arn = ?1
+                       AND last_status != 'STOPPED' ORDER BY created_at",
+                )?
+                .query_map([&row.arn], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(json!({"taskArns": arns}))
+        }),
+        "AgentGetTask" => ecs.store.read(|conn| {
+            let row = agent_instance(conn, ctx, &req.container_instance_arn)?;
+            let Some(task) = agent_task(conn, &row, required(&req.task_arn, "taskArn")?)? else {
+                return Ok(json!({}));
+            };
+            let mut out = json!({"task": task_to_wire(&task)});
+            if req.include_task_definition == Some(true) {
+                let td_arn = task
+                    .doc
+                    .get("taskDefinitionArn")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if let Some(td) = taskdefs::find_by_arn(conn, td_arn)? {
+                    out["taskDefinition"] = json!(Value::Object(td.doc).to_string());
+                }
+            }
+            Ok(out)
+        }),
+        "AgentSaveTask" => {
+            let arn = required(&req.task_arn, "taskArn")?;
+            let wire = json!({
+                "taskArn": arn,
+                "document": required(&req.document, "document")?,
+                "runtime": required(&req.runtime, "runtime")?,
+            });
+            let observed = task_from_wire(&wire).map_err(|e| {
+                ApiError::invalid_parameter(format!("document or runtime is not valid: {e}"))
+            })?;
+            ecs.store.write(|tx| {
+                let row = agent_instance(tx, ctx, &req.container_instance_arn)?;
+                let stored = agent_task(tx, &row, arn)?.ok_or_else(|| {
+                    ApiError::invalid_parameter(format!("The task {arn} does not exist."))
+                })?;
+                if stored.last_status() == "STOPPED" {
+                    // Its end was recorded without the agent: it stays so.
+                    return Ok(json!({}));
+                }
+                tasks::save_observed(tx, &observed)?;
+                Ok(json!({}))
+            })
+        }
+        "AgentRequestStop" => {
+            let arn = required(&req.task_arn, "taskArn")?;
+            let code = required(&req.stop_code, "stopCode")?;
+            let reason = required(&req.reason, "reason")?;
+            let changed = ecs.store.write(|tx| {
+                let row = agent_instance(tx, ctx, &req.container_instance_arn)?;
+                if agent_task(tx, &row, arn)?.is_none() {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "The task {arn} does not exist."
+                    )));
+                }
+                tasks::request_stop(tx, arn, code, reason)
+            })?;
+            Ok(json!({"changed": changed}))
+        }
+        other => Err(ApiError::unknown_operation(format!(
+            "Berth has no operation {other}."
+        ))),
+    }
 }
 
 /// The summary `berth instances list` prints.
@@ -145,6 +351,7 @@ pub fn handle(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<
             ecs.task_events.notify_one();
             Ok(out)
         }
+        op if op.starts_with("Agent") => agent_operation(ecs, ctx, op, input),
         other => Err(ApiError::unknown_operation(format!(
             "Berth has no operation {other}."
         ))),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
-use crate::logs::Logs;
+use super::control::ControlPlane;
 use crate::runtime::Runtime;
 
 /// Where one container's output goes.
@@ -63,23 +63,22 @@ pub fn target(
 
 /// Make the group (when asked to) and the stream exist, as the driver does
 /// when a container starts; the reason in ECS's words when it cannot.
-pub fn prepare(logs: &Logs, t: &Target) -> Result<(), String> {
-    let fail = |e: String| {
+pub async fn prepare(control: &dyn ControlPlane, t: &Target) -> Result<(), String> {
+    control.prepare_log_stream(t).await.map_err(|e| {
         format!(
             "ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: failed to create Cloudwatch log stream: {e} : exit status 1"
         )
-    };
-    if t.create_group {
-        logs.ensure_group(&t.account, &t.region, &t.group)
-            .map_err(|e| fail(format!("{}: {}", e.code, e.message)))?;
-    }
-    logs.ensure_stream(&t.account, &t.region, &t.group, &t.stream)
-        .map_err(|e| fail(format!("{}: {}", e.code, e.message)))
+    })
 }
 
 /// Copy a container's output into its stream until the container stops.
-pub async fn follow(runtime: Arc<dyn Runtime>, logs: Arc<Logs>, t: Target, container_id: String) {
-    let after = match logs.last_event(&t.account, &t.region, &t.group, &t.stream) {
+pub async fn follow(
+    runtime: Arc<dyn Runtime>,
+    control: Arc<dyn ControlPlane>,
+    t: Target,
+    container_id: String,
+) {
+    let after = match control.last_log_event(&t).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(stream = %t.stream, error = %e, "cannot read the log stream");
@@ -89,15 +88,15 @@ pub async fn follow(runtime: Arc<dyn Runtime>, logs: Arc<Logs>, t: Target, conta
     let since_s = after.map_or(0, |ms| ms / 1000);
     let mut lines = runtime.logs(&container_id, since_s);
     let mut batch: Vec<(i64, String)> = Vec::new();
-    let flush = |batch: &mut Vec<(i64, String)>| {
+    async fn flush(control: &dyn ControlPlane, t: &Target, batch: &mut Vec<(i64, String)>) {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = logs.append(&t.account, &t.region, &t.group, &t.stream, batch) {
+        if let Err(e) = control.append_log_events(t, batch).await {
             tracing::warn!(stream = %t.stream, error = %e, "cannot store container output");
         }
         batch.clear();
-    };
+    }
     loop {
         match tokio::time::timeout(Duration::from_millis(200), lines.next()).await {
             Ok(Some(Ok((ms, line)))) => {
@@ -105,7 +104,7 @@ pub async fn follow(runtime: Arc<dyn Runtime>, logs: Arc<Logs>, t: Target, conta
                     batch.push((ms, line));
                 }
                 if batch.len() >= 500 {
-                    flush(&mut batch);
+                    flush(&*control, &t, &mut batch).await;
                 }
             }
             Ok(Some(Err(e))) => {
@@ -113,10 +112,10 @@ pub async fn follow(runtime: Arc<dyn Runtime>, logs: Arc<Logs>, t: Target, conta
                 break;
             }
             Ok(None) => break,
-            Err(_) => flush(&mut batch),
+            Err(_) => flush(&*control, &t, &mut batch).await,
         }
     }
-    flush(&mut batch);
+    flush(&*control, &t, &mut batch).await;
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use serde_json::{json, Map, Value};
 use super::network::{self, NetworkMode};
 use super::{awslogs, Agent};
 use crate::context::epoch_seconds;
-use crate::ecs::taskdefs;
 use crate::ecs::tasks::{self, TaskRow};
 use crate::runtime::pause::{pause_elf, tar_one, PAUSE_IMAGE};
 use crate::runtime::{
@@ -29,14 +28,13 @@ fn now() -> f64 {
     epoch_seconds(Utc::now())
 }
 
-fn save(agent: &Agent, task: &TaskRow) -> anyhow::Result<()> {
-    agent.store.write(|tx| tasks::save_observed(tx, task))?;
-    Ok(())
+async fn save(agent: &Agent, task: &TaskRow) -> anyhow::Result<()> {
+    agent.control.save_task(task).await
 }
 
 /// Re-read what the API decides (desired status, stop reason).
-fn refresh_desired(agent: &Agent, task: &mut TaskRow) -> anyhow::Result<()> {
-    if let Some(t) = agent.store.read(|c| tasks::load(c, &task.arn))? {
+async fn refresh_desired(agent: &Agent, task: &mut TaskRow) -> anyhow::Result<()> {
+    if let Some(t) = agent.control.load_task(&task.arn).await? {
         task.desired_status = t.desired_status;
         task.stop_code = t.stop_code;
         task.stopped_reason = t.stopped_reason;
@@ -44,11 +42,14 @@ fn refresh_desired(agent: &Agent, task: &mut TaskRow) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn request_stop(agent: &Agent, task: &mut TaskRow, code: &str, reason: &str) -> anyhow::Result<()> {
-    agent
-        .store
-        .write(|tx| tasks::request_stop(tx, &task.arn, code, reason))?;
-    refresh_desired(agent, task)
+async fn request_stop(
+    agent: &Agent,
+    task: &mut TaskRow,
+    code: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    agent.control.request_stop(&task.arn, code, reason).await?;
+    refresh_desired(agent, task).await
 }
 
 fn set(task: &mut TaskRow, key: &str, v: Value) {
@@ -261,7 +262,7 @@ fn spec_for(
 }
 
 pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
-    let Some(mut task) = agent.store.read(|c| tasks::load(c, arn))? else {
+    let Some(mut task) = agent.control.load_task(arn).await? else {
         return Ok(());
     };
     if task.last_status() == "STOPPED" {
@@ -273,13 +274,14 @@ pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let td = agent
-        .store
-        .read(|c| taskdefs::find_by_arn(c, &td_arn))?
+    let td_doc = agent
+        .control
+        .load_task_definition(arn, &td_arn)
+        .await?
         .ok_or_else(|| anyhow::anyhow!("task definition {td_arn} is gone"))?;
     let overrides = task.doc.get("overrides").cloned().unwrap_or(json!({}));
-    let defs = tasks::effective_containers(&td.doc, &overrides);
-    let mode = match NetworkMode::of(&task.doc, &td.doc) {
+    let defs = tasks::effective_containers(&td_doc, &overrides);
+    let mode = match NetworkMode::of(&task.doc, &td_doc) {
         Ok(m) => m,
         Err(why) => {
             request_stop(
@@ -287,7 +289,8 @@ pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
                 &mut task,
                 "TaskFailedToStart",
                 &format!("ResourceInitializationError: {why}"),
-            )?;
+            )
+            .await?;
             // Stopping does not depend on it.
             NetworkMode::None
         }
@@ -305,14 +308,15 @@ pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
                 &mut task,
                 "TaskFailedToStart",
                 &format!("ResourceInitializationError: failed to set up {what}: {e}"),
-            )?;
+            )
+            .await?;
         }
     }
-    refresh_desired(agent, &mut task)?;
+    refresh_desired(agent, &mut task).await?;
     if task.desired_status == "RUNNING" && matches!(task.last_status(), "PENDING" | "ACTIVATING") {
         start_containers(agent, &mut task, &defs, mode).await?;
     }
-    refresh_desired(agent, &mut task)?;
+    refresh_desired(agent, &mut task).await?;
     if task.desired_status == "RUNNING" && task.last_status() == "RUNNING" {
         monitor(agent, &mut task, &defs).await?;
     }
@@ -352,7 +356,9 @@ async fn provision(
     let cgroup = rt.task_cgroup(task_id(&task.arn), limits).await?;
     if cgroup != task.runtime.cgroup {
         task.runtime.cgroup = cgroup;
-        save(agent, task).map_err(|e| RuntimeError::Other(e.to_string()))?;
+        save(agent, task)
+            .await
+            .map_err(|e| RuntimeError::Other(e.to_string()))?;
     }
     if mode.has_sandbox() {
         let ports = network::sandbox_ports(mode, defs, host_ip.as_deref().unwrap_or_default());
@@ -364,7 +370,9 @@ async fn provision(
     set(task, "connectivity", json!("CONNECTED"));
     set(task, "connectivityAt", json!(now()));
     set_status(task, "PENDING");
-    save(agent, task).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    save(agent, task)
+        .await
+        .map_err(|e| RuntimeError::Other(e.to_string()))?;
     Ok(())
 }
 
@@ -396,7 +404,9 @@ async fn sandbox(
             rt.remove(&spec.name).await?;
             let id = rt.create(&spec).await?;
             task.runtime.pause_id = Some(id.clone());
-            save(agent, task).map_err(|e| RuntimeError::Other(e.to_string()))?;
+            save(agent, task)
+                .await
+                .map_err(|e| RuntimeError::Other(e.to_string()))?;
             rt.start(&id).await?;
             rt.inspect(&id)
                 .await?
@@ -549,7 +559,7 @@ async fn start_containers(
     let pause_id = task.runtime.pause_id.clone();
     if mode.has_sandbox() && pause_id.is_none() {
         set_status(task, "PROVISIONING");
-        save(agent, task)?;
+        save(agent, task).await?;
         return Ok(());
     }
     // The instance's address may be gone (the machine restarted) since
@@ -558,14 +568,14 @@ async fn start_containers(
         Ok(ip) => ip,
         Err(e) => {
             let reason = format!("ResourceInitializationError: {e}");
-            request_stop(agent, task, "TaskFailedToStart", &reason)?;
+            request_stop(agent, task, "TaskFailedToStart", &reason).await?;
             return Ok(());
         }
     };
     if let Some(ip) = &host_ip {
         if let Err(e) = rt.ensure_host_address(ip).await {
             let reason = format!("ResourceInitializationError: {e}");
-            request_stop(agent, task, "TaskFailedToStart", &reason)?;
+            request_stop(agent, task, "TaskFailedToStart", &reason).await?;
             return Ok(());
         }
     }
@@ -577,7 +587,7 @@ async fn start_containers(
     // Pull what is missing.
     if task.doc.get("pullStartedAt").is_none() {
         set(task, "pullStartedAt", json!(now()));
-        save(agent, task)?;
+        save(agent, task).await?;
     }
     for def in defs {
         let (name, image) = (
@@ -596,8 +606,8 @@ async fn start_containers(
                     if let Some(c) = container_doc(task, &name) {
                         c.insert("reason".into(), json!(reason));
                     }
-                    save(agent, task)?;
-                    request_stop(agent, task, "TaskFailedToStart", &reason)?;
+                    save(agent, task).await?;
+                    request_stop(agent, task, "TaskFailedToStart", &reason).await?;
                     return Ok(());
                 }
             },
@@ -608,13 +618,16 @@ async fn start_containers(
     }
     if task.doc.get("pullStoppedAt").is_none() {
         set(task, "pullStoppedAt", json!(now()));
-        save(agent, task)?;
+        save(agent, task).await?;
     }
     // Log groups and streams, before any container writes a line.
     for (_, target) in log_targets(task, defs) {
-        let prepared = target.and_then(|t| awslogs::prepare(&agent.logs, &t));
+        let prepared = match target {
+            Ok(t) => awslogs::prepare(&*agent.control, &t).await,
+            Err(e) => Err(e),
+        };
         if let Err(reason) = prepared {
-            request_stop(agent, task, "TaskFailedToStart", &reason)?;
+            request_stop(agent, task, "TaskFailedToStart", &reason).await?;
             return Ok(());
         }
     }
@@ -634,11 +647,11 @@ async fn start_containers(
                     if let Some(c) = container_doc(task, &name) {
                         c.insert("runtimeId".into(), json!(id));
                     }
-                    save(agent, task)?;
+                    save(agent, task).await?;
                 }
                 Err(e) => {
                     let reason = format!("CannotCreateContainerError: {e}");
-                    request_stop(agent, task, "TaskFailedToStart", &reason)?;
+                    request_stop(agent, task, "TaskFailedToStart", &reason).await?;
                     return Ok(());
                 }
             }
@@ -654,7 +667,7 @@ async fn start_containers(
                 .unwrap_or(DEFAULT_START_TIMEOUT) as u64,
         );
     loop {
-        refresh_desired(agent, task)?;
+        refresh_desired(agent, task).await?;
         if task.desired_status != "RUNNING" {
             return Ok(());
         }
@@ -684,13 +697,14 @@ async fn start_containers(
                 // is RUNNING and the monitor sees the exit.
                 if !state.running && essential(def) && others_waiting {
                     observe(task, def, Some(state));
-                    save(agent, task)?;
+                    save(agent, task).await?;
                     request_stop(
                         agent,
                         task,
                         "EssentialContainerExited",
                         "Essential container in task exited",
-                    )?;
+                    )
+                    .await?;
                     return Ok(());
                 }
                 continue;
@@ -702,8 +716,8 @@ async fn start_containers(
                         if let Some(c) = container_doc(task, name) {
                             c.insert("reason".into(), json!(reason));
                         }
-                        save(agent, task)?;
-                        request_stop(agent, task, "TaskFailedToStart", &reason)?;
+                        save(agent, task).await?;
+                        request_stop(agent, task, "TaskFailedToStart", &reason).await?;
                         return Ok(());
                     }
                     if let Some(c) = container_doc(task, name) {
@@ -720,7 +734,8 @@ async fn start_containers(
                         task,
                         "TaskFailedToStart",
                         &format!("DependencyConditionUnsatisfied: {why}"),
-                    )?;
+                    )
+                    .await?;
                     return Ok(());
                 }
             }
@@ -734,7 +749,8 @@ async fn start_containers(
                 task,
                 "TaskFailedToStart",
                 "DependencyConditionUnsatisfied: timed out waiting for dependsOn conditions",
-            )?;
+            )
+            .await?;
             return Ok(());
         }
         // Look again at once after starting something; otherwise wait for
@@ -753,10 +769,10 @@ async fn start_containers(
     let health = task_health(task, defs);
     set(task, "healthStatus", json!(health));
     set_status(task, "ACTIVATING");
-    save(agent, task)?;
+    save(agent, task).await?;
     set_status(task, "RUNNING");
     set(task, "startedAt", json!(now()));
-    save(agent, task)?;
+    save(agent, task).await?;
     Ok(())
 }
 
@@ -888,10 +904,10 @@ async fn monitor(
     let health = task_health(task, defs);
     set(task, "healthStatus", json!(health));
     if task.doc != before {
-        save(agent, task)?;
+        save(agent, task).await?;
     }
     if let Some(reason) = stop_reason {
-        request_stop(agent, task, "EssentialContainerExited", &reason)?;
+        request_stop(agent, task, "EssentialContainerExited", &reason).await?;
     }
     Ok(())
 }
@@ -909,11 +925,11 @@ async fn stop(
     ) {
         set(task, "stoppingAt", json!(now()));
         set_status(task, "DEACTIVATING");
-        save(agent, task)?;
+        save(agent, task).await?;
     }
     if task.last_status() == "DEACTIVATING" {
         set_status(task, "STOPPING");
-        save(agent, task)?;
+        save(agent, task).await?;
     }
     if task.last_status() == "STOPPING" {
         let stops = defs.iter().filter_map(|def| {
@@ -938,7 +954,7 @@ async fn stop(
             }
         }
         set_status(task, "DEPROVISIONING");
-        save(agent, task)?;
+        save(agent, task).await?;
     }
     // What the containers wrote is stored before they go.
     follow_outputs(agent, task, defs);
@@ -965,7 +981,7 @@ async fn stop(
     }
     set(task, "stoppedAt", json!(now()));
     set_status(task, "STOPPED");
-    save(agent, task)?;
+    save(agent, task).await?;
     Ok(())
 }
 

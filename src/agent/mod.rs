@@ -18,20 +18,30 @@
 //! (SIGTERM, SIGKILL after `stopTimeout`) → DEPROVISIONING (containers and
 //! sandbox removed) → STOPPED. `network` says what each network mode means
 //! on the runtime.
+//!
+//! The agent reads tasks and writes what it observes through a
+//! [`ControlPlane`] (`control`): the store, for the agent inside `berth
+//! server` (FARGATE tasks and local container instances), or a server over
+//! its authenticated internal API, for `berth agent` on another Docker host
+//! (`remote`: registration, state file, the tasks placed on its instance).
+//! Each agent labels its containers with its own owner value and sweeps only
+//! those.
 
 pub mod awslogs;
+pub mod control;
 mod lifecycle;
 mod network;
+pub mod remote;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::ecs::tasks;
 use crate::logs::Logs;
 use crate::runtime::{Runtime, LABEL_TASK};
 use crate::store::Store;
 
+pub use control::{ControlPlane, LocalControlPlane, RemoteControlPlane};
 pub use lifecycle::reconcile;
 
 /// How often every live task is looked at even without an event.
@@ -40,9 +50,10 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 pub struct Agent {
-    pub store: Arc<Store>,
+    /// Where tasks are read and observations written: the store (inside
+    /// `berth server`) or a server over the API (`berth agent`).
+    pub control: Arc<dyn ControlPlane>,
     pub runtime: Arc<dyn Runtime>,
-    pub logs: Arc<Logs>,
     pub events: Arc<tokio::sync::Notify>,
     /// This installation's id: the value of the `berth.managed` label on
     /// every container it creates, and the only ones it ever sweeps.
@@ -63,11 +74,22 @@ impl Agent {
             tracing::error!(error = %e, "cannot read the installation id");
             "unknown".into()
         });
+        let control = Arc::new(LocalControlPlane { store, logs });
+        Agent::with_control_plane(control, runtime, events, owner)
+    }
+
+    /// An agent driving the tasks `control` hands it, labelling its
+    /// containers with `owner`.
+    pub fn with_control_plane(
+        control: Arc<dyn ControlPlane>,
+        runtime: Arc<dyn Runtime>,
+        events: Arc<tokio::sync::Notify>,
+        owner: String,
+    ) -> Arc<Agent> {
         Arc::new(Agent {
             owner,
-            store,
+            control,
             runtime,
-            logs,
             events,
             in_flight: Mutex::new(HashSet::new()),
             followers: Mutex::new(HashMap::new()),
@@ -82,7 +104,7 @@ impl Agent {
         }
         let handle = tokio::spawn(awslogs::follow(
             self.runtime.clone(),
-            self.logs.clone(),
+            self.control.clone(),
             target,
             container_id.to_string(),
         ));
@@ -104,7 +126,7 @@ impl Agent {
         }
         let mut last_sweep = tokio::time::Instant::now();
         loop {
-            self.pass();
+            self.pass().await;
             tokio::select! {
                 _ = self.events.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}
@@ -119,8 +141,8 @@ impl Agent {
     }
 
     /// Start a reconcile for every live task that has none running.
-    fn pass(self: &Arc<Self>) {
-        let live = match self.store.read(tasks::live_arns) {
+    async fn pass(self: &Arc<Self>) {
+        let live = match self.control.live_tasks().await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read live tasks");
@@ -150,13 +172,16 @@ impl Agent {
             let Some(task_arn) = c.labels.get(LABEL_TASK) else {
                 continue;
             };
-            let keep = self.store.read(|conn| {
-                Ok(tasks::load(conn, task_arn)?.is_some_and(|t| t.last_status() != "STOPPED"))
-            })?;
+            let keep = self.control.task_live(task_arn).await?;
             if !keep && !self.in_flight.lock().unwrap().contains(task_arn) {
                 tracing::info!(container = %c.id, task = %task_arn, "removing orphaned container");
                 self.runtime.remove(&c.id).await?;
             }
+        }
+        for address in self.control.releasable_addresses().await? {
+            tracing::info!(%address, "releasing the address of a removed container instance");
+            self.runtime.remove_host_address(&address).await?;
+            self.control.address_released(&address).await?;
         }
         Ok(())
     }

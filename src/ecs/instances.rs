@@ -29,8 +29,26 @@ pub const LOCAL_AGENT: &str = "local";
 pub const REMOTE_AGENT: &str = "remote";
 /// The container agent version Berth reports.
 pub const AGENT_VERSION: &str = "1.89.0";
-/// A remote agent not heard from for this long shows `agentConnected: false`.
+/// A remote agent not heard from for this long shows `agentConnected: false`
+/// (by default; `berth server --agent-timeout-seconds` changes it).
 pub const AGENT_TIMEOUT_MS: i64 = 30_000;
+static AGENT_TIMEOUT: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(AGENT_TIMEOUT_MS);
+
+/// Set how long a remote agent may go unheard before it is disconnected.
+pub fn set_agent_timeout_ms(ms: i64) {
+    AGENT_TIMEOUT.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How long a remote agent may go unheard before it is disconnected.
+pub fn agent_timeout_ms() -> i64 {
+    AGENT_TIMEOUT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The stop code and reason of tasks whose instance's agent stayed
+/// disconnected past the grace period.
+pub const DISCONNECTED_STOP_CODE: &str = "TaskFailedToStart";
+pub const DISCONNECTED_REASON: &str = "Container instance agent disconnected";
 /// Local instances take their addresses from a /16 of `10.128.0.0/10`.
 const LOCAL_NET: u8 = 10;
 /// ECS allows this many custom attributes on a resource.
@@ -299,7 +317,45 @@ pub fn agent_connected(row: &InstanceRow, now_ms: i64) -> bool {
         && (row.agent == LOCAL_AGENT
             || row
                 .last_seen
-                .is_some_and(|t| now_ms - t <= AGENT_TIMEOUT_MS))
+                .is_some_and(|t| now_ms - t <= agent_timeout_ms()))
+}
+
+/// Stop the tasks of remote instances whose agent has been disconnected
+/// (not heard from for the agent timeout) for longer than `grace_ms`: no
+/// agent reports their end, so they end here, with a reason that says so.
+/// Returns the tasks stopped.
+pub fn stop_disconnected(conn: &Connection, now_ms: i64, grace_ms: i64) -> ApiResult<Vec<String>> {
+    let cutoff = now_ms - agent_timeout_ms() - grace_ms;
+    let rows: Vec<(String, String, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT t.arn, ci.ec2_instance_id, ci.last_seen FROM tasks t
+               JOIN container_instances ci ON ci.arn = t.container_instance_arn
+             WHERE ci.agent = ?1 AND ci.status != 'INACTIVE' AND t.last_status != 'STOPPED'
+               AND coalesce(ci.last_seen, ci.registered_at) < ?2
+             ORDER BY t.created_at",
+        )?
+        .query_map(params![REMOTE_AGENT, cutoff], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stopped = Vec::new();
+    for (arn, ec2_id, last_seen) in rows {
+        let silent_s = last_seen.map_or(0, |t| (now_ms - t) / 1000);
+        let reason = format!(
+            "{DISCONNECTED_REASON}: the agent of {ec2_id} has not been heard from for {silent_s} s"
+        );
+        super::tasks::request_stop(conn, &arn, DISCONNECTED_STOP_CODE, &reason)?;
+        super::tasks::mark_stopped(conn, &arn, millis_to_epoch(now_ms))?;
+        stopped.push(arn);
+    }
+    Ok(stopped)
+}
+
+/// Record that a remote instance's agent was heard from.
+pub fn heard_from(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<()> {
+    conn.prepare_cached("UPDATE container_instances SET last_seen = ?2 WHERE arn = ?1")?
+        .execute(params![arn, now_ms])?;
+    Ok(())
 }
 
 /// An instance's attributes, name → value.
@@ -623,6 +679,31 @@ pub fn deregister(conn: &Connection, row: &InstanceRow, reason: &str) -> ApiResu
             super::tasks::mark_stopped(conn, &t, now_epoch())?;
         }
     }
+    Ok(())
+}
+
+/// Addresses of INACTIVE local instances with no task left that is not
+/// STOPPED, and that no registered instance uses.
+pub fn releasable_addresses(conn: &Connection) -> ApiResult<Vec<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT DISTINCT i.address FROM container_instances i
+             WHERE i.agent = ?1 AND i.status = 'INACTIVE' AND i.address IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.container_instance_arn = i.arn
+                                 AND t.last_status != 'STOPPED')
+               AND NOT EXISTS (SELECT 1 FROM container_instances o WHERE o.address = i.address
+                                 AND o.status != 'INACTIVE')",
+        )?
+        .query_map([LOCAL_AGENT], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// An address taken off the machine: INACTIVE instances no longer hold it.
+pub fn forget_address(conn: &Connection, address: &str) -> ApiResult<()> {
+    conn.prepare_cached(
+        "UPDATE container_instances SET address = NULL WHERE address = ?1 AND status = 'INACTIVE'",
+    )?
+    .execute([address])?;
     Ok(())
 }
 

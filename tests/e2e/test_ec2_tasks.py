@@ -179,3 +179,8 @@ def test_removing_an_instance_stops_its_tasks(server, ecs, cluster):
     labels = subprocess.run(["docker", "ps", "-a", "--filter", f"label=berth.task={t['taskArn']}", "-q"],
                             capture_output=True, text=True).stdout.split()
     assert labels == [], "its containers are gone"
+    # The agent's sweep (every 30 s) takes the instance's address off the machine.
+    deadline = time.time() + 45
+    while inst["address"] in subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout:
+        assert time.time() < deadline, f"{inst['address']} is still on the machine"
+        time.sleep(1)

@@ -1,0 +1,319 @@
+//! What the agent needs from the control plane, and its two sources: the
+//! store itself (the agent inside `berth server`, for FARGATE tasks and local
+//! container instances) and a server over the API (`berth agent` on another
+//! machine, for the tasks placed on its container instance).
+//!
+//! The remote side speaks the `Agent*` operations of Berth's own API
+//! (`Berth_20261123`, see `src/platform.rs`), SigV4-signed like every call;
+//! the server lets an agent read and write only the tasks placed on its own
+//! instance.
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+use super::awslogs::Target;
+use crate::client::{Client, ClientError};
+use crate::ecs::taskdefs;
+use crate::ecs::tasks::{self, TaskRow, TaskRuntime};
+use crate::logs::Logs;
+use crate::store::Store;
+
+/// The calls the agent makes to the control plane.
+#[async_trait]
+pub trait ControlPlane: Send + Sync {
+    /// The tasks this agent drives that are not yet STOPPED. For a remote
+    /// agent this is also its heartbeat.
+    async fn live_tasks(&self) -> anyhow::Result<Vec<String>>;
+    /// A task row, as stored; `None` when there is no such task.
+    async fn load_task(&self, arn: &str) -> anyhow::Result<Option<TaskRow>>;
+    /// The task definition document of a task (by the task's ARN and the
+    /// definition's ARN); `None` when it is gone.
+    async fn load_task_definition(
+        &self,
+        task_arn: &str,
+        td_arn: &str,
+    ) -> anyhow::Result<Option<Map<String, Value>>>;
+    /// Save what the agent observed (`tasks::save_observed`).
+    async fn save_task(&self, task: &TaskRow) -> anyhow::Result<()>;
+    /// Ask for a task to stop (`tasks::request_stop`; the first reason wins).
+    async fn request_stop(&self, arn: &str, code: &str, reason: &str) -> anyhow::Result<()>;
+    /// Whether a task exists and is not STOPPED (the orphan sweep keeps
+    /// its containers).
+    async fn task_live(&self, arn: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .load_task(arn)
+            .await?
+            .is_some_and(|t| t.last_status() != "STOPPED"))
+    }
+    /// Make an awslogs target's group (when it asks to) and stream exist.
+    /// `Err` is the service's error as `code: message`.
+    async fn prepare_log_stream(&self, t: &Target) -> Result<(), String>;
+    /// The timestamp of the newest event of a stream, if any.
+    async fn last_log_event(&self, t: &Target) -> anyhow::Result<Option<i64>>;
+    /// Append `(ms, message)` events to a stream.
+    async fn append_log_events(&self, t: &Target, events: &[(i64, String)]) -> anyhow::Result<()>;
+    /// Addresses of removed local instances that nothing runs on any more:
+    /// the agent takes them off the machine, then calls `address_released`.
+    async fn releasable_addresses(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![])
+    }
+    async fn address_released(&self, _address: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// The control plane of the agent inside `berth server`: the store.
+pub struct LocalControlPlane {
+    pub store: Arc<Store>,
+    pub logs: Arc<Logs>,
+}
+
+#[async_trait]
+impl ControlPlane for LocalControlPlane {
+    async fn live_tasks(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.store.read(tasks::live_arns)?)
+    }
+
+    async fn load_task(&self, arn: &str) -> anyhow::Result<Option<TaskRow>> {
+        Ok(self.store.read(|c| tasks::load(c, arn))?)
+    }
+
+    async fn load_task_definition(
+        &self,
+        _task_arn: &str,
+        td_arn: &str,
+    ) -> anyhow::Result<Option<Map<String, Value>>> {
+        Ok(self
+            .store
+            .read(|c| taskdefs::find_by_arn(c, td_arn))?
+            .map(|td| td.doc))
+    }
+
+    async fn save_task(&self, task: &TaskRow) -> anyhow::Result<()> {
+        self.store.write(|tx| tasks::save_observed(tx, task))?;
+        Ok(())
+    }
+
+    async fn request_stop(&self, arn: &str, code: &str, reason: &str) -> anyhow::Result<()> {
+        self.store
+            .write(|tx| tasks::request_stop(tx, arn, code, reason))?;
+        Ok(())
+    }
+
+    async fn prepare_log_stream(&self, t: &Target) -> Result<(), String> {
+        let fmt = |e: crate::error::ApiError| format!("{}: {}", e.code, e.message);
+        if t.create_group {
+            self.logs
+                .ensure_group(&t.account, &t.region, &t.group)
+                .map_err(fmt)?;
+        }
+        self.logs
+            .ensure_stream(&t.account, &t.region, &t.group, &t.stream)
+            .map_err(fmt)
+    }
+
+    async fn last_log_event(&self, t: &Target) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .logs
+            .last_event(&t.account, &t.region, &t.group, &t.stream)?)
+    }
+
+    async fn append_log_events(&self, t: &Target, events: &[(i64, String)]) -> anyhow::Result<()> {
+        self.logs
+            .append(&t.account, &t.region, &t.group, &t.stream, events)?;
+        Ok(())
+    }
+
+    async fn releasable_addresses(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .store
+            .read(crate::ecs::instances::releasable_addresses)?)
+    }
+
+    async fn address_released(&self, address: &str) -> anyhow::Result<()> {
+        Ok(self
+            .store
+            .write(|tx| crate::ecs::instances::forget_address(tx, address))?)
+    }
+}
+
+/// The target prefix of Berth's own API.
+pub const BERTH_TARGET: &str = "Berth_20261123";
+
+/// The control plane of `berth agent`: a server, over the API, for the
+/// tasks placed on one container instance.
+pub struct RemoteControlPlane {
+    pub client: Client,
+    pub container_instance_arn: String,
+}
+
+impl RemoteControlPlane {
+    async fn call(&self, op: &str, mut body: Value) -> Result<Value, ClientError> {
+        body["containerInstanceArn"] = json!(self.container_instance_arn);
+        self.client
+            .call(&format!("{BERTH_TARGET}.{op}"), &body)
+            .await
+    }
+
+    fn log_body(t: &Target) -> Value {
+        json!({"region": t.region, "logGroupName": t.group, "logStreamName": t.stream})
+    }
+}
+
+fn text(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+/// A task row from its `AgentGetTask` shape.
+pub fn task_from_wire(v: &Value) -> anyhow::Result<TaskRow> {
+    let doc: Map<String, Value> = serde_json::from_str(&text(v, "document").unwrap_or_default())?;
+    let runtime: TaskRuntime = match text(v, "runtime") {
+        Some(r) => serde_json::from_str(&r)?,
+        None => TaskRuntime::default(),
+    };
+    Ok(TaskRow {
+        arn: text(v, "taskArn").unwrap_or_default(),
+        cluster_arn: text(v, "clusterArn").unwrap_or_default(),
+        desired_status: text(v, "desiredStatus").unwrap_or_default(),
+        stop_code: text(v, "stopCode"),
+        stopped_reason: text(v, "stoppedReason"),
+        doc,
+        runtime,
+    })
+}
+
+/// A task row in its `AgentGetTask` shape.
+pub fn task_to_wire(t: &TaskRow) -> Value {
+    let mut v = json!({
+        "taskArn": t.arn,
+        "clusterArn": t.cluster_arn,
+        "desiredStatus": t.desired_status,
+        "document": Value::Object(t.doc.clone()).to_string(),
+        "runtime": serde_json::to_string(&t.runtime).expect("serialises"),
+    });
+    if let Some(c) = &t.stop_code {
+        v["stopCode"] = json!(c);
+    }
+    if let Some(r) = &t.stopped_reason {
+        v["stoppedReason"] = json!(r);
+    }
+    v
+}
+
+#[async_trait]
+impl ControlPlane for RemoteControlPlane {
+    async fn live_tasks(&self) -> anyhow::Result<Vec<String>> {
+        let out = self.call("AgentHeartbeat", json!({})).await?;
+        Ok(out["taskArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect())
+    }
+
+    async fn load_task(&self, arn: &str) -> anyhow::Result<Option<TaskRow>> {
+        let out = self.call("AgentGetTask", json!({"taskArn": arn})).await?;
+        match out.get("task") {
+            Some(t) => Ok(Some(task_from_wire(t)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn load_task_definition(
+        &self,
+        task_arn: &str,
+        _td_arn: &str,
+    ) -> anyhow::Result<Option<Map<String, Value>>> {
+        let out = self
+            .call(
+                "AgentGetTask",
+                json!({"taskArn": task_arn, "includeTaskDefinition": true}),
+            )
+            .await?;
+        match text(&out, "taskDefinition") {
+            Some(td) => Ok(Some(serde_json::from_str(&td)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_task(&self, task: &TaskRow) -> anyhow::Result<()> {
+        let w = task_to_wire(task);
+        self.call(
+            "AgentSaveTask",
+            json!({"taskArn": task.arn, "document": w["document"], "runtime": w["runtime"]}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn request_stop(&self, arn: &str, code: &str, reason: &str) -> anyhow::Result<()> {
+        self.call(
+            "AgentRequestStop",
+            json!({"taskArn": arn, "stopCode": code, "reason": reason}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn prepare_log_stream(&self, t: &Target) -> Result<(), String> {
+        let mut body = Self::log_body(t);
+        body["createGroup"] = json!(t.create_group);
+        match self.call("AgentPrepareLogStream", body).await {
+            Ok(_) => Ok(()),
+            Err(ClientError::Api { code, message }) => Err(format!("{code}: {message}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn last_log_event(&self, t: &Target) -> anyhow::Result<Option<i64>> {
+        let out = self.call("AgentGetLastLogEvent", Self::log_body(t)).await?;
+        Ok(out.get("timestamp").and_then(Value::as_i64))
+    }
+
+    async fn append_log_events(&self, t: &Target, events: &[(i64, String)]) -> anyhow::Result<()> {
+        let mut body = Self::log_body(t);
+        body["events"] = events
+            .iter()
+            .map(|(ts, m)| json!({"timestamp": ts, "message": m}))
+            .collect();
+        self.call("AgentAppendLogEvents", body).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_rows_round_trip_through_the_wire() {
+        let mut runtime = TaskRuntime {
+            pause_id: Some("p1".into()),
+            host_ip: Some("10.0.0.1".into()),
+            ..Default::default()
+        };
+        runtime.containers.insert("web".into(), "c1".into());
+        let t = TaskRow {
+            arn: "arn:aws:ecs:us-east-1:000000000000:task/c/abc".into(),
+            cluster_arn: "arn:aws:ecs:us-east-1:000000000000:cluster/c".into(),
+            desired_status: "STOPPED".into(),
+            stop_code: Some("UserInitiated".into()),
+            stopped_reason: Some("done".into()),
+            doc: json!({"lastStatus": "RUNNING", "containers": [{"name": "web"}]})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            runtime,
+        };
+        let back = task_from_wire(&task_to_wire(&t)).unwrap();
+        assert_eq!(back.render(), t.render());
+        assert_eq!(back.runtime.containers, t.runtime.containers);
+        assert_eq!(back.runtime.host_ip, t.runtime.host_ip);
+        let bare = json!({"taskArn": "a", "document": "{}", "desiredStatus": "RUNNING"});
+        let row = task_from_wire(&bare).unwrap();
+        assert_eq!((row.stop_code, row.runtime.pause_id), (None, None));
+        assert!(task_from_wire(&json!({"document": "not json"})).is_err());
+    }
+}
