@@ -95,10 +95,14 @@ fn strings(v: Option<&Value>) -> Option<Vec<String>> {
     })
 }
 
-fn stop_timeout(def: &Map<String, Value>) -> i64 {
-    int(def, "stopTimeout")
-        .unwrap_or(DEFAULT_STOP_TIMEOUT)
-        .clamp(0, FARGATE_MAX_STOP_TIMEOUT)
+/// A container's `stopTimeout`: ECS's default when unset; Fargate caps it at
+/// 120 s, the EC2 launch type does not.
+fn stop_timeout(task: &TaskRow, def: &Map<String, Value>) -> i64 {
+    let t = int(def, "stopTimeout").unwrap_or(DEFAULT_STOP_TIMEOUT).max(0);
+    match task.doc.get("launchType").and_then(Value::as_str) {
+        Some("EC2") => t,
+        _ => t.min(FARGATE_MAX_STOP_TIMEOUT),
+    }
 }
 
 fn essential(def: &Map<String, Value>) -> bool {
@@ -256,7 +260,7 @@ fn spec_for(
             .and_then(Value::as_bool)
             .unwrap_or(false),
         ulimits,
-        stop_timeout_s: Some(stop_timeout(def)),
+        stop_timeout_s: Some(stop_timeout(task, def)),
         health,
     }
 }
@@ -935,7 +939,7 @@ async fn stop(
         let stops = defs.iter().filter_map(|def| {
             let id = task.runtime.containers.get(name_of(def))?.clone();
             let rt = rt.clone();
-            let timeout = stop_timeout(def);
+            let timeout = stop_timeout(task, def);
             Some(async move { rt.stop(&id, timeout).await })
         });
         for r in futures_util::future::join_all(stops).await {
