@@ -98,7 +98,9 @@ fn strings(v: Option<&Value>) -> Option<Vec<String>> {
 /// A container's `stopTimeout`: ECS's default when unset; Fargate caps it at
 /// 120 s, the EC2 launch type does not.
 fn stop_timeout(task: &TaskRow, def: &Map<String, Value>) -> i64 {
-    let t = int(def, "stopTimeout").unwrap_or(DEFAULT_STOP_TIMEOUT).max(0);
+    let t = int(def, "stopTimeout")
+        .unwrap_or(DEFAULT_STOP_TIMEOUT)
+        .max(0);
     match task.doc.get("launchType").and_then(Value::as_str) {
         Some("EC2") => t,
         _ => t.min(FARGATE_MAX_STOP_TIMEOUT),
