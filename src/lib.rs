@@ -13,6 +13,7 @@ pub mod logs;
 pub mod model;
 pub mod placement;
 pub mod platform;
+pub mod pricing;
 pub mod runtime;
 pub mod server;
 pub mod store;
