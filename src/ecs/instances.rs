@@ -831,6 +831,15 @@ fn check_attribute(a: &AttributeIn) -> ApiResult<()> {
     Ok(())
 }
 
+/// An attribute in the shape the attribute operations answer with.
+fn attribute_json(name: &str, value: Option<&str>, target: &str) -> Value {
+    let mut a = json!({"name": name, "targetType": "container-instance", "targetId": target});
+    if let Some(v) = value {
+        a["value"] = json!(v);
+    }
+    a
+}
+
 fn target_not_found(target: &str) -> ApiError {
     ApiError::new(
         "TargetNotFoundException",
@@ -1008,12 +1017,7 @@ impl Ecs {
                 None => None,
             };
         let after = match &req.next_token {
-            Some(t) => Some(
-                paging::decode(t)?
-                    .as_array()
-                    .and_then(|a| Some((a.first()?.as_i64()?, a.get(1)?.as_str()?.to_string())))
-                    .ok_or_else(|| ApiError::invalid_parameter("Invalid nextToken."))?,
-            ),
+            Some(t) => Some(paging::decode_as::<(i64, String)>(t)?),
             None => None,
         };
         self.store.read(|conn| {
@@ -1147,11 +1151,7 @@ impl Ecs {
                         format!("You can apply up to {MAX_CUSTOM_ATTRIBUTES} custom attributes for each resource."),
                     ));
                 }
-                let mut v = json!({"name": a.name, "targetType": "container-instance", "targetId": row.arn});
-                if let Some(val) = &a.value {
-                    v["value"] = json!(val);
-                }
-                out.push(v);
+                out.push(attribute_json(&a.name, a.value.as_deref(), &row.arn));
             }
             Ok(json!({"attributes": out}))
         })
@@ -1174,11 +1174,7 @@ impl Ecs {
                     "DELETE FROM attributes WHERE cluster_arn = ?1 AND target_id = ?2 AND name = ?3",
                 )?
                 .execute(params![cluster.arn, row.arn, a.name])?;
-                let mut v = json!({"name": a.name, "targetType": "container-instance", "targetId": row.arn});
-                if let Some(val) = &a.value {
-                    v["value"] = json!(val);
-                }
-                out.push(v);
+                out.push(attribute_json(&a.name, a.value.as_deref(), &row.arn));
             }
             Ok(json!({"attributes": out}))
         })
@@ -1199,17 +1195,7 @@ impl Ecs {
         }
         let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
         let after = match &req.next_token {
-            Some(t) => Some(
-                paging::decode(t)?
-                    .as_array()
-                    .and_then(|a| {
-                        Some((
-                            a.first()?.as_str()?.to_string(),
-                            a.get(1)?.as_str()?.to_string(),
-                        ))
-                    })
-                    .ok_or_else(|| ApiError::invalid_parameter("Invalid nextToken."))?,
-            ),
+            Some(t) => Some(paging::decode_as::<(String, String)>(t)?),
             None => None,
         };
         self.store.read(|conn| {
@@ -1244,14 +1230,7 @@ impl Ecs {
             let (page, token) = paging::page(rows, size, |(t, n, _)| json!([t, n]));
             let attrs: Vec<Value> = page
                 .into_iter()
-                .map(|(t, n, v)| {
-                    let mut a =
-                        json!({"name": n, "targetType": "container-instance", "targetId": t});
-                    if let Some(v) = v {
-                        a["value"] = json!(v);
-                    }
-                    a
-                })
+                .map(|(t, n, v)| attribute_json(&n, v.as_deref(), &t))
                 .collect();
             let mut out = json!({"attributes": attrs});
             if let Some(t) = token {

@@ -32,6 +32,13 @@ pub fn decode(token: &str) -> ApiResult<Value> {
         .ok_or_else(|| ApiError::invalid_parameter("Invalid nextToken."))
 }
 
+/// A token's key as the type the listing encoded (e.g. `(i64, String)` for
+/// `[created_at, arn]`); `Invalid nextToken.` when it is not one.
+pub fn decode_as<T: serde::de::DeserializeOwned>(token: &str) -> ApiResult<T> {
+    serde_json::from_value(decode(token)?)
+        .map_err(|_| ApiError::invalid_parameter("Invalid nextToken."))
+}
+
 /// Take one page out of `items` (already filtered, in order, and starting
 /// after the token's key): returns the page and the token for the next one.
 pub fn page<T>(

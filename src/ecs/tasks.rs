@@ -891,12 +891,7 @@ impl Ecs {
             ));
         }
         let after = match &req.next_token {
-            Some(t) => Some(
-                paging::decode(t)?
-                    .as_array()
-                    .and_then(|a| Some((a.first()?.as_i64()?, a.get(1)?.as_str()?.to_string())))
-                    .ok_or_else(|| ApiError::invalid_parameter("Invalid nextToken."))?,
-            ),
+            Some(t) => Some(paging::decode_as::<(i64, String)>(t)?),
             None => None,
         };
         self.store.read(|conn| {
