@@ -147,6 +147,18 @@ enum Command {
         #[command(subcommand)]
         action: InstancesAction,
     },
+    /// Convert workloads between launch types: task definitions between
+    /// FARGATE and EC2, App Runner services and Docker Compose files.
+    Migrate {
+        #[command(subcommand)]
+        action: berth::migrate::MigrateCommand,
+    },
+    /// What tasks cost: metered usage, reports and estimates, priced as
+    /// FARGATE, FARGATE_SPOT, EC2 on-demand and EC2 spot.
+    Cost {
+        #[command(subcommand)]
+        action: berth::cost::CostCommand,
+    },
     /// Check the prerequisites and say what to fix.
     Doctor {
         #[arg(long, default_value = "127.0.0.1:4566")]
@@ -271,6 +283,8 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Migrate { action } => exit_with(berth::migrate::run(action)),
+        Command::Cost { action } => exit_with(berth::cost::run(action)),
         Command::Doctor { listen, data_dir } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             let checks = berth::doctor::run_checks(&data_dir, &listen);
@@ -288,6 +302,18 @@ fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{failed} check(s) failed");
             }
             Ok(())
+        }
+    }
+}
+
+/// End a CLI subcommand: its exit code, or its error said plainly (no
+/// backtrace) with exit code 1.
+fn exit_with(result: anyhow::Result<i32>) -> ! {
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            std::process::exit(1);
         }
     }
 }
