@@ -287,7 +287,7 @@ fn real_main() -> anyhow::Result<()> {
             ),
         ),
         None => {
-            let (guard, ep) = start_server(args.durability.as_deref())?;
+            let (guard, ep) = start_server(args.durability.as_deref(), &[])?;
             let durability = match &args.durability {
                 Some(d) => d.clone(),
                 None => "full (server default)".to_string(),

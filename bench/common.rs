@@ -151,7 +151,10 @@ pub fn berth_binary() -> anyhow::Result<PathBuf> {
 
 /// Start `berth server` on a free port with a fresh data directory (removed
 /// when the guard is dropped); its stderr goes to `server.log` there.
-pub fn start_server(durability: Option<&str>) -> anyhow::Result<(ServerGuard, Endpoint)> {
+pub fn start_server(
+    durability: Option<&str>,
+    extra_args: &[&str],
+) -> anyhow::Result<(ServerGuard, Endpoint)> {
     let bin = berth_binary()?;
     let port = StdTcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let data_dir = tempfile::Builder::new().prefix("berth-bench").tempdir()?;
@@ -165,6 +168,7 @@ pub fn start_server(durability: Option<&str>) -> anyhow::Result<(ServerGuard, En
     if let Some(d) = durability {
         cmd.arg("--durability").arg(d);
     }
+    cmd.args(extra_args);
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())

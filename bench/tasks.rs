@@ -31,7 +31,8 @@
 //!
 //! Flags (after `--`): `--tasks N` (sequential runs, default 30), `--quick`
 //! (10 runs and a burst of 2 × 10 tasks), `--durability full|normal` (passed
-//! to the server). Unknown arguments, such as cargo's `--bench`, are ignored.
+//! to the server), `--no-metering` (the server does not freeze each task's
+//! usage when it stops, to compare with metering on). Unknown arguments, such as cargo's `--bench`, are ignored.
 //!
 //! Each Berth server sweeps only its own containers, so other servers on the
 //! same Docker Engine do not break a run; the benchmark warns that their load
@@ -88,6 +89,7 @@ struct Args {
     burst_calls: usize,
     quick: bool,
     durability: Option<String>,
+    no_metering: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -96,12 +98,14 @@ fn parse_args() -> anyhow::Result<Args> {
         burst_calls: 10,
         quick: false,
         durability: None,
+        no_metering: false,
     };
     let mut tasks = None;
     for_each_arg(|name, value| {
         match name {
             "--tasks" => tasks = Some(positive("--tasks", &value()?)?),
             "--quick" => args.quick = true,
+            "--no-metering" => args.no_metering = true,
             "--launch-type" => match value()?.to_ascii_lowercase().as_str() {
                 "ec2" => EC2.store(true, std::sync::atomic::Ordering::Relaxed),
                 "fargate" => {}
@@ -599,6 +603,14 @@ fn print_results(args: &Args, ep: &Endpoint, durability: &str, r: &Results) {
     println!("berth task-start benchmark");
     println!("endpoint:    http://{}", ep.host);
     println!("durability:  {durability}");
+    println!(
+        "metering:    {}",
+        if args.no_metering {
+            "off (--no-metering)"
+        } else {
+            "on"
+        }
+    );
     if ec2() {
         println!(
             "task:        EC2, bridge, on 2 local m5.2xlarge instances; one container {IMAGE} `sleep 3600` (64 MiB), stopTimeout {STOP_TIMEOUT_S} s"
@@ -761,7 +773,14 @@ fn real_main() -> anyhow::Result<()> {
         );
     }
 
-    let (guard, ep) = start_server(args.durability.as_deref())?;
+    let (guard, ep) = start_server(
+        args.durability.as_deref(),
+        if args.no_metering {
+            &["--no-metering"]
+        } else {
+            &[]
+        },
+    )?;
     let mut server = Some(guard);
     let durability = args
         .durability

@@ -104,6 +104,11 @@ enum Command {
         /// longer are stopped ("Container instance agent disconnected").
         #[arg(long, default_value_t = 60)]
         agent_grace_seconds: u64,
+        /// Do not freeze each task's usage when it stops (usage is then
+        /// metered from the task's timestamps when asked); for comparing
+        /// task start and stop with and without metering.
+        #[arg(long)]
+        no_metering: bool,
     },
     /// Run the agent of a container instance on this Docker host, for a
     /// cluster of a server elsewhere: register, heartbeat, run the tasks
@@ -186,7 +191,9 @@ fn main() -> anyhow::Result<()> {
             strict_output,
             agent_timeout_seconds,
             agent_grace_seconds,
+            no_metering,
         } => {
+            berth::cost::usage::set_enabled(!no_metering);
             berth::ecs::instances::set_agent_timeout_ms(agent_timeout_seconds as i64 * 1000);
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&data_dir)

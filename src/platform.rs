@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::agent::control::{task_from_wire, task_to_wire};
 use crate::context::Ctx;
+use crate::cost::usage;
 use crate::ecs::instances::{self, InstanceRow, LOCAL_AGENT, REMOTE_AGENT};
 use crate::ecs::{clusters, taskdefs, tasks, Ecs};
 use crate::error::{ApiError, ApiResult};
@@ -69,6 +70,39 @@ struct AgentLogRequest {
 struct AgentLogEvent {
     timestamp: i64,
     message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageRequest {
+    cluster: Option<String>,
+    since: Option<f64>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+/// A cluster named for a usage listing: its ARN, whether or not it still
+/// exists (a deleted cluster's tasks were billed all the same).
+fn usage_cluster(ctx: &Ctx, ident: &str) -> String {
+    if ident.starts_with("arn:") {
+        ident.to_string()
+    } else {
+        crate::ecs::arn::cluster(ctx, ident)
+    }
+}
+
+fn usage_scope<'a>(
+    ctx: &'a Ctx,
+    cluster_arn: Option<&'a str>,
+    since: Option<f64>,
+) -> usage::Scope<'a> {
+    usage::Scope {
+        account: &ctx.account,
+        region: &ctx.region,
+        cluster_arn,
+        since_ms: since.map_or(i64::MIN, |s| (s * 1000.0).floor() as i64),
+        now_ms: ctx.now_millis(),
+    }
 }
 
 fn access_denied(message: impl Into<String>) -> ApiError {
@@ -350,6 +384,34 @@ pub fn handle(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<
             })?;
             ecs.task_events.notify_one();
             Ok(out)
+        }
+        "ListTaskUsage" => {
+            let req: UsageRequest = serde_json::from_value(input)?;
+            let size = crate::ecs::paging::page_size(req.max_results, 1000)?;
+            let after: Option<(i64, String)> = req
+                .next_token
+                .as_deref()
+                .map(crate::ecs::paging::decode_as)
+                .transpose()?;
+            let cluster = req.cluster.as_deref().map(|c| usage_cluster(ctx, c));
+            let scope = usage_scope(ctx, cluster.as_deref(), req.since);
+            let rows = ecs
+                .store
+                .read(|conn| usage::task_usage(conn, &scope, after, size + 1))?;
+            let (page, token) =
+                crate::ecs::paging::page(rows, size, |(created, u)| json!([created, u.task_arn]));
+            let mut out = json!({"usage": page.into_iter().map(|(_, u)| u).collect::<Vec<_>>()});
+            if let Some(t) = token {
+                out["nextToken"] = json!(t);
+            }
+            Ok(out)
+        }
+        "ListInstanceUsage" => {
+            let req: UsageRequest = serde_json::from_value(input)?;
+            let cluster = req.cluster.as_deref().map(|c| usage_cluster(ctx, c));
+            let scope = usage_scope(ctx, cluster.as_deref(), req.since);
+            let usage = ecs.store.read(|conn| usage::instance_usage(conn, &scope))?;
+            Ok(json!({ "usage": usage }))
         }
         op if op.starts_with("Agent") => agent_operation(ecs, ctx, op, input),
         other => Err(ApiError::unknown_operation(format!(

@@ -151,6 +151,13 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks ADD COLUMN reserved TEXT;
     CREATE INDEX tasks_by_instance ON tasks (container_instance_arn, last_status);
     "#,
+    // 6: metering: a task's usage, frozen when it stops; when an instance
+    // was deregistered (its billing ends).
+    r#"
+    ALTER TABLE tasks ADD COLUMN usage TEXT;
+    ALTER TABLE container_instances ADD COLUMN deregistered_at INTEGER;
+    CREATE INDEX tasks_by_account_created ON tasks (account, region, created_at, arn);
+    "#,
 ];
 
 const READERS: usize = 4;

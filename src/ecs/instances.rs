@@ -285,7 +285,8 @@ fn resource<'a>(doc: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
         .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
 }
 
-fn resource_int(doc: &Map<String, Value>, name: &str) -> i64 {
+/// An integer resource of `registeredResources` by name (0 when absent).
+pub fn resource_int(doc: &Map<String, Value>, name: &str) -> i64 {
     resource(doc, name)
         .and_then(|r| r.get("integerValue").or(r.get("longValue")))
         .and_then(Value::as_i64)
@@ -662,10 +663,11 @@ pub fn add_local(
 pub fn deregister(conn: &Connection, row: &InstanceRow, reason: &str) -> ApiResult<()> {
     conn.prepare_cached(
         "UPDATE container_instances SET status = 'INACTIVE',
+           deregistered_at = coalesce(deregistered_at, ?2),
            doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
          WHERE arn = ?1",
     )?
-    .execute([&row.arn])?;
+    .execute(params![&row.arn, (now_epoch() * 1000.0) as i64])?;
     let live: Vec<String> = conn
         .prepare_cached(
             "SELECT arn FROM tasks WHERE container_instance_arn = ?1 AND desired_status != 'STOPPED'",

@@ -137,7 +137,7 @@ pub fn save_observed(conn: &Connection, task: &TaskRow) -> ApiResult<()> {
         Value::Object(task.doc.clone()).to_string(),
         serde_json::to_string(&task.runtime).expect("serialises")
     ])?;
-    Ok(())
+    crate::cost::usage::record_if_stopped(conn, &task.arn, &task.doc)
 }
 
 /// Ask for a task to stop. The first reason given wins; returns whether this
@@ -646,7 +646,19 @@ impl Launch {
                     get("ecs.cpu-architecture").unwrap_or_else(|| "x86_64".into()),
                 )
             }
-            None => (format!("{}a", ctx.region), "x86_64".into()),
+            None => (
+                format!("{}a", ctx.region),
+                match self
+                    .td
+                    .doc
+                    .get("runtimePlatform")
+                    .and_then(|p| p.get("cpuArchitecture"))
+                    .and_then(Value::as_str)
+                {
+                    Some("ARM64") => "arm64".into(),
+                    _ => "x86_64".into(),
+                },
+            ),
         };
         let group = self.group(req);
         let mut t = json!({
@@ -677,7 +689,12 @@ impl Launch {
                 .filter(|v| v != "LATEST")
                 .unwrap_or_else(|| FARGATE_PLATFORM_VERSION.into()));
             t["platformFamily"] = json!("Linux");
-            t["ephemeralStorage"] = json!({"sizeInGiB": 20});
+            t["ephemeralStorage"] = self
+                .td
+                .doc
+                .get("ephemeralStorage")
+                .cloned()
+                .unwrap_or_else(|| json!({"sizeInGiB": 20}));
         }
         for (k, v) in [("cpu", &self.task_cpu), ("memory", &self.task_memory)] {
             if let Some(v) = v {

@@ -1,0 +1,293 @@
+//! The store edge of metering: reads the facts of tasks and instances, meters
+//! them (`cost::meter`), freezes a task's usage in the `usage` column when it
+//! stops (so a stopped task's bill never changes, even when the price files
+//! do), and lists usage for Berth's API (`ListTaskUsage`,
+//! `ListInstanceUsage` in `platform.rs`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{Map, Value};
+
+use super::meter::{self, InstanceFacts, InstanceUsage, TaskFacts, TaskUsage};
+use crate::catalog::Arch;
+use crate::ecs::instances::{self, Reservation};
+use crate::ecs::taskdef_rules::{parse_cpu, parse_memory};
+use crate::error::ApiResult;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turn the recording of usage at task stop on or off (`berth server
+/// --metering`). Off, stopped tasks are metered from their timestamps when
+/// asked, at the prices of the day, instead of frozen when they stop.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+fn epoch_ms(v: Option<&Value>) -> Option<i64> {
+    v.and_then(Value::as_f64)
+        .map(|s| (s * 1000.0).round() as i64)
+}
+
+fn parse_json(s: Option<String>) -> Map<String, Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+/// An instance's metering facts from its row.
+fn instance_facts(
+    row: &instances::InstanceRow,
+    region: &str,
+    ended_ms: Option<i64>,
+) -> InstanceFacts {
+    InstanceFacts {
+        arn: row.arn.clone(),
+        ec2_instance_id: row.ec2_instance_id.clone(),
+        cluster_arn: row.cluster_arn.clone(),
+        region: region.to_string(),
+        instance_type: row
+            .doc
+            .get("instanceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        registered_cpu: instances::resource_int(&row.doc, "CPU"),
+        registered_memory: instances::resource_int(&row.doc, "MEMORY"),
+        spot: row.doc.get("market").and_then(Value::as_str) == Some("spot"),
+        started_ms: row.registered_at,
+        ended_ms,
+    }
+}
+
+fn load_instance(conn: &Connection, arn: &str) -> ApiResult<Option<InstanceFacts>> {
+    let Some(row) = instances::load(conn, arn)? else {
+        return Ok(None);
+    };
+    let (region, ended): (String, Option<i64>) = conn
+        .prepare_cached("SELECT region, deregistered_at FROM container_instances WHERE arn = ?1")?
+        .query_row([arn], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Some(instance_facts(&row, &region, ended)))
+}
+
+const TASK_FACTS: &str = "SELECT t.arn, t.cluster_arn, t.region, t.family, t.task_definition_arn,
+    t.launch_type, t.started_by, t.task_group, t.created_at, t.doc, t.reserved,
+    t.container_instance_arn, d.doc, t.usage
+    FROM tasks t LEFT JOIN task_definitions d ON d.arn = t.task_definition_arn";
+
+/// A task row as read for metering: its facts, and its frozen usage if any.
+struct Row {
+    facts: TaskFacts,
+    instance_arn: Option<String>,
+    usage: Option<String>,
+}
+
+fn row_from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let doc = parse_json(r.get(9)?);
+    let td = parse_json(r.get(12)?);
+    let reserved: Option<Reservation> = r
+        .get::<_, Option<String>>(10)?
+        .and_then(|s| serde_json::from_str(&s).ok());
+    let arch = match td
+        .get("runtimePlatform")
+        .and_then(|p| p.get("cpuArchitecture"))
+        .and_then(Value::as_str)
+    {
+        Some("ARM64") => Arch::Arm64,
+        _ => Arch::X86_64,
+    };
+    let size = |k: &str, parse: fn(&str) -> Option<u32>| {
+        doc.get(k)
+            .and_then(Value::as_str)
+            .and_then(parse)
+            .unwrap_or(0)
+    };
+    let (cpu, memory) = match &reserved {
+        Some(res) => (res.cpu.max(0) as u32, res.memory.max(0) as u32),
+        None => (size("cpu", parse_cpu), size("memory", parse_memory)),
+    };
+    let ephemeral_gib = doc
+        .get("ephemeralStorage")
+        .and_then(|e| e.get("sizeInGiB"))
+        .and_then(Value::as_f64)
+        .unwrap_or(20.0);
+    let stopped_ms = (doc.get("lastStatus").and_then(Value::as_str) == Some("STOPPED"))
+        .then(|| epoch_ms(doc.get("stoppedAt")))
+        .flatten();
+    Ok(Row {
+        facts: TaskFacts {
+            task_arn: r.get(0)?,
+            cluster_arn: r.get(1)?,
+            region: r.get(2)?,
+            family: r.get(3)?,
+            task_definition_arn: r.get(4)?,
+            launch_type: r.get(5)?,
+            started_by: r.get(6)?,
+            group: r.get(7)?,
+            created_ms: r.get(8)?,
+            capacity_provider: doc
+                .get("capacityProviderName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            arch,
+            cpu,
+            memory,
+            ephemeral_gib,
+            pull_started_ms: epoch_ms(doc.get("pullStartedAt")),
+            stopped_ms,
+            instance: None,
+        },
+        instance_arn: r.get(11)?,
+        usage: r.get(13)?,
+    })
+}
+
+/// Meter a row: its frozen usage, or computed now.
+fn meter_row(conn: &Connection, mut row: Row, now_ms: i64) -> ApiResult<TaskUsage> {
+    if let Some(u) = row
+        .usage
+        .as_deref()
+        .and_then(|u| serde_json::from_str(u).ok())
+    {
+        return Ok(u);
+    }
+    if let Some(arn) = &row.instance_arn {
+        row.facts.instance = load_instance(conn, arn)?;
+        if let Some(i) = &row.facts.instance {
+            // The arch of an EC2 task is its instance's.
+            row.facts.arch =
+                crate::catalog::find(&i.instance_type).map_or(row.facts.arch, |t| t.arch);
+        }
+    }
+    Ok(meter::task_usage(&row.facts, now_ms))
+}
+
+/// Freeze a task's usage once it is STOPPED (called where the agent's
+/// observations are saved). Does nothing for a task not yet stopped, one
+/// already frozen, or when metering is off.
+pub fn record_if_stopped(
+    conn: &Connection,
+    task_arn: &str,
+    doc: &Map<String, Value>,
+) -> ApiResult<()> {
+    if !ENABLED.load(Ordering::Relaxed)
+        || doc.get("lastStatus").and_then(Value::as_str) != Some("STOPPED")
+    {
+        return Ok(());
+    }
+    let Some(row) = conn
+        .prepare_cached(&format!(
+            "{TASK_FACTS} WHERE t.arn = ?1 AND t.usage IS NULL"
+        ))?
+        .query_row([task_arn], row_from_sql)
+        .optional()?
+    else {
+        return Ok(());
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let usage = meter_row(conn, row, now)?;
+    conn.prepare_cached("UPDATE tasks SET usage = ?2 WHERE arn = ?1")?
+        .execute(params![
+            task_arn,
+            serde_json::to_string(&usage).expect("serialises")
+        ])?;
+    Ok(())
+}
+
+/// Whose usage a listing covers.
+pub struct Scope<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    /// One cluster, or all of the account's in the region.
+    pub cluster_arn: Option<&'a str>,
+    /// Epoch milliseconds (`i64::MIN` for all time).
+    pub since_ms: i64,
+    /// Metered up to this (epoch milliseconds) where still running.
+    pub now_ms: i64,
+}
+
+/// The tasks in `scope` created at or after its `since_ms`, oldest first,
+/// from after the key `after` (`(created_ms, arn)`), at most `limit`.
+pub fn task_usage(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    after: Option<(i64, String)>,
+    limit: usize,
+) -> ApiResult<Vec<(i64, TaskUsage)>> {
+    let Scope {
+        account,
+        region,
+        cluster_arn,
+        since_ms,
+        now_ms,
+    } = *scope;
+    let (after_ms, after_arn) = after.unwrap_or((i64::MIN, String::new()));
+    let rows: Vec<Row> = conn
+        .prepare_cached(&format!(
+            "{TASK_FACTS} WHERE t.account = ?1 AND t.region = ?2
+               AND (?3 IS NULL OR t.cluster_arn = ?3) AND t.created_at >= ?4
+               AND (t.created_at, t.arn) > (?5, ?6)
+             ORDER BY t.created_at, t.arn LIMIT ?7"
+        ))?
+        .query_map(
+            params![
+                account,
+                region,
+                cluster_arn,
+                since_ms,
+                after_ms,
+                after_arn,
+                limit as i64
+            ],
+            row_from_sql,
+        )?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|r| {
+            let created = r.facts.created_ms;
+            Ok((created, meter_row(conn, r, now_ms)?))
+        })
+        .collect()
+}
+
+/// The container instances in `scope` registered at any time in
+/// `[since_ms, now]`, metered over that window with what the tasks placed on
+/// them paid.
+pub fn instance_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<InstanceUsage>> {
+    let Scope {
+        account,
+        region,
+        cluster_arn,
+        since_ms,
+        now_ms,
+    } = *scope;
+    let arns: Vec<String> = conn
+        .prepare_cached(
+            "SELECT arn FROM container_instances WHERE account = ?1 AND region = ?2
+               AND (?3 IS NULL OR cluster_arn = ?3)
+               AND (deregistered_at IS NULL OR deregistered_at >= ?4)
+             ORDER BY registered_at, arn",
+        )?
+        .query_map(params![account, region, cluster_arn, since_ms], |r| {
+            r.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(arns.len());
+    for arn in arns {
+        let Some(facts) = load_instance(conn, &arn)? else {
+            continue;
+        };
+        let rows: Vec<Row> = conn
+            .prepare_cached(&format!(
+                "{TASK_FACTS} WHERE t.container_instance_arn = ?1 AND t.created_at >= ?2"
+            ))?
+            .query_map(params![arn, since_ms], row_from_sql)?
+            .collect::<Result<_, _>>()?;
+        let tasks = rows
+            .into_iter()
+            .map(|r| meter_row(conn, r, now_ms))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let since = (since_ms > i64::MIN).then_some(since_ms);
+        out.push(meter::instance_usage(&facts, &tasks, since, now_ms));
+    }
+    Ok(out)
+}
