@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod cost;
 pub mod doctor;
+pub mod ec2;
 pub mod ecs;
 pub mod error;
 pub mod logs;

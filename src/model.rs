@@ -102,6 +102,8 @@ pub struct Operation {
 #[derive(Debug)]
 pub struct Model {
     pub target_prefix: Option<String>,
+    /// The model's `metadata.protocol` (`json`, `query`, `ec2`, …).
+    pub protocol: String,
     pub api_version: String,
     pub xml_namespace: Option<String>,
     pub operations: HashMap<String, Operation>,
@@ -187,6 +189,7 @@ impl Model {
             .collect();
         Model {
             target_prefix: meta_str("targetPrefix"),
+            protocol: meta_str("protocol").unwrap_or_default(),
             api_version: meta_str("apiVersion").unwrap_or_default(),
             xml_namespace: raw
                 .metadata
@@ -300,7 +303,10 @@ impl Model {
             }
             ShapeKind::String { enum_values } => {
                 let s = v.as_str().ok_or_else(|| wrong_type("a string"))?;
-                if let Some(values) = enum_values {
+                // EC2's enums are open on input: EC2 checks values such as
+                // instance types itself, with its own error codes.
+                let enums_closed = self.protocol != "ec2";
+                if let Some(values) = enum_values.as_ref().filter(|_| enums_closed) {
                     if !values.iter().any(|e| e == s) {
                         return Err(ApiError::invalid_parameter(format!(
                             "Invalid value '{s}' for {}: must be one of {}.",
@@ -471,6 +477,13 @@ pub fn berth() -> &'static Model {
     M.get_or_init(|| Model::from_json(include_str!("../models/berth-2026-11-23.json")))
 }
 
+/// EC2 (protocol `ec2`): the subset Berth serves, vendored by
+/// `scripts/vendor-ec2-model`.
+pub fn ec2() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/ec2-2016-11-15.json")))
+}
+
 pub fn sts() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
     M.get_or_init(|| Model::from_json(include_str!("../models/sts-2011-06-15.json")))
@@ -489,6 +502,19 @@ mod tests {
             Some("AmazonEC2ContainerServiceV20141113")
         );
         assert!(m.operations.contains_key("RegisterTaskDefinition"));
+    }
+
+    #[test]
+    fn ec2_model_loads_with_open_enums() {
+        let m = ec2();
+        assert_eq!(m.protocol, "ec2");
+        assert!(m.operations.contains_key("DescribeInstanceTypes"));
+        let input = json!({"InstanceTypes": ["no.such-type"]});
+        assert!(m.validate_input("DescribeInstanceTypes", &input).is_ok());
+        let e = m
+            .validate_input("DescribeInstanceTypes", &json!({"MaxResults": 1}))
+            .unwrap_err();
+        assert!(e.message.contains("MaxResults"), "{}", e.message);
     }
 
     #[test]

@@ -158,6 +158,32 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE container_instances ADD COLUMN deregistered_at INTEGER;
     CREATE INDEX tasks_by_account_created ON tasks (account, region, created_at, arn);
     "#,
+    // 7: EC2 launch templates and their versions (`data`: the
+    // LaunchTemplateData as given, JSON).
+    r#"
+    CREATE TABLE launch_templates (
+        id              TEXT PRIMARY KEY,
+        account         TEXT NOT NULL,
+        region          TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        created_by      TEXT NOT NULL,
+        default_version INTEGER NOT NULL,
+        latest_version  INTEGER NOT NULL,
+        tags            TEXT NOT NULL DEFAULT '[]',
+        UNIQUE (account, region, name)
+    );
+    CREATE INDEX launch_templates_by_created ON launch_templates (account, region, created_at, id);
+    CREATE TABLE launch_template_versions (
+        template_id TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        description TEXT,
+        created_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (template_id, version)
+    );
+    "#,
 ];
 
 const READERS: usize = 4;

@@ -5,8 +5,10 @@
 //! protocol's shape. Every response carries `x-amzn-RequestId`.
 //!
 //! Routing: JSON 1.1 requests by the `X-Amz-Target` prefix; Query requests by
-//! the service name in the SigV4 credential scope.
+//! the service name in the SigV4 credential scope. EC2 (signing name `ec2`)
+//! speaks its own dialect of Query (`ec2query`).
 
+pub mod ec2query;
 pub mod query;
 pub mod sigv4;
 
@@ -44,6 +46,8 @@ pub struct App {
 enum Protocol {
     Json,
     Query,
+    /// EC2's Query dialect: flattened lists, no result wrapper, its own errors.
+    Ec2,
 }
 
 /// A JSON 1.1 service Berth serves.
@@ -72,11 +76,13 @@ fn json_service(prefix: &str) -> Option<(JsonService, &'static Model)> {
 #[derive(Clone, Copy, Debug)]
 enum QueryService {
     Sts,
+    Ec2,
 }
 
 fn query_service(signing_name: &str) -> Option<(QueryService, &'static Model)> {
     match signing_name {
         "sts" => Some((QueryService::Sts, model::sts())),
+        "ec2" => Some((QueryService::Ec2, model::ec2())),
         _ => None,
     }
 }
@@ -102,7 +108,11 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
     {
-        Protocol::Query
+        if scope_service(&headers).as_deref() == Some("ec2") {
+            Protocol::Ec2
+        } else {
+            Protocol::Query
+        }
     } else {
         Protocol::Json
     };
@@ -195,7 +205,7 @@ async fn dispatch(
             with_request_id(&mut resp, request_id);
             Ok(resp)
         }
-        Protocol::Query => {
+        Protocol::Query | Protocol::Ec2 => {
             let params: BTreeMap<String, String> =
                 url::form_urlencoded::parse(&body).into_owned().collect();
             let action = params.get("Action").cloned().unwrap_or_default();
@@ -206,11 +216,20 @@ async fn dispatch(
                 )))
             })?;
             let Some(op) = model.operations.get(&action) else {
+                if let QueryService::Ec2 = service {
+                    return Err(fail(ApiError::new(
+                        "InvalidAction",
+                        format!("The action {action} is not valid for this web service."),
+                    )));
+                }
                 return Err(fail(ApiError::unknown_operation(format!(
                     "Could not find operation {action} for version {}.",
                     params.get("Version").map(String::as_str).unwrap_or("")
                 ))));
             };
+            if let QueryService::Ec2 = service {
+                return dispatch_ec2(app, ctx, model, &action, &params, request_id).await;
+            }
             let input = match &op.input {
                 Some(shape) => query::decode_input(model, shape, &params),
                 None => Value::Object(Default::default()),
@@ -218,6 +237,7 @@ async fn dispatch(
             model.validate_input(&action, &input).map_err(fail)?;
             let output = match service {
                 QueryService::Sts => sts::handle(&ctx, &action, input),
+                QueryService::Ec2 => unreachable!("EC2 is dispatched above"),
             }
             .map_err(fail)?;
             check_output(&app, model, &action, &output).map_err(fail)?;
@@ -229,6 +249,57 @@ async fn dispatch(
             Ok(resp)
         }
     }
+}
+
+/// An EC2 call: decoded and answered in EC2's Query dialect.
+async fn dispatch_ec2(
+    app: Arc<App>,
+    ctx: Ctx,
+    model: &'static Model,
+    action: &str,
+    params: &BTreeMap<String, String>,
+    request_id: &str,
+) -> Result<Response<Body>, Failure> {
+    let fail = |error: ApiError| Failure {
+        protocol: Protocol::Ec2,
+        error,
+    };
+    let input = match model.operations.get(action).and_then(|o| o.input.as_ref()) {
+        Some(shape) => ec2query::decode_input(model, shape, params),
+        None => Value::Object(Default::default()),
+    };
+    crate::ec2::validate(action, &input).map_err(fail)?;
+    model
+        .validate_input(action, &input)
+        .map_err(|e| fail(ec2query::validation_error(e)))?;
+    let op = action.to_string();
+    let app2 = app.clone();
+    let output =
+        tokio::task::spawn_blocking(move || crate::ec2::handle(&app2.ecs, &ctx, &op, input))
+            .await
+            .map_err(|e| fail(ApiError::internal(format!("handler panicked: {e}"))))?
+            .map_err(fail)?;
+    check_output(&app, model, action, &output).map_err(fail)?;
+    let xml = ec2query::encode_response(model, action, &output, request_id);
+    let mut resp = Response::new(Body::from(xml));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/xml;charset=UTF-8"),
+    );
+    with_request_id(&mut resp, request_id);
+    Ok(resp)
+}
+
+/// The service of the SigV4 credential scope in the `Authorization` header
+/// (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`), read before the
+/// signature is verified so that even authentication errors come in the
+/// service's protocol.
+fn scope_service(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    let scope = cred.split([',', ' ']).next()?;
+    let parts: Vec<&str> = scope.split('/').collect();
+    (parts.len() == 5).then(|| parts[3].to_string())
 }
 
 fn check_output(app: &App, model: &Model, operation: &str, output: &Value) -> Result<(), ApiError> {
@@ -336,6 +407,10 @@ fn error_response(protocol: Protocol, err: &ApiError, request_id: &str) -> Respo
             "application/x-amz-json-1.1",
         ),
         Protocol::Query => (query::encode_error(err, request_id), "text/xml"),
+        Protocol::Ec2 => (
+            ec2query::encode_error(err, request_id),
+            "text/xml;charset=UTF-8",
+        ),
     };
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);

@@ -110,7 +110,7 @@ pub fn encode_response(model: &Model, operation: &str, output: &Value, request_i
     )
 }
 
-fn encode_value(model: &Model, shape: &str, v: &Value, out: &mut String) {
+pub(crate) fn encode_value(model: &Model, shape: &str, v: &Value, out: &mut String) {
     match &model.shape(shape).kind {
         ShapeKind::Structure { members, .. } => {
             for (name, member_shape, location) in members {

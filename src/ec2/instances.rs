@@ -1,0 +1,218 @@
+//! `DescribeInstances` and `TerminateInstances` over Berth's local container
+//! instances (rows of `container_instances` run by the server's own agent):
+//! each is an EC2 instance with its instance type, availability zone, AMI,
+//! its address on this machine as `PrivateIpAddress`, and `running` while
+//! registered, `terminated` once deregistered. Terminating one deregisters it
+//! (its tasks stop). Filters: `instance-id`, `instance-type`,
+//! `instance-state-name`, `availability-zone`, `private-ip-address`,
+//! `architecture`.
+
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+
+use super::{any_matches, filters, invalid_value, iso_time, page, page_size, page_start};
+use crate::catalog;
+use crate::context::Ctx;
+use crate::ecs::instances::{self, InstanceRow, LOCAL_AGENT};
+use crate::ecs::Ecs;
+use crate::error::{ApiError, ApiResult};
+
+const FILTERS: [&str; 6] = [
+    "instance-id",
+    "instance-type",
+    "instance-state-name",
+    "availability-zone",
+    "private-ip-address",
+    "architecture",
+];
+
+/// An instance's EC2 state: `(code, name)`.
+pub fn state(row: &InstanceRow) -> (i64, &'static str) {
+    if row.status == "INACTIVE" {
+        (48, "terminated")
+    } else {
+        (16, "running")
+    }
+}
+
+fn local_instances(conn: &Connection, ctx: &Ctx) -> ApiResult<Vec<InstanceRow>> {
+    let arns: Vec<String> = conn
+        .prepare_cached(
+            "SELECT arn FROM container_instances
+             WHERE account = ?1 AND region = ?2 AND agent = ?3 ORDER BY registered_at, arn",
+        )?
+        .query_map(params![ctx.account, ctx.region, LOCAL_AGENT], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    for arn in arns {
+        if let Some(r) = instances::load(conn, &arn)? {
+            rows.push(r);
+        }
+    }
+    Ok(rows)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        "InvalidInstanceID.NotFound",
+        format!("The instance ID '{id}' does not exist"),
+    )
+}
+
+fn check_id(id: &str) -> ApiResult<()> {
+    let ok = id.strip_prefix("i-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            "InvalidInstanceID.Malformed",
+            format!("Invalid id: \"{id}\""),
+        ))
+    }
+}
+
+fn requested_ids(input: &Value) -> ApiResult<Vec<String>> {
+    let ids: Vec<String> = input
+        .get("InstanceIds")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    for id in &ids {
+        check_id(id)?;
+    }
+    Ok(ids)
+}
+
+/// One `Instance` in the response shape, with the filterable facts.
+fn render(conn: &Connection, row: &InstanceRow) -> ApiResult<Value> {
+    let attrs = instances::attributes_of(conn, row)?;
+    let attr = |k: &str| attrs.get(k).cloned().flatten();
+    let instance_type = row
+        .doc
+        .get("instanceType")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| attr("ecs.instance-type"))
+        .unwrap_or_default();
+    let arch = catalog::find(&instance_type).map(|t| t.arch.as_str());
+    let (code, name) = state(row);
+    let mut v = json!({
+        "InstanceId": row.ec2_instance_id,
+        "InstanceType": instance_type,
+        "State": {"Code": code, "Name": name},
+        "LaunchTime": iso_time(row.registered_at),
+        "Placement": {"AvailabilityZone": attr("ecs.availability-zone").unwrap_or_default()},
+    });
+    if let Some(a) = attr("ecs.ami-id") {
+        v["ImageId"] = json!(a);
+    }
+    if let Some(a) = arch {
+        v["Architecture"] = json!(a);
+    }
+    if let Some(ip) = row.address.as_deref().filter(|_| name == "running") {
+        v["PrivateIpAddress"] = json!(ip);
+    }
+    Ok(v)
+}
+
+fn matches(v: &Value, f: &super::Filter) -> bool {
+    let field = match f.name.as_str() {
+        "instance-id" => &v["InstanceId"],
+        "instance-type" => &v["InstanceType"],
+        "instance-state-name" => &v["State"]["Name"],
+        "availability-zone" => &v["Placement"]["AvailabilityZone"],
+        "private-ip-address" => &v["PrivateIpAddress"],
+        _ => &v["Architecture"],
+    };
+    field.as_str().is_some_and(|s| any_matches(f, s))
+}
+
+/// `DescribeInstances`: one reservation per instance.
+pub fn describe(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
+    let ids = requested_ids(input)?;
+    let filters = filters(input);
+    for f in &filters {
+        if !FILTERS.contains(&f.name.as_str()) {
+            return Err(invalid_value(format!("The filter '{}' is invalid", f.name)));
+        }
+    }
+    let rendered = ecs.store.read(|c| {
+        let rows = local_instances(c, ctx)?;
+        for id in &ids {
+            if !rows.iter().any(|r| &r.ec2_instance_id == id) {
+                return Err(not_found(id));
+            }
+        }
+        rows.iter()
+            .filter(|r| ids.is_empty() || ids.contains(&r.ec2_instance_id))
+            .map(|r| render(c, r))
+            .collect::<ApiResult<Vec<_>>>()
+    })?;
+    let matching: Vec<Value> = rendered
+        .into_iter()
+        .filter(|v| filters.iter().all(|f| matches(v, f)))
+        .collect();
+    let start = page_start(input)?;
+    let (items, token) = page(matching, start, page_size(input, 1000));
+    let reservations: Vec<Value> = items
+        .into_iter()
+        .map(|i| {
+            let suffix = i["InstanceId"]
+                .as_str()
+                .unwrap_or("i-0")
+                .trim_start_matches("i-")
+                .to_string();
+            json!({
+                "ReservationId": format!("r-{suffix}"),
+                "OwnerId": ctx.account,
+                "Instances": [i],
+            })
+        })
+        .collect();
+    let mut out = json!({"Reservations": reservations});
+    if let Some(t) = token {
+        out["NextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+/// `TerminateInstances`: deregister each local instance (its tasks stop).
+pub fn terminate(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
+    let ids = requested_ids(input)?;
+    if ids.is_empty() {
+        return Err(ApiError::new(
+            "MissingParameter",
+            "The request must contain the parameter InstanceId",
+        ));
+    }
+    let out = ecs.store.write(|tx| {
+        let rows = local_instances(tx, ctx)?;
+        let mut changes = Vec::new();
+        for id in &ids {
+            let row = rows
+                .iter()
+                .find(|r| &r.ec2_instance_id == id)
+                .ok_or_else(|| not_found(id))?;
+            let (code, name) = state(row);
+            let current = if name == "running" {
+                instances::deregister(tx, row, "Instance terminated (TerminateInstances)")?;
+                json!({"Code": 32, "Name": "shutting-down"})
+            } else {
+                json!({"Code": code, "Name": name})
+            };
+            changes.push(json!({
+                "InstanceId": id,
+                "PreviousState": {"Code": code, "Name": name},
+                "CurrentState": current,
+            }));
+        }
+        Ok(json!({"TerminatingInstances": changes}))
+    })?;
+    ecs.task_events.notify_one();
+    Ok(out)
+}
