@@ -355,10 +355,7 @@ fn instances(args: ClientArgs, action: InstancesAction) -> anyhow::Result<()> {
             json!({"cluster": cluster, "instances": instances}),
         ),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let out = rt.block_on(client.call(&format!("Berth_20261123.{op}"), &body))?;
+    let out = berth::client::block_on(client.call(&format!("Berth_20261123.{op}"), &body))??;
     if args.output == OutputArg::Json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -427,26 +424,11 @@ fn print_instances(out: &serde_json::Value) {
         "RESOURCES",
         "TASKS",
     ];
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    println!("{}", line(header.to_vec()));
-    for r in &rows {
-        println!("{}", line(r.iter().map(String::as_str).collect()));
-    }
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    print!(
+        "{}",
+        berth::client::render_table(&header, &rows, header.len())
+    );
 }
 
 /// Stop the tasks of instances whose agent stayed disconnected past the

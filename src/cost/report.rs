@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use super::meter::{InstanceUsage, TaskUsage};
 use super::pack::{self, Shape};
 use crate::catalog::Arch;
+use crate::client::render_table;
 use crate::ecs::taskdef_rules::fargate_round_up;
 use crate::pricing;
 
@@ -401,40 +402,6 @@ fn usd_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), usd)
 }
 
-/// Lay out rows as columns, two spaces apart; numbers right-aligned.
-fn table(header: &[&str], rows: &[Vec<String>], right_from: usize) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let w = widths[i];
-                if i >= right_from {
-                    format!("{c:>w$}")
-                } else {
-                    format!("{c:<w$}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = line(header.to_vec());
-    out.push('\n');
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-        out.push('\n');
-    }
-    out
-}
-
 /// The report for people.
 pub fn render_report(r: &Report) -> String {
     let row = |l: &Line| {
@@ -470,7 +437,7 @@ pub fn render_report(r: &Report) -> String {
         GroupBy::StartedBy => "STARTED BY",
         GroupBy::Task => "TASK",
     };
-    let mut out = table(
+    let mut out = render_table(
         &[
             group,
             "TASKS",
@@ -531,7 +498,7 @@ pub fn render_usage(tasks: &[TaskUsage], instances: &[InstanceUsage]) -> String 
             ]
         })
         .collect();
-    let mut out = table(
+    let mut out = render_table(
         &[
             "TASK", "FAMILY", "LAUNCH", "CPU/MIB", "SECONDS", "BILLED S", "COST", "STATE",
         ],
@@ -555,7 +522,7 @@ pub fn render_usage(tasks: &[TaskUsage], instances: &[InstanceUsage]) -> String 
             })
             .collect();
         out.push('\n');
-        out.push_str(&table(
+        out.push_str(&render_table(
             &[
                 "INSTANCE",
                 "TYPE",
@@ -583,10 +550,7 @@ fn fetch(q: &Query) -> anyhow::Result<(Vec<TaskUsage>, Vec<InstanceUsage>)> {
     if let Some(s) = &q.since {
         body["since"] = json!(parse_since(s, Utc::now())?.timestamp_millis() as f64 / 1000.0);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    crate::client::block_on(async {
         let mut tasks = Vec::new();
         loop {
             let out = client.call("Berth_20261123.ListTaskUsage", &body).await?;
@@ -610,8 +574,8 @@ fn fetch(q: &Query) -> anyhow::Result<(Vec<TaskUsage>, Vec<InstanceUsage>)> {
             .flatten()
             .map(|u| serde_json::from_value(u.clone()))
             .collect::<Result<_, _>>()?;
-        Ok((tasks, instances))
-    })
+        anyhow::Ok((tasks, instances))
+    })?
 }
 
 /// `berth cost usage`.

@@ -83,15 +83,11 @@ pub fn load_task_definition(
         );
     }
     let client = Client::from_env(endpoint, region)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let out = rt
-        .block_on(client.call(
-            "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
-            &serde_json::json!({"taskDefinition": spec, "include": ["TAGS"]}),
-        ))
-        .map_err(|e| anyhow::anyhow!("task definition {spec}: {e}"))?;
+    let out = crate::client::block_on(client.call(
+        "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
+        &serde_json::json!({"taskDefinition": spec, "include": ["TAGS"]}),
+    ))?
+    .map_err(|e| anyhow::anyhow!("task definition {spec}: {e}"))?;
     parse_task_definition(&out.to_string(), spec)
 }
 

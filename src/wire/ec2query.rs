@@ -86,21 +86,7 @@ fn decode(
             }
             (!obj.is_empty()).then_some(Value::Object(obj))
         }
-        scalar => {
-            let raw = params.get(prefix)?;
-            Some(match scalar {
-                ShapeKind::Integer | ShapeKind::Long => {
-                    raw.parse::<i64>().map(Value::from).unwrap_or(json!(raw))
-                }
-                ShapeKind::Double => raw.parse::<f64>().map(Value::from).unwrap_or(json!(raw)),
-                ShapeKind::Boolean => match raw.as_str() {
-                    "true" => json!(true),
-                    "false" => json!(false),
-                    _ => json!(raw),
-                },
-                _ => json!(raw),
-            })
-        }
+        scalar => Some(super::query::decode_scalar(scalar, params.get(prefix)?)),
     }
 }
 

@@ -74,21 +74,7 @@ fn decode(
             }
             (!obj.is_empty()).then_some(Value::Object(obj))
         }
-        scalar => {
-            let raw = params.get(prefix)?;
-            Some(match scalar {
-                ShapeKind::Integer | ShapeKind::Long => {
-                    raw.parse::<i64>().map(Value::from).unwrap_or(json!(raw))
-                }
-                ShapeKind::Double => raw.parse::<f64>().map(Value::from).unwrap_or(json!(raw)),
-                ShapeKind::Boolean => match raw.as_str() {
-                    "true" => json!(true),
-                    "false" => json!(false),
-                    _ => json!(raw),
-                },
-                _ => json!(raw),
-            })
-        }
+        scalar => Some(decode_scalar(scalar, params.get(prefix)?)),
     }
 }
 
@@ -108,6 +94,23 @@ pub fn encode_response(model: &Model, operation: &str, output: &Value, request_i
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{operation}Response xmlns=\"{ns}\">{body}<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{operation}Response>\n"
     )
+}
+
+/// A scalar member from its form value: numbers and booleans typed when
+/// they parse, left as text otherwise (model validation then names them).
+pub(crate) fn decode_scalar(kind: &ShapeKind, raw: &str) -> Value {
+    match kind {
+        ShapeKind::Integer | ShapeKind::Long => {
+            raw.parse::<i64>().map(Value::from).unwrap_or(json!(raw))
+        }
+        ShapeKind::Double => raw.parse::<f64>().map(Value::from).unwrap_or(json!(raw)),
+        ShapeKind::Boolean => match raw {
+            "true" => json!(true),
+            "false" => json!(false),
+            _ => json!(raw),
+        },
+        _ => json!(raw),
+    }
 }
 
 pub(crate) fn encode_value(model: &Model, shape: &str, v: &Value, out: &mut String) {
