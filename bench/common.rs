@@ -322,6 +322,49 @@ impl Client {
         self.send(req).await
     }
 
+    /// A Query call (form-encoded `Action=…&Version=…`) to `service` (its
+    /// SigV4 signing name) that must succeed; returns the XML response.
+    pub async fn query(
+        &mut self,
+        service: &str,
+        version: &str,
+        action: &str,
+        params: &[(&str, String)],
+    ) -> anyhow::Result<String> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action)
+            .append_pair("Version", version);
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let body = Bytes::from(form.finish());
+        let mut headers = vec![
+            ("host".to_string(), self.ep.host.clone()),
+            (
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+            ),
+        ];
+        let signer = Signer {
+            service: service.to_string(),
+            ..self.signer.clone()
+        };
+        headers.extend(signer.sign("POST", "/", "", &headers, &body, Utc::now()));
+        let mut req = hyper::Request::post("/");
+        for (n, v) in &headers {
+            req = req.header(n.as_str(), v.as_str());
+        }
+        let req = req
+            .header("content-length", body.len())
+            .body(Full::new(body.clone()))?;
+        let (status, resp) = self.send(req).await.with_context(|| action.to_string())?;
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        if status != 200 {
+            bail!("{action} failed with HTTP {status}: {text}");
+        }
+        Ok(text)
+    }
+
     /// An ECS call that must succeed (HTTP 200); returns its parsed output.
     pub async fn ecs(
         &mut self,

@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod agent;
+pub mod autoscaling;
 pub mod catalog;
 pub mod client;
 pub mod config;

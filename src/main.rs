@@ -76,6 +76,16 @@ enum InstancesAction {
         #[arg(required = true)]
         instances: Vec<String>,
     },
+    /// Give spot capacity its interruption notice: spot EC2 instances
+    /// (`i-...`) are reclaimed after the notice, draining first when their
+    /// user data enables spot draining; FARGATE_SPOT tasks (ARN or id, with
+    /// --cluster) stop with stopCode SpotInterruption.
+    Interrupt {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,6 +119,22 @@ enum Command {
         /// task start and stop with and without metering.
         #[arg(long)]
         no_metering: bool,
+        /// How long an instance an Auto Scaling group launches takes to boot
+        /// and register (EC2 takes 30-60 s; a warm-pool instance joins in a
+        /// quarter of it when stopped, a tenth when running).
+        #[arg(long, default_value_t = 3.0)]
+        instance_boot_seconds: f64,
+        /// The notice a spot instance gets before it is reclaimed.
+        #[arg(long, default_value_t = 120.0)]
+        spot_notice_seconds: f64,
+        /// How long managed scaling's CapacityProviderReservation must stay
+        /// below target before it scales in (ECS: 15 minutes).
+        #[arg(long, default_value_t = 900.0)]
+        managed_scale_in_seconds: f64,
+        /// Random spot interruptions per spot instance-hour, for rehearsals
+        /// (0: only `berth instances interrupt`).
+        #[arg(long, default_value_t = 0.0)]
+        spot_interruption_rate: f64,
     },
     /// Run the agent of a container instance on this Docker host, for a
     /// cluster of a server elsewhere: register, heartbeat, run the tasks
@@ -192,8 +218,19 @@ fn main() -> anyhow::Result<()> {
             agent_timeout_seconds,
             agent_grace_seconds,
             no_metering,
+            instance_boot_seconds,
+            spot_notice_seconds,
+            managed_scale_in_seconds,
+            spot_interruption_rate,
         } => {
             berth::cost::usage::set_enabled(!no_metering);
+            berth::autoscaling::FleetSettings {
+                boot_ms: (instance_boot_seconds * 1000.0) as i64,
+                spot_notice_ms: (spot_notice_seconds * 1000.0) as i64,
+                scale_in_after_ms: (managed_scale_in_seconds * 1000.0) as i64,
+                interruption_rate_per_hour: spot_interruption_rate,
+            }
+            .apply();
             berth::ecs::instances::set_agent_timeout_ms(agent_timeout_seconds as i64 * 1000);
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&data_dir)
@@ -219,6 +256,7 @@ fn main() -> anyhow::Result<()> {
                     events.clone(),
                     agent_grace_seconds as i64 * 1000,
                 ));
+                tokio::spawn(run_fleet(store.clone(), events.clone()));
                 tokio::spawn(run_agent(store, events));
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
@@ -354,10 +392,33 @@ fn instances(args: ClientArgs, action: InstancesAction) -> anyhow::Result<()> {
             "RemoveInstances",
             json!({"cluster": cluster, "instances": instances}),
         ),
+        InstancesAction::Interrupt { cluster, targets } => {
+            let (ids, tasks): (Vec<&String>, Vec<&String>) =
+                targets.iter().partition(|t| t.starts_with("i-"));
+            let mut b = json!({"instanceIds": ids, "tasks": tasks});
+            if let Some(c) = cluster {
+                b["cluster"] = json!(c);
+            }
+            ("InterruptSpot", b)
+        }
     };
     let out = berth::client::block_on(client.call(&format!("Berth_20261123.{op}"), &body))??;
     if args.output == OutputArg::Json {
         println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if op == "InterruptSpot" {
+        for i in out["interruptions"].as_array().into_iter().flatten() {
+            let what = i["instanceId"]
+                .as_str()
+                .or(i["taskArn"].as_str())
+                .unwrap_or("");
+            let at = i["reclaimAt"].as_f64().unwrap_or(0.0);
+            let at =
+                chrono::DateTime::from_timestamp_millis((at * 1000.0) as i64).unwrap_or_default();
+            println!(
+                "{what}: interruption notice, reclaimed at {}",
+                at.format("%H:%M:%S")
+            );
+        }
     } else {
         print_instances(&out);
     }
@@ -370,7 +431,7 @@ fn instances(args: ClientArgs, action: InstancesAction) -> anyhow::Result<()> {
     }
     let failures = out["failures"].as_array().map(Vec::len).unwrap_or(0);
     if failures > 0 {
-        anyhow::bail!("{failures} instance(s) could not be removed");
+        anyhow::bail!("{failures} of the named instance(s) or task(s) failed");
     }
     Ok(())
 }
@@ -446,6 +507,34 @@ async fn watch_agents(store: Arc<Store>, events: Arc<tokio::sync::Notify>, grace
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot stop the tasks of disconnected agents"),
+        }
+    }
+}
+
+/// Run the fleet of Auto Scaling groups and capacity providers' managed
+/// scaling: every 250 ms, or at once when an API call changes them.
+async fn run_fleet(store: Arc<Store>, events: Arc<tokio::sync::Notify>) {
+    let mut last = chrono::Utc::now().timestamp_millis();
+    loop {
+        berth::autoscaling::fleet::wait(std::time::Duration::from_millis(250)).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let elapsed = now - last;
+        last = now;
+        let store2 = store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            store2.write(|tx| {
+                let mut rng = rand::thread_rng();
+                let mut changed = berth::autoscaling::fleet::tick(tx, now, elapsed, &mut rng)?;
+                changed |= berth::ecs::capacity_providers::tick(tx, now)?;
+                Ok(changed)
+            })
+        })
+        .await;
+        match result {
+            Ok(Ok(true)) => events.notify_one(),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "fleet step failed"),
+            Err(e) => tracing::error!(error = %e, "fleet step panicked"),
         }
     }
 }

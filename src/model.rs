@@ -438,7 +438,10 @@ fn java_to_rust_regex(p: &str) -> String {
     static DASH: OnceLock<Regex> = OnceLock::new();
     let re = ESC.get_or_init(|| Regex::new(r"\\u([0-9A-Fa-f]{4,6})").expect("static regex"));
     let dash = DASH.get_or_init(|| Regex::new(r"(\\[wdsWDS])-").expect("static regex"));
-    let p = re.replace_all(p, r"\x{$1}");
+    // Java matches supplementary characters as UTF-16 surrogate pairs
+    // (`\uD800\uDC00-\uDBFF\uDFFF`); Rust's regex matches code points.
+    let p = p.replace(r"\uD800\uDC00-\uDBFF\uDFFF", r"\x{10000}-\x{10FFFF}");
+    let p = re.replace_all(&p, r"\x{$1}");
     dash.replace_all(&p, r"$1\-").into_owned()
 }
 
@@ -484,6 +487,12 @@ pub fn ec2() -> &'static Model {
     M.get_or_init(|| Model::from_json(include_str!("../models/ec2-2016-11-15.json")))
 }
 
+/// EC2 Auto Scaling (Query protocol).
+pub fn autoscaling() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/autoscaling-2011-01-01.json")))
+}
+
 pub fn sts() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
     M.get_or_init(|| Model::from_json(include_str!("../models/sts-2011-06-15.json")))
@@ -493,6 +502,22 @@ pub fn sts() -> &'static Model {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn java_surrogate_pairs_become_code_point_ranges() {
+        let p = java_to_rust_regex(r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\r\n\t]*");
+        let re = Regex::new(&format!("^(?:{p})$")).unwrap();
+        assert!(re.is_match("plain text \u{1F600}"));
+        assert!(!re.is_match("\u{0001}"));
+    }
+
+    #[test]
+    fn autoscaling_model_patterns_compile() {
+        let m = autoscaling();
+        for name in ["ResourceName", "XmlStringMaxLen255", "XmlStringMaxLen511"] {
+            assert!(m.shape(name).pattern.is_some(), "{name}");
+        }
+    }
 
     #[test]
     fn ecs_model_loads() {

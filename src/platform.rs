@@ -74,6 +74,80 @@ struct AgentLogEvent {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct InterruptRequest {
+    cluster: Option<String>,
+    #[serde(default)]
+    instance_ids: Vec<String>,
+    #[serde(default)]
+    tasks: Vec<String>,
+}
+
+/// Reason ECS gives a FARGATE_SPOT task it reclaims.
+pub const FARGATE_SPOT_REASON: &str = "Your Spot Task was interrupted.";
+
+/// `InterruptSpot`: the notice EC2 gives spot instances and Fargate gives
+/// FARGATE_SPOT tasks.
+fn interrupt_spot(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+    let req: InterruptRequest = serde_json::from_value(input)?;
+    if req.instance_ids.is_empty() && req.tasks.is_empty() {
+        return Err(ApiError::invalid_parameter(
+            "Name at least one spot instance (instanceIds) or FARGATE_SPOT task (tasks).",
+        ));
+    }
+    let settings = crate::autoscaling::FleetSettings::current();
+    let now = ctx.now_millis();
+    let out = ecs.store.write(|tx| {
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        for id in &req.instance_ids {
+            let inst = crate::autoscaling::fleet::load_instance(tx, id)?
+                .filter(|i| i.account == ctx.account && i.region == ctx.region && i.live());
+            match inst {
+                None => failures.push(json!({"arn": id, "reason": "MISSING"})),
+                Some(i) if i.market != "spot" => {
+                    failures.push(json!({"arn": id, "reason": "NOT_SPOT"}))
+                }
+                Some(i) => {
+                    if crate::autoscaling::fleet::interrupt(tx, &i, now, settings.spot_notice_ms)? {
+                        done.push(json!({"instanceId": id, "reclaimAt": (now + settings.spot_notice_ms) as f64 / 1000.0}));
+                    } else {
+                        failures.push(json!({"arn": id, "reason": "ALREADY_INTERRUPTED"}));
+                    }
+                }
+            }
+        }
+        if !req.tasks.is_empty() {
+            let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
+            for ident in &req.tasks {
+                let arn = if ident.starts_with("arn:") {
+                    ident.clone()
+                } else {
+                    format!("arn:aws:ecs:{}:{}:task/{}/{ident}", ctx.region, ctx.account, cluster.name)
+                };
+                match tasks::load(tx, &arn)?.filter(|t| t.cluster_arn == cluster.arn) {
+                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                    Some(t) if t.doc.get("capacityProviderName").and_then(Value::as_str) != Some("FARGATE_SPOT") => {
+                        failures.push(json!({"arn": arn, "reason": "NOT_FARGATE_SPOT"}))
+                    }
+                    Some(t) => {
+                        if tasks::request_stop(tx, &t.arn, "SpotInterruption", FARGATE_SPOT_REASON)? {
+                            done.push(json!({"taskArn": arn, "reclaimAt": (now + settings.spot_notice_ms) as f64 / 1000.0}));
+                        } else {
+                            failures.push(json!({"arn": arn, "reason": "ALREADY_STOPPING"}));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(json!({"interruptions": done, "failures": failures}))
+    })?;
+    ecs.task_events.notify_one();
+    crate::autoscaling::fleet::wake();
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct UsageRequest {
     cluster: Option<String>,
     since: Option<f64>,
@@ -385,6 +459,7 @@ pub fn handle(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<
             ecs.task_events.notify_one();
             Ok(out)
         }
+        "InterruptSpot" => interrupt_spot(ecs, ctx, input),
         "ListTaskUsage" => {
             let req: UsageRequest = serde_json::from_value(input)?;
             let size = crate::ecs::paging::page_size(req.max_results, 1000)?;

@@ -184,6 +184,78 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (template_id, version)
     );
     "#,
+    // 8: EC2 Auto Scaling groups (`doc`: the group's configuration as
+    // given), the EC2 instances Berth launches for them, their scaling
+    // activities; ECS capacity providers; and the tasks waiting in
+    // PROVISIONING for capacity (`request`: how to place them).
+    r#"
+    CREATE TABLE auto_scaling_groups (
+        arn         TEXT PRIMARY KEY,
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        min_size    INTEGER NOT NULL,
+        max_size    INTEGER NOT NULL,
+        desired     INTEGER NOT NULL,
+        doc         TEXT NOT NULL,
+        warm_pool   TEXT,
+        deleting    INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE ec2_instances (
+        id                      TEXT PRIMARY KEY,
+        account                 TEXT NOT NULL,
+        region                  TEXT NOT NULL,
+        group_name              TEXT,
+        instance_type           TEXT NOT NULL,
+        az                      TEXT NOT NULL,
+        market                  TEXT NOT NULL,
+        lifecycle               TEXT NOT NULL,
+        protected               INTEGER NOT NULL DEFAULT 0,
+        launch_template         TEXT NOT NULL,
+        ecs_config              TEXT NOT NULL,
+        launched_at             INTEGER NOT NULL,
+        ready_at                INTEGER NOT NULL,
+        container_instance_arn  TEXT,
+        interrupt_at            INTEGER,
+        terminated_at           INTEGER
+    );
+    CREATE INDEX ec2_instances_by_group ON ec2_instances (account, region, group_name, lifecycle);
+    CREATE INDEX ec2_instances_by_container_instance ON ec2_instances (container_instance_arn);
+    CREATE TABLE scaling_activities (
+        id          TEXT PRIMARY KEY,
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        group_name  TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        ended_at    INTEGER,
+        status      TEXT NOT NULL,
+        description TEXT NOT NULL,
+        cause       TEXT NOT NULL,
+        details     TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX scaling_activities_by_group ON scaling_activities (account, region, group_name, started_at);
+    CREATE TABLE capacity_providers (
+        arn         TEXT PRIMARY KEY,
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        group_arn   TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        doc         TEXT NOT NULL,
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE pending_placements (
+        task_arn          TEXT PRIMARY KEY,
+        cluster_arn       TEXT NOT NULL,
+        capacity_provider TEXT NOT NULL,
+        created_at        INTEGER NOT NULL,
+        request           TEXT NOT NULL
+    );
+    CREATE INDEX pending_placements_by_cluster ON pending_placements (cluster_arn, created_at);
+    "#,
 ];
 
 const READERS: usize = 4;

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
 use super::{any_matches, filters, invalid_value, iso_time, page, page_size, page_start};
+use crate::autoscaling::fleet;
 use crate::catalog;
 use crate::context::Ctx;
 use crate::ecs::instances::{self, InstanceRow, LOCAL_AGENT};
@@ -120,6 +121,44 @@ fn render(conn: &Connection, row: &InstanceRow) -> ApiResult<Value> {
     Ok(v)
 }
 
+/// One `Instance` launched for an Auto Scaling group.
+fn render_launched(conn: &Connection, i: &fleet::InstanceRow) -> ApiResult<Value> {
+    let (code, name) = i.state();
+    let mut v = json!({
+        "InstanceId": i.id,
+        "InstanceType": i.instance_type,
+        "State": {"Code": code, "Name": name},
+        "LaunchTime": iso_time(i.launched_at),
+        "Placement": {"AvailabilityZone": i.az},
+        "ImageId": "ami-berth-local",
+    });
+    if let Some(t) = catalog::find(&i.instance_type) {
+        v["Architecture"] = json!(t.arch.as_str());
+    }
+    if i.market == "spot" {
+        v["InstanceLifecycle"] = json!("spot");
+    }
+    if let Some(lt) = i
+        .launch_template
+        .get("LaunchTemplateId")
+        .and_then(Value::as_str)
+    {
+        let mut tags = vec![json!({"Key": "aws:ec2launchtemplate:id", "Value": lt})];
+        if let Some(g) = &i.group_name {
+            tags.push(json!({"Key": "aws:autoscaling:groupName", "Value": g}));
+        }
+        v["Tags"] = Value::Array(tags);
+    }
+    if name == "running" {
+        if let Some(arn) = &i.container_instance_arn {
+            if let Some(ip) = instances::load(conn, arn)?.and_then(|r| r.address) {
+                v["PrivateIpAddress"] = json!(ip);
+            }
+        }
+    }
+    Ok(v)
+}
+
 fn matches(v: &Value, f: &super::Filter) -> bool {
     let field = match f.name.as_str() {
         "instance-id" => &v["InstanceId"],
@@ -142,16 +181,25 @@ pub fn describe(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
         }
     }
     let rendered = ecs.store.read(|c| {
-        let rows = local_instances(c, ctx)?;
+        let launched = fleet::all_instances(c, &ctx.account, &ctx.region, ctx.now_millis())?;
+        let mut out: Vec<Value> = Vec::new();
+        for i in &launched {
+            out.push(render_launched(c, i)?);
+        }
+        for r in local_instances(c, ctx)? {
+            if fleet::load_instance(c, &r.ec2_instance_id)?.is_none() {
+                out.push(render(c, &r)?);
+            }
+        }
         for id in &ids {
-            if !rows.iter().any(|r| &r.ec2_instance_id == id) {
+            if !out.iter().any(|v| v["InstanceId"] == id.as_str()) {
                 return Err(not_found(id));
             }
         }
-        rows.iter()
-            .filter(|r| ids.is_empty() || ids.contains(&r.ec2_instance_id))
-            .map(|r| render(c, r))
-            .collect::<ApiResult<Vec<_>>>()
+        Ok(out
+            .into_iter()
+            .filter(|v| ids.is_empty() || ids.iter().any(|id| v["InstanceId"] == id.as_str()))
+            .collect::<Vec<_>>())
     })?;
     let matching: Vec<Value> = rendered
         .into_iter()
@@ -194,6 +242,23 @@ pub fn terminate(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
         let rows = local_instances(tx, ctx)?;
         let mut changes = Vec::new();
         for id in &ids {
+            if let Some(i) = fleet::load_instance(tx, id)?
+                .filter(|i| i.account == ctx.account && i.region == ctx.region)
+            {
+                let (code, name) = i.state();
+                let current = if i.live() {
+                    fleet::terminate_by_ec2(tx, &i, ctx.now_millis())?;
+                    json!({"Code": 32, "Name": "shutting-down"})
+                } else {
+                    json!({"Code": code, "Name": name})
+                };
+                changes.push(json!({
+                    "InstanceId": id,
+                    "PreviousState": {"Code": code, "Name": name},
+                    "CurrentState": current,
+                }));
+                continue;
+            }
             let row = rows
                 .iter()
                 .find(|r| &r.ec2_instance_id == id)

@@ -197,7 +197,7 @@ fn upsert(
     })
 }
 
-fn save_doc(conn: &Connection, row: &ClusterRow) -> ApiResult<()> {
+pub(crate) fn save_doc(conn: &Connection, row: &ClusterRow) -> ApiResult<()> {
     conn.prepare_cached("UPDATE clusters SET doc = ?2, status = ?3 WHERE arn = ?1")?
         .execute(params![
             row.arn,
@@ -329,17 +329,16 @@ impl Ecs {
         }
         check_settings(&req.settings)?;
         tags::check_user_tags(&req.tags)?;
-        if let Some(cps) = &req.capacity_providers {
-            if let Some(cp) = cps
-                .iter()
-                .find(|c| !matches!(c.as_str(), "FARGATE" | "FARGATE_SPOT"))
-            {
-                return Err(ApiError::invalid_parameter(format!(
-                    "The specified capacity provider '{cp}' is not in an ACTIVE state. Specify a valid capacity provider and try again."
-                )));
-            }
-        }
         self.store.write(|tx| {
+            super::capacity_providers::check_cluster_providers(
+                tx,
+                ctx,
+                &name,
+                req.capacity_providers.as_deref().unwrap_or_default(),
+                req.default_capacity_provider_strategy
+                    .as_deref()
+                    .unwrap_or_default(),
+            )?;
             if let Some(existing) = find(tx, ctx, &name)?.filter(|c| c.status == "ACTIVE") {
                 // CreateCluster is idempotent by name.
                 return Ok(json!({"cluster": render(tx, &existing, ALL_PARTS)?}));

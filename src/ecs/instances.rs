@@ -623,12 +623,6 @@ pub fn add_local(
     instance_type: &str,
     az: Option<&str>,
 ) -> ApiResult<InstanceRow> {
-    let t = catalog::find(instance_type).ok_or_else(|| {
-        ApiError::invalid_parameter(format!(
-            "The instance type '{instance_type}' is not in Berth's catalog."
-        ))
-    })?;
-    let (cpu, memory) = catalog::ecs_registered_resources(t);
     let az = match az {
         Some(a) => a.to_string(),
         None => {
@@ -636,16 +630,63 @@ pub fn add_local(
             format!("{}{}", ctx.region, ["a", "b", "c"][(n % 3) as usize])
         }
     };
+    add_local_instance(
+        conn,
+        ctx,
+        cluster,
+        LocalInstance {
+            ec2_instance_id: format!("i-{}", new_hex(17)),
+            instance_type: instance_type.to_string(),
+            availability_zone: az,
+            market: None,
+            capacity_provider: None,
+            custom_attributes: vec![],
+        },
+    )
+}
+
+/// A local instance to register: an EC2 instance Berth runs itself.
+pub struct LocalInstance {
+    pub ec2_instance_id: String,
+    pub instance_type: String,
+    pub availability_zone: String,
+    /// `spot` for a spot instance (metered at spot prices).
+    pub market: Option<String>,
+    /// The capacity provider of the instance's Auto Scaling group.
+    pub capacity_provider: Option<String>,
+    pub custom_attributes: Vec<(String, Option<String>)>,
+}
+
+/// A new EC2 instance id.
+pub fn new_ec2_instance_id() -> String {
+    format!("i-{}", new_hex(17))
+}
+
+/// Register a local instance of a catalog type with `cluster`: the server's
+/// own agent runs its tasks, on an address of its own.
+pub fn add_local_instance(
+    conn: &Connection,
+    ctx: &Ctx,
+    cluster: &clusters::ClusterRow,
+    spec: LocalInstance,
+) -> ApiResult<InstanceRow> {
+    let t = catalog::find(&spec.instance_type).ok_or_else(|| {
+        ApiError::invalid_parameter(format!(
+            "The instance type '{}' is not in Berth's catalog.",
+            spec.instance_type
+        ))
+    })?;
+    let (cpu, memory) = catalog::ecs_registered_resources(t);
     let address = next_local_address(conn)?;
-    insert(
+    let row = insert(
         conn,
         ctx,
         cluster,
         Registration {
-            ec2_instance_id: format!("i-{}", new_hex(17)),
+            ec2_instance_id: spec.ec2_instance_id,
             instance_type: t.name.clone(),
             arch: t.arch.as_str().to_string(),
-            availability_zone: az,
+            availability_zone: spec.availability_zone,
             ami_id: "ami-berth-local".into(),
             cpu,
             memory,
@@ -654,13 +695,38 @@ pub fn add_local(
             agent: LOCAL_AGENT.into(),
             address: Some(address),
             version_info: json!({"agentVersion": AGENT_VERSION, "agentHash": "berth", "dockerVersion": "DockerVersion: 20.10"}),
-            custom_attributes: vec![],
+            custom_attributes: spec.custom_attributes,
         },
-    )
+    )?;
+    if spec.market.is_some() || spec.capacity_provider.is_some() {
+        conn.prepare_cached(
+            "UPDATE container_instances SET doc = json_set(doc, '$.market', ?2, '$.capacityProviderName', ?3)
+             WHERE arn = ?1",
+        )?
+        .execute(params![row.arn, spec.market, spec.capacity_provider])?;
+        conn.prepare_cached(
+            "UPDATE container_instances SET doc = json_remove(doc, '$.capacityProviderName')
+             WHERE arn = ?1 AND json_extract(doc, '$.capacityProviderName') IS NULL",
+        )?
+        .execute([&row.arn])?;
+        return Ok(load(conn, &row.arn)?.expect("just inserted"));
+    }
+    Ok(row)
 }
 
 /// Mark an instance INACTIVE and stop what still runs on it, with `reason`.
 pub fn deregister(conn: &Connection, row: &InstanceRow, reason: &str) -> ApiResult<()> {
+    deregister_with(conn, row, "TaskFailedToStart", reason)
+}
+
+/// Mark an instance INACTIVE and stop what still runs on it with `code`
+/// and `reason`.
+pub fn deregister_with(
+    conn: &Connection,
+    row: &InstanceRow,
+    code: &str,
+    reason: &str,
+) -> ApiResult<()> {
     conn.prepare_cached(
         "UPDATE container_instances SET status = 'INACTIVE',
            deregistered_at = coalesce(deregistered_at, ?2),
@@ -675,7 +741,7 @@ pub fn deregister(conn: &Connection, row: &InstanceRow, reason: &str) -> ApiResu
         .query_map([&row.arn], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for t in live {
-        super::tasks::request_stop(conn, &t, "TaskFailedToStart", reason)?;
+        super::tasks::request_stop(conn, &t, code, reason)?;
         if row.agent != LOCAL_AGENT {
             // No agent of ours will stop it: it ends here.
             super::tasks::mark_stopped(conn, &t, now_epoch())?;

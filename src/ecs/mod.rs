@@ -8,6 +8,7 @@
 //! `tags.rs`, ARNs in `arn.rs`, pagination tokens in `paging.rs`.
 
 pub mod arn;
+pub mod capacity_providers;
 pub mod clusters;
 pub mod instances;
 pub mod paging;
@@ -69,6 +70,11 @@ impl Ecs {
             "PutAttributes" => self.put_attributes(ctx, input),
             "DeleteAttributes" => self.delete_attributes(ctx, input),
             "ListAttributes" => self.list_attributes(ctx, input),
+            "CreateCapacityProvider" => self.create_capacity_provider(ctx, input),
+            "DescribeCapacityProviders" => self.describe_capacity_providers(ctx, input),
+            "UpdateCapacityProvider" => self.update_capacity_provider(ctx, input),
+            "DeleteCapacityProvider" => self.delete_capacity_provider(ctx, input),
+            "PutClusterCapacityProviders" => self.put_cluster_capacity_providers(ctx, input),
             "TagResource" => self.tag_resource(ctx, input),
             "UntagResource" => self.untag_resource(ctx, input),
             "ListTagsForResource" => self.list_tags_for_resource(ctx, input),

@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 
 use rand::Rng;
 
-use super::{clusters, instances, paging, tags, taskdefs, Ecs};
+use super::{capacity_providers, clusters, instances, paging, tags, taskdefs, Ecs};
+use crate::context::millis_to_epoch;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::placement;
@@ -113,7 +114,8 @@ pub fn live_arns(conn: &Connection) -> ApiResult<Vec<String>> {
     let arns = conn
         .prepare_cached(
             "SELECT arn FROM tasks WHERE last_status != 'STOPPED'
-               AND (container_instance_arn IS NULL OR container_instance_arn IN
+               AND ((container_instance_arn IS NULL AND launch_type = 'FARGATE')
+                    OR container_instance_arn IN
                     (SELECT arn FROM container_instances WHERE agent = 'local'))
              ORDER BY created_at",
         )?
@@ -279,44 +281,224 @@ fn task_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String {
     }
 }
 
-/// The launch type a RunTask asks for, checked against ECS's rules.
-fn launch_choice(req: &RunTaskRequest) -> ApiResult<(String, Option<String>)> {
+/// How a RunTask's tasks are launched: by launch type, or split over the
+/// providers of a capacity provider strategy (the request's, or the
+/// cluster's default when the request names neither).
+enum Launching {
+    Type(String),
+    Providers(Vec<(capacity_providers::Item, i64)>),
+}
+
+fn launching(
+    conn: &Connection,
+    ctx: &Ctx,
+    cluster: &clusters::ClusterRow,
+    req: &RunTaskRequest,
+    count: i64,
+) -> ApiResult<Launching> {
     if req.launch_type.is_some() && req.capacity_provider_strategy.is_some() {
         return Err(ApiError::invalid_parameter(
             "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
         ));
     }
-    if let Some(strategy) = &req.capacity_provider_strategy {
-        if strategy.is_empty() {
-            return Err(ApiError::invalid_parameter(
-                "The capacity provider strategy cannot be empty.",
-            ));
-        }
-        let weight = |s: &Value| s.get("weight").and_then(Value::as_i64).unwrap_or(0);
-        if strategy.iter().all(|s| weight(s) == 0) {
-            return Err(ApiError::invalid_parameter(
-                "The capacity provider strategy must have at least one capacity provider with a weight greater than zero.",
-            ));
-        }
-        // The first provider with weight (or base) takes the task.
-        let chosen = strategy
-            .iter()
-            .find(|s| s.get("base").and_then(Value::as_i64).unwrap_or(0) > 0)
-            .or_else(|| strategy.iter().find(|s| weight(s) > 0))
-            .and_then(|s| s.get("capacityProvider").and_then(Value::as_str))
-            .unwrap_or_default()
-            .to_string();
-        return match chosen.as_str() {
-            "FARGATE" | "FARGATE_SPOT" => Ok(("FARGATE".into(), Some(chosen))),
-            other => Err(ApiError::invalid_parameter(format!(
-                "The specified capacity provider '{other}' is not in an ACTIVE state. Specify a valid capacity provider and try again."
-            ))),
-        };
+    if let Some(t) = &req.launch_type {
+        return Ok(Launching::Type(t.clone()));
     }
-    Ok((
-        req.launch_type.clone().unwrap_or_else(|| "EC2".into()),
-        None,
+    let default: Vec<Value> = cluster
+        .doc
+        .get("defaultCapacityProviderStrategy")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let strategy = match &req.capacity_provider_strategy {
+        Some(s) => s.clone(),
+        None if !default.is_empty() => default,
+        None => return Ok(Launching::Type("EC2".into())),
+    };
+    let associated: Vec<String> = cluster
+        .doc
+        .get("capacityProviders")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let items = capacity_providers::check_strategy(conn, ctx, &associated, &strategy)?;
+    let counts = capacity_providers::split(&items, count);
+    Ok(Launching::Providers(
+        items
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .collect(),
     ))
+}
+
+/// How to place a task that waits in PROVISIONING for capacity, kept
+/// beside it (`pending_placements.request`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingRequest {
+    strategies: Value,
+    constraints: Value,
+    required: Vec<(String, Option<String>)>,
+    reservation: instances::Reservation,
+    group: String,
+}
+
+impl PendingRequest {
+    fn placement(&self) -> ApiResult<placement::Request> {
+        let invalid = |e: String| ApiError::invalid_parameter(e);
+        Ok(placement::Request {
+            count: 1,
+            cpu: self.reservation.cpu,
+            memory: self.reservation.memory,
+            ports_tcp: self.reservation.tcp.clone(),
+            ports_udp: self.reservation.udp.clone(),
+            strategies: placement::parse_strategies(&self.strategies).map_err(invalid)?,
+            constraints: placement::parse_constraints(&self.constraints).map_err(invalid)?,
+            group: Some(self.group.clone()),
+            required_attributes: self.required.clone(),
+        })
+    }
+}
+
+/// Forget a task's pending placement; whether it had one.
+fn drop_pending(conn: &Connection, arn: &str) -> ApiResult<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM pending_placements WHERE task_arn = ?1")?
+        .execute([arn])?
+        > 0)
+}
+
+/// The (cpu, memory) of each task waiting for a provider's capacity.
+pub fn pending_reservations(
+    conn: &Connection,
+    provider: &str,
+    account: &str,
+    region: &str,
+) -> ApiResult<Vec<(i64, i64)>> {
+    let rows: Vec<String> = conn
+        .prepare_cached(
+            "SELECT p.request FROM pending_placements p JOIN tasks t ON t.arn = p.task_arn
+             WHERE p.capacity_provider = ?1 AND t.account = ?2 AND t.region = ?3
+               AND t.desired_status != 'STOPPED'",
+        )?
+        .query_map(params![provider, account, region], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| serde_json::from_str::<PendingRequest>(r).ok())
+        .map(|r| (r.reservation.cpu, r.reservation.memory))
+        .collect())
+}
+
+/// Place the tasks waiting in PROVISIONING, oldest first, on the instances
+/// of their capacity provider's group; end those stopped meanwhile.
+/// Returns whether any was placed or ended.
+pub fn place_pending(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
+    let rows: Vec<(String, String, String, String)> = tx
+        .prepare_cached(
+            "SELECT task_arn, cluster_arn, capacity_provider, request FROM pending_placements
+             ORDER BY created_at, task_arn",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut changed = false;
+    for (arn, cluster_arn, provider, request) in rows {
+        let Some(task) = load(tx, &arn)? else {
+            drop_pending(tx, &arn)?;
+            continue;
+        };
+        if task.desired_status == "STOPPED" || task.last_status() == "STOPPED" {
+            drop_pending(tx, &arn)?;
+            mark_stopped(tx, &arn, millis_to_epoch(now_ms))?;
+            changed = true;
+            continue;
+        }
+        let Ok(pending) = serde_json::from_str::<PendingRequest>(&request) else {
+            continue;
+        };
+        let Some(parsed) = super::arn::parse(&arn) else {
+            continue;
+        };
+        let ctx = Ctx {
+            account: parsed.account.to_string(),
+            region: parsed.region.to_string(),
+            access_key: String::new(),
+            principal_arn: String::new(),
+            request_id: String::new(),
+            now: chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
+        };
+        let Some(p) = capacity_providers::find(tx, &ctx, &provider)? else {
+            continue;
+        };
+        let allowed = capacity_providers::group_instances(tx, &p)?;
+        if allowed.is_empty() {
+            continue;
+        }
+        let views: Vec<placement::Instance> = instances::snapshot(tx, &cluster_arn, now_ms)?
+            .into_iter()
+            .filter(|(row, _)| allowed.contains(&row.arn))
+            .map(|(_, v)| v)
+            .collect();
+        let mut rng = rand::thread_rng();
+        let decision =
+            placement::place(&views, &pending.placement()?, &mut |n| rng.gen_range(0..n))
+                .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+        let Some(instance_arn) = decision.placed.first() else {
+            continue;
+        };
+        let instance = instances::load(tx, instance_arn)?.expect("placed on a stored instance");
+        assign(tx, &task, &instance, &pending.reservation)?;
+        drop_pending(tx, &arn)?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Give a waiting task the instance placement chose and reserve it there.
+fn assign(
+    tx: &Connection,
+    task: &TaskRow,
+    instance: &instances::InstanceRow,
+    reservation: &instances::Reservation,
+) -> ApiResult<()> {
+    let attrs = instances::attributes_of(tx, instance)?;
+    let get = |k: &str| attrs.get(k).cloned().flatten();
+    let mut doc = task.doc.clone();
+    doc.insert("containerInstanceArn".into(), json!(instance.arn));
+    if let Some(az) = get("ecs.availability-zone") {
+        doc.insert("availabilityZone".into(), json!(az));
+    }
+    doc.insert(
+        "attributes".into(),
+        json!([{"name": "ecs.cpu-architecture", "value": get("ecs.cpu-architecture").unwrap_or_else(|| "x86_64".into())}]),
+    );
+    let mut runtime = task.runtime.clone();
+    runtime.host_ip = instance.address.clone();
+    tx.prepare_cached(
+        "UPDATE tasks SET container_instance_arn = ?2, reserved = ?3, runtime = ?4,
+           doc = json_set(?5, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
+         WHERE arn = ?1",
+    )?
+    .execute(params![
+        task.arn,
+        instance.arn,
+        serde_json::to_string(reservation).expect("serialises"),
+        serde_json::to_string(&runtime).expect("serialises"),
+        Value::Object(doc).to_string(),
+    ])?;
+    Ok(())
+}
+
+fn failure_list(failures: Vec<placement::Failure>) -> Vec<Value> {
+    failures
+        .into_iter()
+        .map(|f| match f.arn {
+            Some(arn) => json!({"arn": arn, "reason": f.reason}),
+            None => json!({"reason": f.reason}),
+        })
+        .collect()
 }
 
 fn new_id() -> String {
@@ -566,6 +748,45 @@ impl Launch {
         })
     }
 
+    /// How to place one of these tasks later, when it waits for capacity.
+    fn pending_request(&self, req: &RunTaskRequest) -> PendingRequest {
+        let mut constraints: Vec<Value> = req
+            .placement_constraints
+            .as_ref()
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        constraints.extend(
+            self.td
+                .doc
+                .get("placementConstraints")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let required = self
+            .td
+            .doc
+            .get("requiresAttributes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                Some((
+                    a.get("name")?.as_str()?.to_string(),
+                    a.get("value").and_then(Value::as_str).map(str::to_string),
+                ))
+            })
+            .collect();
+        PendingRequest {
+            strategies: req.placement_strategy.clone().unwrap_or(json!([])),
+            constraints: Value::Array(constraints),
+            required,
+            reservation: self.reservation(),
+            group: self.group(req),
+        }
+    }
+
     /// Decide where `count` tasks go, inside the caller's write transaction,
     /// so what it decides on is what it reserves.
     fn place(
@@ -575,13 +796,20 @@ impl Launch {
         cluster: &clusters::ClusterRow,
         req: &RunTaskRequest,
         count: usize,
+        only: Option<&std::collections::HashSet<String>>,
     ) -> ApiResult<placement::Decision> {
         let preq = self.placement_request(req, count)?;
         let views: Vec<placement::Instance> =
             instances::snapshot(conn, &cluster.arn, ctx.now_millis())?
                 .into_iter()
+                .filter(|(row, _)| only.is_none_or(|o| o.contains(&row.arn)))
                 .map(|(_, v)| v)
                 .collect();
+        if only.is_some() && views.is_empty() {
+            // A capacity provider's group with no instance yet: nothing is
+            // placed, and the caller decides whether the tasks wait.
+            return Ok(placement::Decision::default());
+        }
         let mut rng = rand::thread_rng();
         placement::place(&views, &preq, &mut |n| rng.gen_range(0..n))
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))
@@ -758,45 +986,81 @@ impl Ecs {
             )));
         }
         tags::check_user_tags(&req.tags)?;
-        let (launch_type, capacity_provider) = launch_choice(&req)?;
         let out = self.store.write(|tx| {
             let cluster = clusters::resolve_or_create_default(tx, ctx, req.cluster.as_deref())?;
-            let launch = Launch::check(tx, ctx, &req, &launch_type)?;
             let mut tasks = Vec::new();
             let mut failures = Vec::new();
-            if launch_type == "EC2" {
-                let decision = launch.place(tx, ctx, &cluster, &req, count as usize)?;
-                for arn in decision.placed {
-                    let instance = instances::load(tx, &arn)?.expect("placed on a stored instance");
-                    tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
+            match launching(tx, ctx, &cluster, &req, count)? {
+                Launching::Type(t) if t == "EC2" => {
+                    let launch = Launch::check(tx, ctx, &req, "EC2")?;
+                    let decision = launch.place(tx, ctx, &cluster, &req, count as usize, None)?;
+                    for arn in decision.placed {
+                        let instance =
+                            instances::load(tx, &arn)?.expect("placed on a stored instance");
+                        tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
+                    }
+                    failures = failure_list(decision.failures);
                 }
-                failures = decision
-                    .failures
-                    .into_iter()
-                    .map(|f| match f.arn {
-                        Some(arn) => json!({"arn": arn, "reason": f.reason}),
-                        None => json!({"reason": f.reason}),
-                    })
-                    .collect();
-            } else if launch_type == "FARGATE" {
-                for _ in 0..count {
-                    tasks.push(launch.insert(
-                        tx,
-                        ctx,
-                        &cluster,
-                        &req,
-                        capacity_provider.as_deref(),
-                        None,
-                    )?);
+                Launching::Type(t) if t == "FARGATE" => {
+                    let launch = Launch::check(tx, ctx, &req, "FARGATE")?;
+                    for _ in 0..count {
+                        tasks.push(launch.insert(tx, ctx, &cluster, &req, None, None)?);
+                    }
                 }
-            } else {
-                return Err(ApiError::invalid_parameter(format!(
-                    "Launch type {launch_type} is not supported by Berth yet."
-                )));
+                Launching::Type(t) => {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "Launch type {t} is not supported by Berth yet."
+                    )));
+                }
+                Launching::Providers(shares) => {
+                    for (item, n) in shares {
+                        let name = item.provider.as_str();
+                        if capacity_providers::is_fargate(name) {
+                            let launch = Launch::check(tx, ctx, &req, "FARGATE")?;
+                            for _ in 0..n {
+                                tasks.push(launch.insert(tx, ctx, &cluster, &req, Some(name), None)?);
+                            }
+                            continue;
+                        }
+                        let launch = Launch::check(tx, ctx, &req, "EC2")?;
+                        let provider = capacity_providers::find(tx, ctx, name)?
+                            .expect("checked with the strategy");
+                        let allowed = capacity_providers::group_instances(tx, &provider)?;
+                        let decision =
+                            launch.place(tx, ctx, &cluster, &req, n as usize, Some(&allowed))?;
+                        let placed = decision.placed.len() as i64;
+                        for arn in decision.placed {
+                            let instance =
+                                instances::load(tx, &arn)?.expect("placed on a stored instance");
+                            tasks.push(launch.insert(tx, ctx, &cluster, &req, Some(name), Some(&instance))?);
+                        }
+                        if placed == n {
+                            continue;
+                        }
+                        if !provider.managed_scaling() {
+                            failures.extend(failure_list(decision.failures));
+                            continue;
+                        }
+                        // Managed scaling adds capacity: the rest wait in
+                        // PROVISIONING and are placed as instances join.
+                        let pending = serde_json::to_string(&launch.pending_request(&req))
+                            .expect("serialises");
+                        for _ in placed..n {
+                            let t = launch.insert(tx, ctx, &cluster, &req, Some(name), None)?;
+                            tx.prepare_cached(
+                                "INSERT INTO pending_placements (task_arn, cluster_arn, capacity_provider, created_at, request)
+                                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                            )?
+                            .execute(params![t["taskArn"].as_str(), cluster.arn, name, ctx.now_millis(), pending])?;
+                            tasks.push(t);
+                        }
+                    }
+                }
             }
             Ok(json!({"tasks": tasks, "failures": failures}))
         })?;
         self.task_events.notify_one();
+        crate::autoscaling::fleet::wake();
         Ok(out)
     }
 
@@ -861,6 +1125,10 @@ impl Ecs {
                 .filter(|t| t.cluster_arn == cluster.arn)
                 .ok_or_else(|| ApiError::invalid_parameter("The referenced task was not found."))?;
             request_stop(tx, &task.arn, "UserInitiated", &reason)?;
+            if drop_pending(tx, &task.arn)? {
+                // It never had an instance: nothing runs, it ends here.
+                mark_stopped(tx, &task.arn, ctx.now_epoch())?;
+            }
             let task = load(tx, &arn)?.expect("still there");
             Ok(json!({"task": task.render()}))
         })?;

@@ -77,12 +77,14 @@ fn json_service(prefix: &str) -> Option<(JsonService, &'static Model)> {
 enum QueryService {
     Sts,
     Ec2,
+    AutoScaling,
 }
 
 fn query_service(signing_name: &str) -> Option<(QueryService, &'static Model)> {
     match signing_name {
         "sts" => Some((QueryService::Sts, model::sts())),
         "ec2" => Some((QueryService::Ec2, model::ec2())),
+        "autoscaling" => Some((QueryService::AutoScaling, model::autoscaling())),
         _ => None,
     }
 }
@@ -234,9 +236,22 @@ async fn dispatch(
                 Some(shape) => query::decode_input(model, shape, &params),
                 None => Value::Object(Default::default()),
             };
-            model.validate_input(&action, &input).map_err(fail)?;
             let output = match service {
-                QueryService::Sts => sts::handle(&ctx, &action, input),
+                QueryService::Sts => {
+                    model.validate_input(&action, &input).map_err(fail)?;
+                    sts::handle(&ctx, &action, input)
+                }
+                QueryService::AutoScaling => {
+                    model
+                        .validate_input(&action, &input)
+                        .map_err(|e| fail(crate::autoscaling::validation_error(e)))?;
+                    let (app2, op) = (app.clone(), action.clone());
+                    tokio::task::spawn_blocking(move || {
+                        crate::autoscaling::handle(&app2.ecs, &ctx, &op, input)
+                    })
+                    .await
+                    .map_err(|e| fail(ApiError::internal(format!("handler panicked: {e}"))))?
+                }
                 QueryService::Ec2 => unreachable!("EC2 is dispatched above"),
             }
             .map_err(fail)?;

@@ -315,6 +315,13 @@ def test_bad_input_starts_nothing(ecs, ecs_raw, cluster):
 
 def test_capacity_provider_fargate_spot(ecs, cluster):
     td = fargate(ecs, [{"name": "main", "image": BUSYBOX, "command": ["true"]}])
+    strategy = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.run_task(cluster=cluster, taskDefinition=td, networkConfiguration=NET,
+                     capacityProviderStrategy=strategy)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException", "not associated with the cluster"
+    ecs.put_cluster_capacity_providers(cluster=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                       defaultCapacityProviderStrategy=[])
     out = ecs.run_task(cluster=cluster, taskDefinition=td, networkConfiguration=NET,
                        capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
     t = out["tasks"][0]

@@ -1,0 +1,95 @@
+//! Warm pools: `PutWarmPool`, `DescribeWarmPool`, `DeleteWarmPool`. A
+//! group's warm pool holds instances launched and booted ahead of need
+//! (`Warmed:Stopped` or `Warmed:Running`); a scale-out takes them first and
+//! they join in a fraction of a cold boot. Its size is
+//! `max(MinSize, MaxGroupPreparedCapacity − DesiredCapacity)`, with
+//! `MaxGroupPreparedCapacity` defaulting to the group's `MaxSize`.
+
+use serde_json::{json, Value};
+
+use super::fleet;
+use super::groups::{self, instance_json};
+use super::validation;
+use crate::context::Ctx;
+use crate::error::ApiResult;
+use crate::store::Store;
+
+pub fn put(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
+    let name = input
+        .get("AutoScalingGroupName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let min = input.get("MinSize").and_then(Value::as_i64).unwrap_or(0);
+    let max_prepared = input
+        .get("MaxGroupPreparedCapacity")
+        .and_then(Value::as_i64);
+    if let Some(m) = max_prepared.filter(|m| *m != -1) {
+        if m < min {
+            return Err(validation(format!(
+                "MaxGroupPreparedCapacity ({m}) must be greater than or equal to the warm pool's MinSize ({min}), or -1."
+            )));
+        }
+    }
+    store.write(|tx| {
+        let mut g = groups::require(tx, ctx, name)?;
+        let launch = groups::resolve_launch(tx, ctx, &g.doc)?;
+        if launch.spot || g.doc.contains_key("MixedInstancesPolicy") {
+            return Err(validation(
+                "You can't add a warm pool to an Auto Scaling group that has a mixed instances policy or a launch template that requests Spot Instances.",
+            ));
+        }
+        let mut cfg = json!({
+            "MinSize": min,
+            "PoolState": input.get("PoolState").cloned().unwrap_or(json!("Stopped")),
+        });
+        if let Some(m) = max_prepared {
+            cfg["MaxGroupPreparedCapacity"] = json!(m);
+        }
+        if let Some(p) = input.get("InstanceReusePolicy") {
+            cfg["InstanceReusePolicy"] = p.clone();
+        }
+        g.warm_pool = Some(cfg);
+        groups::save(tx, &g)?;
+        Ok(json!({}))
+    })
+}
+
+pub fn describe(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
+    let name = input
+        .get("AutoScalingGroupName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    store.read(|conn| {
+        let g = groups::require(conn, ctx, name)?;
+        let warm: Vec<Value> = fleet::members(conn, &g)?
+            .iter()
+            .filter(|i| i.warm())
+            .map(instance_json)
+            .collect();
+        let mut out = json!({"Instances": warm});
+        if let Some(cfg) = &g.warm_pool {
+            out["WarmPoolConfiguration"] = cfg.clone();
+        }
+        Ok(out)
+    })
+}
+
+pub fn delete(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
+    let name = input
+        .get("AutoScalingGroupName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    store.write(|tx| {
+        let mut g = groups::require(tx, ctx, name)?;
+        if g.warm_pool.is_none() {
+            return Err(validation(format!(
+                "The Auto Scaling group {name} has no warm pool."
+            )));
+        }
+        // Its instances are terminated by the fleet: a group without a
+        // pool keeps no warmed instances.
+        g.warm_pool = None;
+        groups::save(tx, &g)?;
+        Ok(json!({}))
+    })
+}

@@ -1,0 +1,898 @@
+//! Capacity providers: `CreateCapacityProvider`, `DescribeCapacityProviders`,
+//! `UpdateCapacityProvider`, `DeleteCapacityProvider`,
+//! `PutClusterCapacityProviders`; how a capacity provider strategy splits a
+//! RunTask's tasks (`split`, pure); and managed scaling (`tick`, run by the
+//! fleet loop): tasks waiting in PROVISIONING are placed as capacity
+//! arrives, the `CapacityProviderReservation` metric (`reservation`, pure)
+//! sets the Auto Scaling group's desired capacity, and with managed
+//! termination protection the instances running tasks are protected from
+//! scale-in.
+//!
+//! `FARGATE` and `FARGATE_SPOT` are built in: they exist in every account
+//! and are never stored.
+
+use std::collections::HashSet;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{clusters, paging, tags, Ecs};
+use crate::autoscaling::{fleet, groups as asg, FleetSettings};
+use crate::catalog;
+use crate::context::Ctx;
+use crate::error::{ApiError, ApiResult};
+
+pub const FARGATE: &str = "FARGATE";
+pub const FARGATE_SPOT: &str = "FARGATE_SPOT";
+
+pub fn is_fargate(name: &str) -> bool {
+    name == FARGATE || name == FARGATE_SPOT
+}
+
+/// A stored capacity provider.
+#[derive(Debug, Clone)]
+pub struct ProviderRow {
+    pub arn: String,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub group_arn: String,
+    pub status: String,
+    /// The `CapacityProvider` shape as last rendered (without tags), plus
+    /// private state (`berthBelowSince`).
+    pub doc: Map<String, Value>,
+}
+
+impl ProviderRow {
+    fn managed(&self) -> Option<&Value> {
+        self.doc
+            .get("autoScalingGroupProvider")
+            .and_then(|a| a.get("managedScaling"))
+            .filter(|m| m.get("status").and_then(Value::as_str) == Some("ENABLED"))
+    }
+
+    pub fn managed_scaling(&self) -> bool {
+        self.managed().is_some()
+    }
+
+    fn managed_termination_protection(&self) -> bool {
+        self.doc
+            .get("autoScalingGroupProvider")
+            .and_then(|a| a.get("managedTerminationProtection"))
+            .and_then(Value::as_str)
+            == Some("ENABLED")
+    }
+
+    fn scaling_int(&self, k: &str, default: i64) -> i64 {
+        self.managed()
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_i64)
+            .unwrap_or(default)
+    }
+}
+
+const BELOW_SINCE: &str = "berthBelowSince";
+
+const SELECT: &str =
+    "SELECT arn, account, region, name, group_arn, status, doc FROM capacity_providers";
+
+fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProviderRow> {
+    let doc: String = r.get(6)?;
+    Ok(ProviderRow {
+        arn: r.get(0)?,
+        account: r.get(1)?,
+        region: r.get(2)?,
+        name: r.get(3)?,
+        group_arn: r.get(4)?,
+        status: r.get(5)?,
+        doc: serde_json::from_str(&doc).unwrap_or_default(),
+    })
+}
+
+/// A provider by name or ARN, ACTIVE or not.
+pub fn find(conn: &Connection, ctx: &Ctx, ident: &str) -> ApiResult<Option<ProviderRow>> {
+    let name = ident
+        .rsplit_once(":capacity-provider/")
+        .map_or(ident, |(_, n)| n);
+    Ok(conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE account = ?1 AND region = ?2 AND name = ?3"
+        ))?
+        .query_row(params![ctx.account, ctx.region, name], from_sql)
+        .optional()?)
+}
+
+fn active(conn: &Connection, ctx: &Ctx, ident: &str) -> ApiResult<Option<ProviderRow>> {
+    Ok(find(conn, ctx, ident)?.filter(|p| p.status == "ACTIVE"))
+}
+
+fn save(tx: &Connection, p: &ProviderRow) -> ApiResult<()> {
+    tx.prepare_cached("UPDATE capacity_providers SET status = ?2, doc = ?3 WHERE arn = ?1")?
+        .execute(params![
+            p.arn,
+            p.status,
+            Value::Object(p.doc.clone()).to_string()
+        ])?;
+    Ok(())
+}
+
+fn not_active(name: &str) -> ApiError {
+    ApiError::invalid_parameter(format!(
+        "The specified capacity provider '{name}' is not in an ACTIVE state. Specify a valid capacity provider and try again."
+    ))
+}
+
+/// The `CapacityProvider` shape.
+fn render(conn: &Connection, p: &ProviderRow, with_tags: bool) -> ApiResult<Value> {
+    let mut v = Value::Object(p.doc.clone());
+    v.as_object_mut().expect("object").remove(BELOW_SINCE);
+    v["status"] = json!(p.status);
+    if with_tags {
+        v["tags"] = Value::Array(tags::load(conn, &p.arn)?);
+    }
+    Ok(v)
+}
+
+fn builtin(ctx: &Ctx, name: &str) -> Value {
+    json!({
+        "capacityProviderArn": format!("arn:aws:ecs:{}:{}:capacity-provider/{name}", ctx.region, ctx.account),
+        "name": name,
+        "status": "ACTIVE",
+        "tags": [],
+    })
+}
+
+/// `managedScaling` with ECS's defaults filled in.
+fn managed_scaling(given: Option<&Value>) -> ApiResult<Value> {
+    let g = given.cloned().unwrap_or(json!({"status": "DISABLED"}));
+    let int = |k: &str, d: i64| g.get(k).and_then(Value::as_i64).unwrap_or(d);
+    let out = json!({
+        "status": g.get("status").cloned().unwrap_or(json!("ENABLED")),
+        "targetCapacity": int("targetCapacity", 100),
+        "minimumScalingStepSize": int("minimumScalingStepSize", 1),
+        "maximumScalingStepSize": int("maximumScalingStepSize", 10000),
+        "instanceWarmupPeriod": int("instanceWarmupPeriod", 300),
+    });
+    if out["minimumScalingStepSize"].as_i64() > out["maximumScalingStepSize"].as_i64() {
+        return Err(ApiError::invalid_parameter(
+            "The minimum scaling step size must be less than or equal to the maximum scaling step size.",
+        ));
+    }
+    Ok(out)
+}
+
+fn check_termination_protection(
+    protection: &str,
+    scaling: &Value,
+    group: &asg::GroupRow,
+) -> ApiResult<()> {
+    if protection != "ENABLED" {
+        return Ok(());
+    }
+    if scaling["status"] != "ENABLED" {
+        return Err(ApiError::invalid_parameter(
+            "The managed termination protection setting for the capacity provider is invalid. To enable managed termination protection for a capacity provider, managed scaling must also be enabled.",
+        ));
+    }
+    if !asg::protects_new_instances(group) {
+        return Err(ApiError::invalid_parameter(
+            "The managed termination protection setting for the capacity provider is invalid. To enable managed termination protection for a capacity provider, the Auto Scaling group must have instance protection from scale in enabled.",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRequest {
+    name: String,
+    auto_scaling_group_provider: Option<Value>,
+    #[serde(default)]
+    tags: Vec<tags::Tag>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateRequest {
+    name: String,
+    auto_scaling_group_provider: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteRequest {
+    capacity_provider: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeRequest {
+    capacity_providers: Option<Vec<String>>,
+    #[serde(default)]
+    include: Vec<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutClusterRequest {
+    cluster: String,
+    capacity_providers: Vec<String>,
+    default_capacity_provider_strategy: Vec<Value>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The clusters a provider is associated with.
+fn clusters_using(conn: &Connection, ctx: &Ctx, name: &str) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT name, doc FROM clusters WHERE account = ?1 AND region = ?2 AND status = 'ACTIVE'",
+        )?
+        .query_map(params![ctx.account, ctx.region], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, doc)| {
+            serde_json::from_str::<Value>(doc)
+                .ok()
+                .and_then(|d| d.get("capacityProviders").cloned())
+                .and_then(|l| l.as_array().cloned())
+                .is_some_and(|l| l.iter().any(|x| x.as_str() == Some(name)))
+        })
+        .map(|(n, _)| n)
+        .collect())
+}
+
+/// Live tasks that a provider launched in a cluster.
+fn live_tasks_of(conn: &Connection, cluster_arn: &str, name: &str) -> ApiResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM tasks WHERE cluster_arn = ?1 AND last_status != 'STOPPED'
+               AND json_extract(doc, '$.capacityProviderName') = ?2",
+        )?
+        .query_row(params![cluster_arn, name], |r| r.get(0))?)
+}
+
+/// A strategy's items, checked as ECS checks them against the providers
+/// associated with the cluster.
+pub fn check_strategy(
+    conn: &Connection,
+    ctx: &Ctx,
+    associated: &[String],
+    strategy: &[Value],
+) -> ApiResult<Vec<Item>> {
+    if strategy.is_empty() {
+        return Err(ApiError::invalid_parameter(
+            "The capacity provider strategy cannot be empty.",
+        ));
+    }
+    let items: Vec<Item> = strategy
+        .iter()
+        .map(|s| Item {
+            provider: s
+                .get("capacityProvider")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            base: s.get("base").and_then(Value::as_i64).unwrap_or(0),
+            weight: s.get("weight").and_then(Value::as_i64).unwrap_or(0),
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for i in &items {
+        if !seen.insert(i.provider.as_str()) {
+            return Err(ApiError::invalid_parameter(format!(
+                "The capacity provider strategy contains a duplicate capacity provider '{}'.",
+                i.provider
+            )));
+        }
+        if !is_fargate(&i.provider) && active(conn, ctx, &i.provider)?.is_none() {
+            return Err(not_active(&i.provider));
+        }
+        if !associated.iter().any(|a| a == &i.provider) {
+            return Err(ApiError::invalid_parameter(
+                "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again.",
+            ));
+        }
+    }
+    if items.iter().filter(|i| i.base > 0).count() > 1 {
+        return Err(ApiError::invalid_parameter(
+            "The capacity provider strategy can have a base value for only one capacity provider.",
+        ));
+    }
+    if items.iter().all(|i| i.weight == 0) {
+        return Err(ApiError::invalid_parameter(
+            "The capacity provider strategy must have at least one capacity provider with a weight greater than zero.",
+        ));
+    }
+    let fargate = items.iter().filter(|i| is_fargate(&i.provider)).count();
+    if fargate > 0 && fargate < items.len() {
+        return Err(ApiError::invalid_parameter(
+            "The capacity provider strategy cannot contain a mix of capacity providers using Auto Scaling groups and Fargate providers. Specify one or the other and try again.",
+        ));
+    }
+    Ok(items)
+}
+
+/// One item of a capacity provider strategy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub provider: String,
+    pub base: i64,
+    pub weight: i64,
+}
+
+/// How many of `n` tasks each item of a strategy takes: the base first,
+/// then the rest in proportion to the weights (each next task to the item
+/// furthest below its share, earlier items first on ties).
+pub fn split(items: &[Item], n: i64) -> Vec<i64> {
+    let mut counts = vec![0i64; items.len()];
+    let mut left = n;
+    for (i, it) in items.iter().enumerate() {
+        let b = it.base.min(left).max(0);
+        counts[i] += b;
+        left -= b;
+    }
+    let mut above = vec![0i64; items.len()];
+    for _ in 0..left {
+        let pick = items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| it.weight > 0)
+            .min_by(|(a, x), (b, y)| {
+                // (above+1)/weight, compared without division.
+                ((above[*a] + 1) * y.weight).cmp(&((above[*b] + 1) * x.weight))
+            })
+            .map(|(i, _)| i);
+        match pick {
+            Some(i) => {
+                above[i] += 1;
+                counts[i] += 1;
+            }
+            None => break,
+        }
+    }
+    counts
+}
+
+/// The container instances of a provider's Auto Scaling group.
+pub fn group_instances(conn: &Connection, p: &ProviderRow) -> ApiResult<HashSet<String>> {
+    let Some(g) = group_of(conn, p)? else {
+        return Ok(HashSet::new());
+    };
+    Ok(fleet::members(conn, &g)?
+        .into_iter()
+        .filter_map(|i| i.container_instance_arn)
+        .collect())
+}
+
+fn group_of(conn: &Connection, p: &ProviderRow) -> ApiResult<Option<asg::GroupRow>> {
+    let name = p
+        .group_arn
+        .split_once(":autoScalingGroupName/")
+        .map_or(p.group_arn.as_str(), |(_, n)| n);
+    Ok(asg::find(conn, &p.account, &p.region, name)?.filter(|g| g.arn == p.group_arn))
+}
+
+/// Check the providers and default strategy a cluster is given (by
+/// CreateCluster or PutClusterCapacityProviders).
+pub fn check_cluster_providers(
+    conn: &Connection,
+    ctx: &Ctx,
+    cluster_name: &str,
+    providers: &[String],
+    strategy: &[Value],
+) -> ApiResult<()> {
+    for name in providers {
+        if is_fargate(name) {
+            continue;
+        }
+        if active(conn, ctx, name)?.is_none() {
+            return Err(not_active(name));
+        }
+        if let Some(other) = clusters_using(conn, ctx, name)?
+            .into_iter()
+            .find(|c| c != cluster_name)
+        {
+            return Err(ApiError::new(
+                "ResourceInUseException",
+                format!("The specified capacity provider '{name}' is already associated with cluster '{other}'. A capacity provider using an Auto Scaling group can be associated with only one cluster."),
+            ));
+        }
+    }
+    if !strategy.is_empty() {
+        check_strategy(conn, ctx, providers, strategy)?;
+    }
+    Ok(())
+}
+
+impl Ecs {
+    pub(super) fn create_capacity_provider(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: CreateRequest = serde_json::from_value(input)?;
+        tags::check_user_tags(&req.tags)?;
+        let lower = req.name.to_ascii_lowercase();
+        if ["aws", "ecs", "fargate"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+        {
+            return Err(ApiError::invalid_parameter(
+                "The specified capacity provider name is invalid. Capacity provider names cannot start with 'aws', 'ecs', or 'fargate'.",
+            ));
+        }
+        if !valid_name(&req.name) {
+            return Err(ApiError::invalid_parameter(
+                "The specified capacity provider name is invalid. Up to 255 characters are allowed, including letters (upper and lowercase), numbers, underscores, and hyphens.",
+            ));
+        }
+        let Some(asgp) = req.auto_scaling_group_provider else {
+            return Err(ApiError::invalid_parameter(
+                "Berth supports capacity providers with an autoScalingGroupProvider.",
+            ));
+        };
+        let group_arn = asgp
+            .get("autoScalingGroupArn")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let scaling = managed_scaling(asgp.get("managedScaling"))?;
+        let protection = asgp
+            .get("managedTerminationProtection")
+            .and_then(Value::as_str)
+            .unwrap_or("DISABLED")
+            .to_string();
+        let draining = asgp
+            .get("managedDraining")
+            .and_then(Value::as_str)
+            .unwrap_or("ENABLED")
+            .to_string();
+        self.store.write(|tx| {
+            if find(tx, ctx, &req.name)?.is_some_and(|p| p.status == "ACTIVE") {
+                return Err(ApiError::client(format!(
+                    "The specified capacity provider already exists. To change the configuration of an existing capacity provider, update the capacity provider. ({})",
+                    req.name
+                )));
+            }
+            let group = asg::find_named(tx, ctx, &group_arn)?
+                .filter(|g| g.arn == group_arn)
+                .ok_or_else(|| {
+                    ApiError::invalid_parameter(format!(
+                        "The specified Auto Scaling group ARN is invalid: no Auto Scaling group has the ARN {group_arn}."
+                    ))
+                })?;
+            let used: Option<String> = tx
+                .prepare_cached(
+                    "SELECT name FROM capacity_providers WHERE group_arn = ?1 AND status = 'ACTIVE'",
+                )?
+                .query_row([&group_arn], |r| r.get(0))
+                .optional()?;
+            if used.is_some() {
+                return Err(ApiError::client(
+                    "The specified Auto Scaling group ARN is already being used by another capacity provider. Specify a unique Auto Scaling group ARN and try again.",
+                ));
+            }
+            check_termination_protection(&protection, &scaling, &group)?;
+            let arn = format!(
+                "arn:aws:ecs:{}:{}:capacity-provider/{}",
+                ctx.region, ctx.account, req.name
+            );
+            let doc = json!({
+                "capacityProviderArn": arn,
+                "name": req.name,
+                "type": "EC2_AUTOSCALING",
+                "autoScalingGroupProvider": {
+                    "autoScalingGroupArn": group_arn,
+                    "managedScaling": scaling,
+                    "managedTerminationProtection": protection,
+                    "managedDraining": draining,
+                },
+                "updateStatus": "CREATE_COMPLETE",
+            });
+            tx.prepare_cached("DELETE FROM capacity_providers WHERE arn = ?1")?
+                .execute([&arn])?;
+            tx.prepare_cached(
+                "INSERT INTO capacity_providers (arn, account, region, name, group_arn, status, created_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'ACTIVE', ?6, ?7)",
+            )?
+            .execute(params![
+                arn,
+                ctx.account,
+                ctx.region,
+                req.name,
+                group_arn,
+                ctx.now_millis(),
+                doc.to_string()
+            ])?;
+            tags::put(tx, &arn, &req.tags)?;
+            let p = find(tx, ctx, &req.name)?.expect("just inserted");
+            Ok(json!({"capacityProvider": render(tx, &p, true)?}))
+        })
+    }
+
+    pub(super) fn update_capacity_provider(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: UpdateRequest = serde_json::from_value(input)?;
+        let update = req.auto_scaling_group_provider.unwrap_or(json!({}));
+        self.store.write(|tx| {
+            let mut p = active(tx, ctx, &req.name)?.ok_or_else(|| not_active(&req.name))?;
+            let mut asgp = p.doc["autoScalingGroupProvider"].clone();
+            if let Some(ms) = update.get("managedScaling") {
+                asgp["managedScaling"] = managed_scaling(Some(ms))?;
+            }
+            for k in ["managedTerminationProtection", "managedDraining"] {
+                if let Some(v) = update.get(k) {
+                    asgp[k] = v.clone();
+                }
+            }
+            if let Some(g) = group_of(tx, &p)? {
+                check_termination_protection(
+                    asgp["managedTerminationProtection"]
+                        .as_str()
+                        .unwrap_or("DISABLED"),
+                    &asgp["managedScaling"],
+                    &g,
+                )?;
+            }
+            p.doc.insert("autoScalingGroupProvider".into(), asgp);
+            p.doc
+                .insert("updateStatus".into(), json!("UPDATE_COMPLETE"));
+            save(tx, &p)?;
+            Ok(json!({"capacityProvider": render(tx, &p, false)?}))
+        })
+    }
+
+    pub(super) fn delete_capacity_provider(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: DeleteRequest = serde_json::from_value(input)?;
+        if is_fargate(&req.capacity_provider) {
+            return Err(ApiError::invalid_parameter(
+                "The FARGATE and FARGATE_SPOT capacity providers are reserved and cannot be deleted.",
+            ));
+        }
+        self.store.write(|tx| {
+            let mut p = active(tx, ctx, &req.capacity_provider)?
+                .ok_or_else(|| not_active(&req.capacity_provider))?;
+            if let Some(c) = clusters_using(tx, ctx, &p.name)?.first() {
+                return Err(ApiError::client(format!(
+                    "The capacity provider cannot be deleted because it is associated with cluster: {c}. Remove the capacity provider from the cluster and try again."
+                )));
+            }
+            p.status = "INACTIVE".into();
+            p.doc.insert("updateStatus".into(), json!("DELETE_COMPLETE"));
+            save(tx, &p)?;
+            Ok(json!({"capacityProvider": render(tx, &p, false)?}))
+        })
+    }
+
+    pub(super) fn describe_capacity_providers(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+        let req: DescribeRequest = serde_json::from_value(input)?;
+        let with_tags = req.include.iter().any(|i| i == "TAGS");
+        let size = paging::page_size(req.max_results, 10)?;
+        let start = match &req.next_token {
+            Some(t) => paging::decode_as::<usize>(t)?,
+            None => 0,
+        };
+        self.store.read(|conn| {
+            let mut found = Vec::new();
+            let mut failures = Vec::new();
+            match &req.capacity_providers {
+                Some(names) if !names.is_empty() => {
+                    for n in names {
+                        if is_fargate(n) {
+                            found.push(builtin(ctx, n));
+                        } else if let Some(p) = find(conn, ctx, n)? {
+                            found.push(render(conn, &p, with_tags)?);
+                        } else {
+                            failures.push(json!({
+                                "arn": if n.starts_with("arn:") { n.clone() } else { format!("arn:aws:ecs:{}:{}:capacity-provider/{n}", ctx.region, ctx.account) },
+                                "reason": "MISSING",
+                            }));
+                        }
+                    }
+                }
+                _ => {
+                    found.push(builtin(ctx, FARGATE));
+                    found.push(builtin(ctx, FARGATE_SPOT));
+                    let rows: Vec<ProviderRow> = conn
+                        .prepare_cached(&format!(
+                            "{SELECT} WHERE account = ?1 AND region = ?2 AND status = 'ACTIVE' ORDER BY name"
+                        ))?
+                        .query_map(params![ctx.account, ctx.region], from_sql)?
+                        .collect::<Result<_, _>>()?;
+                    for p in rows {
+                        found.push(render(conn, &p, with_tags)?);
+                    }
+                }
+            }
+            let total = found.len();
+            let page: Vec<Value> = found.into_iter().skip(start).take(size).collect();
+            let mut out = json!({"capacityProviders": page, "failures": failures});
+            if start + size < total {
+                out["nextToken"] = json!(paging::encode(&json!(start + size)));
+            }
+            Ok(out)
+        })
+    }
+
+    pub(super) fn put_cluster_capacity_providers(
+        &self,
+        ctx: &Ctx,
+        input: Value,
+    ) -> ApiResult<Value> {
+        let req: PutClusterRequest = serde_json::from_value(input)?;
+        self.store.write(|tx| {
+            let mut row = clusters::resolve_active(tx, ctx, Some(&req.cluster))?;
+            check_cluster_providers(
+                tx,
+                ctx,
+                &row.name,
+                &req.capacity_providers,
+                &req.default_capacity_provider_strategy,
+            )?;
+            let current: Vec<String> = row
+                .doc
+                .get("capacityProviders")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            for removed in current.iter().filter(|c| !req.capacity_providers.contains(c)) {
+                if live_tasks_of(tx, &row.arn, removed)? > 0 {
+                    return Err(ApiError::new(
+                        "ResourceInUseException",
+                        format!("The specified capacity provider '{removed}' is in use and cannot be removed."),
+                    ));
+                }
+            }
+            row.doc
+                .insert("capacityProviders".into(), json!(req.capacity_providers));
+            row.doc.insert(
+                "defaultCapacityProviderStrategy".into(),
+                Value::Array(req.default_capacity_provider_strategy.clone()),
+            );
+            clusters::save_doc(tx, &row)?;
+            Ok(json!({"cluster": clusters::render(tx, &row, &["SETTINGS", "TAGS", "CONFIGURATIONS"])?}))
+        })
+    }
+}
+
+/// `CapacityProviderReservation`: the instances the provider needs (`m`,
+/// those running tasks plus those the waiting tasks need) over those it has
+/// (`n`), ×100. ECS's conventions: 100 when both are zero, 200 when tasks
+/// wait and there are no instances.
+pub fn reservation(m: i64, n: i64) -> f64 {
+    match (m, n) {
+        (0, 0) => 100.0,
+        (_, 0) => 200.0,
+        _ => m as f64 * 100.0 / n as f64,
+    }
+}
+
+/// How many instances of `capacity` (cpu, memory) the `tasks` (cpu, memory
+/// each) need, packed first-fit in decreasing size. A task larger than an
+/// empty instance needs none (it can never be placed).
+pub fn instances_needed(capacity: (i64, i64), tasks: &[(i64, i64)]) -> i64 {
+    let mut sorted: Vec<(i64, i64)> = tasks
+        .iter()
+        .copied()
+        .filter(|(c, m)| *c <= capacity.0 && *m <= capacity.1)
+        .collect();
+    sorted.sort_by_key(|(c, m)| std::cmp::Reverse((*m, *c)));
+    let mut bins: Vec<(i64, i64)> = Vec::new();
+    for (c, m) in sorted {
+        match bins.iter_mut().find(|b| b.0 >= c && b.1 >= m) {
+            Some(b) => {
+                b.0 -= c;
+                b.1 -= m;
+            }
+            None => bins.push((capacity.0 - c, capacity.1 - m)),
+        }
+    }
+    bins.len() as i64
+}
+
+/// The desired capacity managed scaling asks for: enough instances that
+/// `m` of them are `target`% of the group, moved from `current` by at least
+/// the minimum and at most the maximum step, within the group's bounds.
+pub fn desired_for(
+    m: i64,
+    current: i64,
+    target: i64,
+    min_step: i64,
+    max_step: i64,
+    bounds: (i64, i64),
+) -> i64 {
+    let want = (m * 100 + target.max(1) - 1) / target.max(1);
+    let next = if want > current {
+        current + (want - current).clamp(min_step.max(1), max_step.max(1))
+    } else if want < current {
+        current - (current - want).min(max_step.max(1))
+    } else {
+        current
+    };
+    next.clamp(bounds.0, bounds.1)
+}
+
+/// Managed scaling for every provider that has it, after placing the tasks
+/// waiting for capacity. Returns whether anything changed.
+pub fn tick(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
+    let mut changed = super::tasks::place_pending(tx, now_ms)?;
+    let providers: Vec<ProviderRow> = tx
+        .prepare_cached(&format!(
+            "{SELECT} WHERE status = 'ACTIVE' ORDER BY created_at"
+        ))?
+        .query_map([], from_sql)?
+        .collect::<Result<_, _>>()?;
+    let settings = FleetSettings::current();
+    for mut p in providers {
+        let Some(mut g) = group_of(tx, &p)? else {
+            continue;
+        };
+        if g.deleting {
+            continue;
+        }
+        let members: Vec<fleet::InstanceRow> = fleet::members(tx, &g)?
+            .into_iter()
+            .filter(|i| !i.warm())
+            .collect();
+        if p.managed_termination_protection() {
+            for i in &members {
+                let Some(arn) = &i.container_instance_arn else {
+                    continue;
+                };
+                let busy = live_count(tx, arn)? > 0;
+                if busy != i.protected {
+                    fleet::set_protected(tx, &i.id, busy)?;
+                    changed = true;
+                }
+            }
+        }
+        if !p.managed_scaling() {
+            continue;
+        }
+        let mut busy = 0;
+        for i in &members {
+            if let Some(arn) = &i.container_instance_arn {
+                if live_count(tx, arn)? > 0 {
+                    busy += 1;
+                }
+            }
+        }
+        let waiting = super::tasks::pending_reservations(tx, &p.name, &p.account, &p.region)?;
+        let ctx = Ctx {
+            account: p.account.clone(),
+            region: p.region.clone(),
+            access_key: String::new(),
+            principal_arn: format!("arn:aws:iam::{}:root", p.account),
+            request_id: String::new(),
+            now: chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
+        };
+        let capacity = asg::resolve_launch(tx, &ctx, &g.doc)
+            .ok()
+            .and_then(|l| l.types.first().cloned())
+            .and_then(|t| catalog::find(&t))
+            .map(catalog::ecs_registered_resources)
+            .unwrap_or((0, 0));
+        let m = busy + instances_needed(capacity, &waiting);
+        let n = members.len() as i64;
+        let target = p.scaling_int("targetCapacity", 100);
+        let metric = reservation(m, n);
+        let next = desired_for(
+            m,
+            g.desired,
+            target,
+            p.scaling_int("minimumScalingStepSize", 1),
+            p.scaling_int("maximumScalingStepSize", 10000),
+            (g.min, g.max),
+        );
+        let below = metric < target as f64;
+        let since = p.doc.get(BELOW_SINCE).and_then(Value::as_i64);
+        match (below, since) {
+            (true, None) => {
+                p.doc.insert(BELOW_SINCE.into(), json!(now_ms));
+                save(tx, &p)?;
+            }
+            (false, Some(_)) => {
+                p.doc.remove(BELOW_SINCE);
+                save(tx, &p)?;
+            }
+            _ => {}
+        }
+        let scale_in_due = since.is_some_and(|s| now_ms - s >= settings.scale_in_after_ms);
+        let apply = (next > g.desired) || (next < g.desired && below && scale_in_due);
+        if apply {
+            let why = format!(
+                "a monitor alarm TargetTracking-{}-Alarm{} in state ALARM triggered policy ECSManagedAutoScalingPolicy-{} (CapacityProviderReservation {metric:.0} against target {target})",
+                g.name,
+                if next > g.desired { "High" } else { "Low" },
+                p.name
+            );
+            tracing::info!(provider = %p.name, group = %g.name, from = g.desired, to = next, reservation = metric, "managed scaling");
+            let scaled_in = next < g.desired;
+            asg::change_desired(tx, &mut g, next, &why, now_ms)?;
+            if scaled_in {
+                // The next scale-in waits for another full period below target.
+                p.doc.remove(BELOW_SINCE);
+                save(tx, &p)?;
+            }
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+fn live_count(conn: &Connection, arn: &str) -> ApiResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM tasks WHERE container_instance_arn = ?1 AND last_status != 'STOPPED'",
+        )?
+        .query_row([arn], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(p: &str, base: i64, weight: i64) -> Item {
+        Item {
+            provider: p.into(),
+            base,
+            weight,
+        }
+    }
+
+    #[test]
+    fn split_base_then_weights() {
+        let s = [item("a", 2, 1), item("b", 0, 3)];
+        assert_eq!(split(&s, 1), [1, 0]);
+        assert_eq!(split(&s, 2), [2, 0]);
+        assert_eq!(split(&s, 6), [3, 3]);
+        assert_eq!(split(&s, 10), [4, 6]);
+        assert_eq!(split(&[item("a", 0, 1), item("b", 0, 1)], 3), [2, 1]);
+        assert_eq!(split(&[item("a", 0, 0), item("b", 0, 1)], 3), [0, 3]);
+        assert_eq!(split(&[item("a", 5, 0), item("b", 0, 1)], 3), [3, 0]);
+    }
+
+    #[test]
+    fn reservation_conventions() {
+        assert_eq!(reservation(0, 0), 100.0);
+        assert_eq!(reservation(3, 0), 200.0);
+        assert_eq!(reservation(1, 2), 50.0);
+        assert_eq!(reservation(3, 2), 150.0);
+    }
+
+    #[test]
+    fn packing_counts_instances() {
+        let cap = (2048, 3800);
+        assert_eq!(instances_needed(cap, &[]), 0);
+        assert_eq!(instances_needed(cap, &[(1024, 1000); 2]), 1);
+        assert_eq!(instances_needed(cap, &[(1024, 1000); 3]), 2);
+        assert_eq!(instances_needed(cap, &[(256, 3000), (256, 3000)]), 2);
+        // Too big for any instance: needs none.
+        assert_eq!(instances_needed(cap, &[(4096, 100)]), 0);
+    }
+
+    #[test]
+    fn desired_follows_target_and_steps() {
+        // 3 needed at target 100: 3.
+        assert_eq!(desired_for(3, 0, 100, 1, 10000, (0, 10)), 3);
+        // Target 50: twice as many.
+        assert_eq!(desired_for(3, 0, 50, 1, 10000, (0, 10)), 6);
+        // Maximum step 2.
+        assert_eq!(desired_for(5, 0, 100, 1, 2, (0, 10)), 2);
+        // Minimum step 3.
+        assert_eq!(desired_for(1, 0, 100, 3, 10, (0, 10)), 3);
+        // Scale in, bounded by the group.
+        assert_eq!(desired_for(0, 3, 100, 1, 10000, (1, 10)), 1);
+        assert_eq!(desired_for(0, 3, 100, 1, 10000, (0, 10)), 0);
+        // Above the group's max: the max.
+        assert_eq!(desired_for(20, 0, 100, 1, 10000, (0, 3)), 3);
+    }
+}
