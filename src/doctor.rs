@@ -66,6 +66,45 @@ fn task_limits_check(socket: &str) -> Check {
     }
 }
 
+/// Which architectures tasks run for here: the machine's own, and those
+/// emulated through QEMU registered with binfmt_misc under `binfmt_dir`.
+/// Informational: a machine without emulation runs its own architecture's
+/// tasks.
+fn architectures_check(native: &str, binfmt_dir: &Path) -> Check {
+    use crate::runtime::{binfmt_entry, runnable_archs};
+    let runnable = runnable_archs(native, binfmt_dir);
+    let listed: Vec<String> = runnable
+        .iter()
+        .map(|(arch, emulated)| match (emulated, binfmt_entry(arch)) {
+            (true, Some(entry)) => format!("linux/{arch} (emulated: binfmt {entry})"),
+            _ => format!("linux/{arch} (native)"),
+        })
+        .collect();
+    let mut detail = format!("tasks run here for {}", listed.join(", "));
+    for other in ["amd64", "arm64"] {
+        if runnable.iter().any(|(arch, _)| arch == other) {
+            continue;
+        }
+        let ecs_name = if other == "amd64" { "x86_64" } else { other };
+        detail.push_str(&format!(
+            "; {ecs_name} tasks (instance types such as {}) need images built for {other} and emulation to run: install `qemu-user-static` (Debian package, with `binfmt-support`) to register it",
+            if other == "arm64" { "t4g, m7g" } else { "t3, m7i" }
+        ));
+    }
+    if runnable.len() == 1 && !binfmt_dir.join("status").exists() {
+        detail.push_str(&format!(
+            " (binfmt_misc is not mounted at {}: `mount -t binfmt_misc binfmt_misc {}`)",
+            binfmt_dir.display(),
+            binfmt_dir.display()
+        ));
+    }
+    Check {
+        name: "platforms",
+        ok: true,
+        detail,
+    }
+}
+
 pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
     let mut checks = Vec::new();
     let socket = docker_socket();
@@ -78,6 +117,10 @@ pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
         },
     });
     checks.push(task_limits_check(&socket));
+    checks.push(architectures_check(
+        &crate::runtime::native_arch(),
+        Path::new(crate::runtime::BINFMT_DIR),
+    ));
     let probe = data_dir.join(".berth-doctor-probe");
     let writable = std::fs::create_dir_all(data_dir)
         .and_then(|_| std::fs::write(&probe, b"ok"))
@@ -106,4 +149,38 @@ pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
         },
     });
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures_are_informational() {
+        let dir = std::env::temp_dir().join(format!("berth-doctor-binfmt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = architectures_check("amd64", &dir);
+        assert!(c.ok);
+        assert!(
+            c.detail
+                .starts_with("tasks run here for linux/amd64 (native);"),
+            "{}",
+            c.detail
+        );
+        assert!(c.detail.contains("arm64 tasks"), "{}", c.detail);
+        assert!(c.detail.contains("images built for arm64"), "{}", c.detail);
+        assert!(c.detail.contains("qemu-user-static"), "{}", c.detail);
+        std::fs::write(
+            dir.join("qemu-aarch64"),
+            "enabled\ninterpreter /usr/bin/qemu-aarch64-static\n",
+        )
+        .unwrap();
+        let c = architectures_check("amd64", &dir);
+        assert!(c.ok);
+        assert_eq!(
+            c.detail,
+            "tasks run here for linux/amd64 (native), linux/arm64 (emulated: binfmt qemu-aarch64)"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -141,6 +141,59 @@ fn host_address(task: &TaskRow, mode: NetworkMode) -> Result<Option<String>, Run
     }
 }
 
+/// Whether a task's container can run its image here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PlatformCheck {
+    /// Create it with this platform (`linux/arm64`), or the engine's default
+    /// (`None`: the machine's own).
+    Run(Option<String>),
+    /// It cannot: the container's reason and the task's stopped reason.
+    Fail(String),
+}
+
+/// Whether a container of a task for `task_arch` runs its image built for
+/// `image_arch` (`None`: the image does not say, so the machine's own) on a
+/// machine of `native` architecture, `emulated` saying whether binaries of
+/// `task_arch` run here through emulation (binfmt). Architectures are
+/// Docker's names (`amd64`, `arm64`). As on ECS, an image without a variant
+/// for the instance's architecture fails as a pull.
+fn platform_check(
+    task_arch: &str,
+    image_arch: Option<&str>,
+    native: &str,
+    emulated: bool,
+) -> PlatformCheck {
+    if task_arch == native {
+        return PlatformCheck::Run(None);
+    }
+    let platform = format!("linux/{task_arch}");
+    if image_arch.unwrap_or(native) != task_arch {
+        return PlatformCheck::Fail(format!(
+            "CannotPullContainerError: pull image manifest has been retried 1 time(s): image Manifest does not contain descriptor matching platform '{platform}'"
+        ));
+    }
+    if !emulated {
+        return PlatformCheck::Fail(format!(
+            "CannotStartContainerError: {platform} cannot run on this machine (linux/{native}): exec format error: no emulation for {platform} is installed (qemu-user-static)"
+        ));
+    }
+    PlatformCheck::Run(Some(platform))
+}
+
+/// The architecture the task was placed for (its `ecs.cpu-architecture`
+/// attribute), as Docker names it; the machine's own when it has none.
+fn task_arch(task: &TaskRow, native: &str) -> String {
+    task.doc
+        .get("attributes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|a| a.get("name").and_then(Value::as_str) == Some("ecs.cpu-architecture"))
+        .and_then(|a| a.get("value").and_then(Value::as_str))
+        .map(crate::runtime::docker_arch)
+        .unwrap_or_else(|| native.to_string())
+}
+
 /// Where a task's containers are attached.
 #[derive(Debug, Clone, Copy)]
 struct TaskNetwork<'a> {
@@ -264,6 +317,8 @@ fn spec_for(
         ulimits,
         stop_timeout_s: Some(stop_timeout(task, def)),
         health,
+        // Set by `start_containers` for a task of another architecture.
+        platform: None,
     }
 }
 
@@ -595,6 +650,12 @@ async fn start_containers(
         set(task, "pullStartedAt", json!(now()));
         save(agent, task).await?;
     }
+    // Only a task for another architecture than the machine's looks at its
+    // images' architecture.
+    let native = crate::runtime::native_arch();
+    let arch = task_arch(task, &native);
+    let foreign_platform = (arch != native).then(|| format!("linux/{arch}"));
+    let mut platforms: HashMap<String, Option<String>> = HashMap::new();
     for def in defs {
         let (name, image) = (
             name_of(def).to_string(),
@@ -605,7 +666,7 @@ async fn start_containers(
         );
         let digest = match rt.local_image(&image).await? {
             Some(d) => d,
-            None => match rt.pull(&image).await {
+            None => match rt.pull(&image, foreign_platform.as_deref()).await {
                 Ok(d) => d,
                 Err(e) => {
                     let reason = format!("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref {image}: {e}");
@@ -618,6 +679,26 @@ async fn start_containers(
                 }
             },
         };
+        if foreign_platform.is_some() {
+            let image_arch = rt.image_architecture(&image).await?;
+            let emulated = crate::runtime::emulation_registered(
+                std::path::Path::new(crate::runtime::BINFMT_DIR),
+                &arch,
+            );
+            match platform_check(&arch, image_arch.as_deref(), &native, emulated) {
+                PlatformCheck::Run(platform) => {
+                    platforms.insert(name.clone(), platform);
+                }
+                PlatformCheck::Fail(reason) => {
+                    if let Some(c) = container_doc(task, &name) {
+                        c.insert("reason".into(), json!(reason));
+                    }
+                    save(agent, task).await?;
+                    request_stop(agent, task, "TaskFailedToStart", &reason).await?;
+                    return Ok(());
+                }
+            }
+        }
         if let Some(c) = container_doc(task, &name) {
             c.insert("imageDigest".into(), json!(digest));
         }
@@ -645,7 +726,8 @@ async fn start_containers(
             None => None,
         };
         if existing.is_none() {
-            let spec = spec_for(&agent.owner, task, def, net, task.runtime.cgroup.as_deref());
+            let mut spec = spec_for(&agent.owner, task, def, net, task.runtime.cgroup.as_deref());
+            spec.platform = platforms.get(&name).cloned().flatten();
             rt.remove(&spec.name).await?;
             match rt.create(&spec).await {
                 Ok(id) => {
@@ -1022,6 +1104,67 @@ mod tests {
             started_at: Some(Utc::now()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn platform_of_a_task_for_another_architecture() {
+        use PlatformCheck::*;
+        // The machine's own architecture: as always, whatever the image.
+        assert_eq!(
+            platform_check("amd64", Some("arm64"), "amd64", false),
+            Run(None)
+        );
+        assert_eq!(platform_check("arm64", None, "arm64", false), Run(None));
+        // No variant for the task's architecture: fails as ECS's pull does.
+        let no_variant = "CannotPullContainerError: pull image manifest has been retried 1 time(s): image Manifest does not contain descriptor matching platform 'linux/arm64'";
+        for emulated in [false, true] {
+            assert_eq!(
+                platform_check("arm64", Some("amd64"), "amd64", emulated),
+                Fail(no_variant.into())
+            );
+            assert_eq!(
+                platform_check("arm64", None, "amd64", emulated),
+                Fail(no_variant.into())
+            );
+        }
+        // The right variant: runs emulated, or cannot run at all.
+        assert_eq!(
+            platform_check("arm64", Some("arm64"), "amd64", true),
+            Run(Some("linux/arm64".into()))
+        );
+        let Fail(why) = platform_check("arm64", Some("arm64"), "amd64", false) else {
+            panic!("runs without emulation");
+        };
+        assert!(why.starts_with("CannotStartContainerError: "), "{why}");
+        assert!(
+            why.contains("no emulation for linux/arm64 is installed (qemu-user-static)"),
+            "{why}"
+        );
+        // The other way round.
+        assert_eq!(
+            platform_check("amd64", Some("amd64"), "arm64", true),
+            Run(Some("linux/amd64".into()))
+        );
+        assert!(matches!(
+            platform_check("amd64", Some("arm64"), "arm64", true),
+            Fail(r) if r.ends_with("platform 'linux/amd64'")
+        ));
+    }
+
+    #[test]
+    fn task_architecture_from_its_attribute() {
+        let mut t = task("EC2", Some("10.99.0.1"));
+        assert_eq!(task_arch(&t, "amd64"), "amd64");
+        t.doc.insert(
+            "attributes".into(),
+            json!([{"name": "ecs.cpu-architecture", "value": "arm64"}]),
+        );
+        assert_eq!(task_arch(&t, "amd64"), "arm64");
+        t.doc.insert(
+            "attributes".into(),
+            json!([{"name": "ecs.cpu-architecture", "value": "x86_64"}]),
+        );
+        assert_eq!(task_arch(&t, "amd64"), "amd64");
     }
 
     #[test]

@@ -255,9 +255,18 @@ impl Runtime for DockerRuntime {
         Ok(())
     }
 
-    async fn pull(&self, image: &str) -> Result<String, RuntimeError> {
+    async fn image_architecture(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.architecture.filter(|a| !a.is_empty())),
+            Err(e) if is_404(&e) => Ok(None),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    async fn pull(&self, image: &str, platform: Option<&str>) -> Result<String, RuntimeError> {
         let opts = CreateImageOptions {
             from_image: Some(image.to_string()),
+            platform: platform.unwrap_or_default().to_string(),
             ..Default::default()
         };
         let mut stream = self.docker.create_image(Some(opts), None, None);
@@ -359,7 +368,7 @@ impl Runtime for DockerRuntime {
         };
         let opts = CreateContainerOptions {
             name: Some(spec.name.clone()),
-            ..Default::default()
+            platform: spec.platform.clone().unwrap_or_default(),
         };
         let resp = self
             .docker

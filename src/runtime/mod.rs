@@ -13,6 +13,7 @@ pub mod pause;
 pub use cgroup::TaskLimits;
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -153,6 +154,9 @@ pub struct ContainerSpec {
     /// Aliases of other containers, seen only by this one; only with
     /// `NetworkAttach::Network`. The container linked to need not exist yet.
     pub links: Vec<Link>,
+    /// The image's platform (`linux/arm64`) when it is not this machine's
+    /// own; `None`: the engine's default.
+    pub platform: Option<String>,
 }
 
 /// What the runtime reports about a container.
@@ -193,8 +197,13 @@ pub trait Runtime: Send + Sync {
         tar: Vec<u8>,
         changes: &[&str],
     ) -> Result<(), RuntimeError>;
-    /// Pull an image; the digest (or id) of what was pulled.
-    async fn pull(&self, image: &str) -> Result<String, RuntimeError>;
+    /// The architecture (`amd64`, `arm64`, as Docker names it) a local
+    /// image was built for; `None` when the image is not present, or when
+    /// it does not say.
+    async fn image_architecture(&self, image: &str) -> Result<Option<String>, RuntimeError>;
+    /// Pull an image, the variant for `platform` (`linux/arm64`) when given;
+    /// the digest (or id) of what was pulled.
+    async fn pull(&self, image: &str, platform: Option<&str>) -> Result<String, RuntimeError>;
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
     async fn start(&self, id: &str) -> Result<(), RuntimeError>;
     /// SIGTERM, then SIGKILL after `timeout_s`; returns when it has stopped.
@@ -231,4 +240,100 @@ pub trait Runtime: Send + Sync {
     async fn remove_host_address(&self, ip: &str) -> Result<(), RuntimeError>;
     /// Every container whose `LABEL_MANAGED` is `owner`, running or not.
     async fn list_managed(&self, owner: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
+}
+
+/// Where the kernel's `binfmt_misc` registrations are: an interpreter
+/// registered there (QEMU, from Debian's `qemu-user-static`) runs binaries of
+/// another architecture.
+pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
+
+/// Docker's name (`amd64`, `arm64`) for an architecture as Rust (`x86_64`,
+/// `aarch64`), ECS (`x86_64`, `arm64`, `ARM64`) or Docker write it; any other
+/// name lowercased.
+pub fn docker_arch(arch: &str) -> String {
+    match arch.to_ascii_lowercase().as_str() {
+        "x86_64" | "x86-64" | "amd64" => "amd64".to_string(),
+        "aarch64" | "arm64" => "arm64".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// This machine's own architecture, as Docker names it.
+pub fn native_arch() -> String {
+    docker_arch(std::env::consts::ARCH)
+}
+
+/// The `binfmt_misc` entry QEMU registers for an architecture (Docker's
+/// name): `qemu-aarch64` for `arm64`, `qemu-x86_64` for `amd64`.
+pub fn binfmt_entry(arch: &str) -> Option<&'static str> {
+    match arch {
+        "arm64" => Some("qemu-aarch64"),
+        "amd64" => Some("qemu-x86_64"),
+        _ => None,
+    }
+}
+
+/// Whether binaries of `arch` (Docker's name) run here through an emulator
+/// registered and enabled under `binfmt_dir` (`BINFMT_DIR`): its entry's
+/// first line is `enabled`.
+pub fn emulation_registered(binfmt_dir: &Path, arch: &str) -> bool {
+    let Some(entry) = binfmt_entry(arch) else {
+        return false;
+    };
+    std::fs::read_to_string(binfmt_dir.join(entry))
+        .is_ok_and(|s| s.lines().next().map(str::trim) == Some("enabled"))
+}
+
+/// The architectures (Docker's names) whose containers run on this machine:
+/// its own, then those it emulates (`binfmt_dir` is `BINFMT_DIR`).
+pub fn runnable_archs(native: &str, binfmt_dir: &Path) -> Vec<(String, bool)> {
+    let mut out = vec![(native.to_string(), false)];
+    for arch in ["amd64", "arm64"] {
+        if arch != native && emulation_registered(binfmt_dir, arch) {
+            out.push((arch.to_string(), true));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architecture_names() {
+        assert_eq!(docker_arch("x86_64"), "amd64");
+        assert_eq!(docker_arch("aarch64"), "arm64");
+        assert_eq!(docker_arch("ARM64"), "arm64");
+        assert_eq!(docker_arch("amd64"), "amd64");
+        assert_eq!(docker_arch("riscv64"), "riscv64");
+        assert!(["amd64", "arm64"].contains(&native_arch().as_str()));
+    }
+
+    #[test]
+    fn emulation_from_binfmt_entries() {
+        let dir = std::env::temp_dir().join(format!("berth-binfmt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!emulation_registered(&dir, "arm64"));
+        assert_eq!(runnable_archs("amd64", &dir), vec![("amd64".into(), false)]);
+        std::fs::write(
+            dir.join("qemu-aarch64"),
+            "disabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n",
+        )
+        .unwrap();
+        assert!(!emulation_registered(&dir, "arm64"));
+        std::fs::write(
+            dir.join("qemu-aarch64"),
+            "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POCF\n",
+        )
+        .unwrap();
+        assert!(emulation_registered(&dir, "arm64"));
+        assert!(!emulation_registered(&dir, "amd64"));
+        assert!(!emulation_registered(&dir, "s390x"));
+        assert_eq!(
+            runnable_archs("amd64", &dir),
+            vec![("amd64".into(), false), ("arm64".into(), true)]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
