@@ -219,7 +219,9 @@ pub const MIGRATIONS: &[&str] = &[
         ready_at                INTEGER NOT NULL,
         container_instance_arn  TEXT,
         interrupt_at            INTEGER,
-        terminated_at           INTEGER
+        terminated_at           INTEGER,
+        state_since             INTEGER NOT NULL DEFAULT 0,
+        unregistered_billed_ms  INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX ec2_instances_by_group ON ec2_instances (account, region, group_name, lifecycle);
     CREATE INDEX ec2_instances_by_container_instance ON ec2_instances (container_instance_arn);

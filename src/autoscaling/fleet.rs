@@ -186,17 +186,43 @@ pub fn unprotect_all(tx: &Connection, g: &GroupRow) -> ApiResult<()> {
     Ok(())
 }
 
+/// The states in which EC2 bills an instance that is not registered with
+/// a cluster: booting, and prepared running in a warm pool. (A stopped
+/// warm-pool instance pays only for its volume, which Berth does not price.)
+pub const BILLED_UNREGISTERED: [&str; 3] = ["Pending", "Warmed:Pending", "Warmed:Running"];
+
+/// Move an instance to `lifecycle` at `now_ms`, adding the time it spent
+/// billed and unregistered in the state it leaves.
 fn set_lifecycle(
     tx: &Connection,
     id: &str,
     lifecycle: &str,
     ready_at: Option<i64>,
+    now_ms: i64,
 ) -> ApiResult<()> {
     tx.prepare_cached(
-        "UPDATE ec2_instances SET lifecycle = ?2, ready_at = coalesce(?3, ready_at) WHERE id = ?1",
+        "UPDATE ec2_instances SET
+           unregistered_billed_ms = unregistered_billed_ms
+             + CASE WHEN lifecycle IN ('Pending', 'Warmed:Pending', 'Warmed:Running')
+                    THEN max(0, ?4 - state_since) ELSE 0 END,
+           lifecycle = ?2, state_since = ?4, ready_at = coalesce(?3, ready_at)
+         WHERE id = ?1",
     )?
-    .execute(params![id, lifecycle, ready_at])?;
+    .execute(params![id, lifecycle, ready_at, now_ms])?;
     Ok(())
+}
+
+/// Milliseconds an instance has been billed while not registered, up to
+/// `now_ms`.
+pub fn unregistered_billed_ms(conn: &Connection, id: &str, now_ms: i64) -> ApiResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT unregistered_billed_ms
+               + CASE WHEN lifecycle IN ('Pending', 'Warmed:Pending', 'Warmed:Running')
+                      THEN max(0, ?2 - state_since) ELSE 0 END
+             FROM ec2_instances WHERE id = ?1",
+        )?
+        .query_row(params![id, now_ms], |r| r.get(0))?)
 }
 
 fn wake_signal() -> &'static tokio::sync::Notify {
@@ -272,10 +298,9 @@ fn end_instance(
             instances::deregister_with(tx, &ci, code, reason)?;
         }
     }
-    tx.prepare_cached(
-        "UPDATE ec2_instances SET lifecycle = 'Terminated', terminated_at = ?2, protected = 0 WHERE id = ?1",
-    )?
-    .execute(params![inst.id, now_ms])?;
+    set_lifecycle(tx, &inst.id, "Terminated", None, now_ms)?;
+    tx.prepare_cached("UPDATE ec2_instances SET terminated_at = ?2, protected = 0 WHERE id = ?1")?
+        .execute(params![inst.id, now_ms])?;
     Ok(())
 }
 
@@ -422,8 +447,8 @@ fn launch(
         .unwrap_or_default();
     tx.prepare_cached(
         "INSERT INTO ec2_instances (id, account, region, group_name, instance_type, az, market,
-            lifecycle, protected, launch_template, ecs_config, launched_at, ready_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            lifecycle, protected, launch_template, ecs_config, launched_at, ready_at, state_since)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?12)",
     )?
     .execute(params![
         id,
@@ -606,7 +631,13 @@ fn step_group(
                     continue;
                 };
                 let join = settings.warm_join_ms(inst.lifecycle == "Warmed:Running");
-                set_lifecycle(tx, &id, Lifecycle::Pending.as_str(), Some(now_ms + join))?;
+                set_lifecycle(
+                    tx,
+                    &id,
+                    Lifecycle::Pending.as_str(),
+                    Some(now_ms + join),
+                    now_ms,
+                )?;
                 if groups::protects_new_instances(g) {
                     set_protected(tx, &id, true)?;
                 }
@@ -639,10 +670,11 @@ fn step_group(
                     Some(PoolState::Running) => "Warmed:Running",
                     _ => "Warmed:Stopped",
                 };
+                set_lifecycle(tx, &id, state, None, now_ms)?;
                 tx.prepare_cached(
-                    "UPDATE ec2_instances SET lifecycle = ?2, container_instance_arn = NULL, protected = 0 WHERE id = ?1",
+                    "UPDATE ec2_instances SET container_instance_arn = NULL, protected = 0 WHERE id = ?1",
                 )?
-                .execute(params![id, state])?;
+                .execute([&id])?;
                 groups::record_activity(
                     tx,
                     g,
@@ -708,7 +740,7 @@ fn finish_boots(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
                 Some(PoolState::Running) => "Warmed:Running",
                 _ => "Warmed:Stopped",
             };
-            set_lifecycle(tx, &inst.id, state, None)?;
+            set_lifecycle(tx, &inst.id, state, None, now_ms)?;
             if let Some(g) = &g {
                 launched(tx, g, &inst.id, now_ms)?;
             }
@@ -716,7 +748,7 @@ fn finish_boots(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
             continue;
         }
         if inst.lifecycle == "Pending" {
-            set_lifecycle(tx, &inst.id, "InService", None)?;
+            set_lifecycle(tx, &inst.id, "InService", None, now_ms)?;
             changed = true;
         }
         if register(tx, g.as_ref(), &inst, now_ms)? {

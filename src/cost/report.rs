@@ -326,6 +326,15 @@ pub fn report(tasks: &[TaskUsage], instances: &[InstanceUsage], by: GroupBy) -> 
     if tasks.iter().any(|t| arch_of(t) == Arch::Arm64) {
         notes.push("Fargate Spot does not run arm64 tasks: no FARGATE_SPOT total".into());
     }
+    let prepared = instances
+        .iter()
+        .filter(|i| i.container_instance_arn.is_empty())
+        .count();
+    if prepared > 0 {
+        notes.push(format!(
+            "idle capacity includes {prepared} Auto Scaling instance(s) billed while booting or prepared in a warm pool"
+        ));
+    }
     let mut idle = Idle::default();
     for i in instances {
         idle.instances += 1;

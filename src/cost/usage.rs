@@ -289,5 +289,72 @@ pub fn instance_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<Ins
         let since = (since_ms > i64::MIN).then_some(since_ms);
         out.push(meter::instance_usage(&facts, &tasks, since, now_ms));
     }
+    out.extend(unregistered_usage(conn, scope)?);
+    Ok(out)
+}
+
+/// What Auto Scaling groups' instances were billed while registered with no
+/// cluster: booting, and prepared running in a warm pool. Each is all idle
+/// capacity (no task can use it), listed with an empty container instance
+/// ARN under the cluster its user data names. Instances terminated before
+/// `since` are left out; the time of the others is counted whole.
+fn unregistered_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<InstanceUsage>> {
+    use crate::autoscaling::fleet;
+    let mut out = Vec::new();
+    for i in fleet::all_instances(conn, scope.account, scope.region, i64::MIN / 2)? {
+        if i.terminated_at.is_some_and(|t| t < scope.since_ms) {
+            continue;
+        }
+        let cluster = i
+            .ecs_config
+            .get("ECS_CLUSTER")
+            .filter(|c| !c.is_empty())
+            .map(String::as_str)
+            .unwrap_or(crate::ecs::clusters::DEFAULT_CLUSTER);
+        let cluster_arn = format!(
+            "arn:aws:ecs:{}:{}:cluster/{cluster}",
+            scope.region, scope.account
+        );
+        if scope.cluster_arn.is_some_and(|c| c != cluster_arn) {
+            continue;
+        }
+        let ms = fleet::unregistered_billed_ms(conn, &i.id, scope.now_ms)?;
+        if ms <= 0 {
+            continue;
+        }
+        let seconds = ms as f64 / 1000.0;
+        let spot = i.market == "spot";
+        // Per second: the 60-second minimum is the instance's, counted with
+        // its time in the cluster.
+        let hourly = if spot {
+            crate::pricing::ec2_spot_estimate(&i.region, &i.instance_type)
+        } else {
+            crate::pricing::ec2_on_demand(&i.region, &i.instance_type)
+        };
+        let cost = hourly.map_or(0.0, |h| h * seconds.ceil() / 3600.0);
+        let running = fleet::BILLED_UNREGISTERED.contains(&i.lifecycle.as_str());
+        out.push(InstanceUsage {
+            container_instance_arn: String::new(),
+            ec2_instance_id: i.id.clone(),
+            cluster_arn,
+            region: i.region.clone(),
+            instance_type: i.instance_type.clone(),
+            market: i.market.clone(),
+            metered_from: i.launched_at as f64 / 1000.0,
+            metered_to: (!running).then(|| i.terminated_at.unwrap_or(scope.now_ms) as f64 / 1000.0),
+            running,
+            seconds,
+            billed_seconds: seconds.ceil() as u64,
+            cost_usd: cost,
+            attributed_usd: 0.0,
+            idle_usd: cost,
+            basis: format!(
+                "EC2 {} {} of Auto Scaling group {}, billed while booting or prepared in a warm pool (not registered with a cluster)",
+                i.instance_type,
+                i.market,
+                i.group_name.as_deref().unwrap_or("-")
+            ),
+        });
+    }
     Ok(out)
 }

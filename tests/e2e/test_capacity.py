@@ -5,6 +5,7 @@ scale-in protection, mixed on-demand/spot groups and spot interruptions,
 driven with boto3, the aws CLI and `berth instances interrupt`."""
 
 import base64
+import json
 import os
 import subprocess
 import tempfile
@@ -13,7 +14,7 @@ import time
 import botocore.exceptions
 import pytest
 
-from conftest import BERTH, BUSYBOX, Server, aws, client, unique, wait_status
+from conftest import BERTH, BUSYBOX, Server, aws, client, signed_request, unique, wait_status
 
 BOOT_S = 2.0
 NOTICE_S = 3.0
@@ -108,6 +109,15 @@ def registered(ecs, cluster):
     if not arns:
         return []
     return ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"]
+
+
+def instance_usage(endpoint, cluster):
+    """Berth's ListInstanceUsage for a cluster."""
+    status, _, body = signed_request(endpoint, json.dumps({"cluster": cluster}), {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "Berth_20261123.ListInstanceUsage"})
+    assert status == 200, body
+    return json.loads(body)["usage"]
 
 
 def cleanup(asg, name):
@@ -291,6 +301,15 @@ def test_warm_pool_instances_join_faster_than_cold(asg, ec2, ecs):
         assert st == "stopped"
         assert registered(ecs, cluster) == [], "warm instances hold no containers and are not registered"
         assert group(asg, warm)["WarmPoolSize"] == 1
+        # Its boot was billed (idle: no task can use it); stopped, it costs nothing more.
+        usage = instance_usage(ecs.meta.endpoint_url, cluster)
+        boot = [u for u in usage if u["ec2InstanceId"] == warm_id]
+        assert len(boot) == 1 and boot[0]["containerInstanceArn"] == ""
+        assert BOOT_S <= boot[0]["seconds"] < BOOT_S + 2
+        assert boot[0]["idleUsd"] == boot[0]["costUsd"] > 0 and boot[0]["attributedUsd"] == 0
+        time.sleep(0.5)
+        again = [u for u in instance_usage(ecs.meta.endpoint_url, cluster) if u["ec2InstanceId"] == warm_id]
+        assert again[0]["seconds"] == boot[0]["seconds"], "a stopped warm instance accrues nothing"
 
         # Both groups scale out at the same moment: the warm instance joins first.
         asg.set_desired_capacity(AutoScalingGroupName=warm, DesiredCapacity=1)
