@@ -327,7 +327,53 @@ fn check_fargate(
             "Fargate compatible task definitions do not support privileged",
         ));
     }
+    let windows = input
+        .get("runtimePlatform")
+        .and_then(|p| p.get("operatingSystemFamily"))
+        .and_then(Value::as_str)
+        .is_some_and(|f| f.starts_with("WINDOWS"));
+    if windows && cpu < 1024 {
+        return Err(client(format!(
+            "Fargate Windows tasks need at least 1 vCPU: {cpu} CPU is not a valid Fargate configuration for Windows containers."
+        )));
+    }
+    if str_of(input, "executionRoleArn").is_none() {
+        let awslogs = containers.iter().any(|c| {
+            c.get("logConfiguration")
+                .and_then(|l| l.get("logDriver"))
+                .and_then(Value::as_str)
+                == Some("awslogs")
+        });
+        if awslogs {
+            return Err(client(
+                "Fargate requires task definition to have execution role ARN to support log driver awslogs.",
+            ));
+        }
+        if containers
+            .iter()
+            .filter_map(|c| str_of(c, "image"))
+            .any(is_ecr_image)
+        {
+            return Err(client(
+                "Fargate requires task definition to have execution role ARN to support ECR images.",
+            ));
+        }
+    }
     Ok(())
+}
+
+/// An image in a private Amazon ECR registry
+/// (`<account>.dkr.ecr.<region>.amazonaws.com[.cn]/…`), which Fargate pulls with
+/// the task's execution role.
+pub fn is_ecr_image(image: &str) -> bool {
+    let host = image.split('/').next().unwrap_or_default();
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() >= 6
+        && parts[0].len() == 12
+        && parts[0].chars().all(|c| c.is_ascii_digit())
+        && parts[1] == "dkr"
+        && parts[2] == "ecr"
+        && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
 }
 
 /// One container's rules, and the container definition ECS stores for it.
@@ -600,6 +646,42 @@ mod tests {
         ] {
             assert_eq!(fargate_memory_ok(c, m), ok, "{c}/{m}");
         }
+    }
+
+    #[test]
+    fn fargate_needs_an_execution_role_for_awslogs_and_ecr() {
+        let mut t = fargate("256", "512");
+        t["containerDefinitions"][0]["logConfiguration"] = json!({"logDriver": "awslogs",
+            "options": {"awslogs-group": "g", "awslogs-region": "us-east-1"}});
+        let e = prepare(&t).unwrap_err();
+        assert_eq!(e.code, "ClientException");
+        assert!(e
+            .message
+            .contains("execution role ARN to support log driver awslogs"));
+        t.insert(
+            "executionRoleArn".into(),
+            json!("arn:aws:iam::000000000000:role/x"),
+        );
+        assert!(prepare(&t).is_ok());
+        let mut t = fargate("256", "512");
+        t["containerDefinitions"][0]["image"] =
+            json!("123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1");
+        assert!(prepare(&t).unwrap_err().message.contains("ECR images"));
+        assert!(is_ecr_image(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/a/b@sha256:00"
+        ));
+        assert!(!is_ecr_image("public.ecr.aws/nginx/nginx:1"));
+        assert!(!is_ecr_image("busybox"));
+    }
+
+    #[test]
+    fn fargate_windows_needs_one_vcpu() {
+        let mut t = fargate("512", "1024");
+        t.insert("runtimePlatform".into(), json!({"operatingSystemFamily": "WINDOWS_SERVER_2022_CORE", "cpuArchitecture": "X86_64"}));
+        assert!(prepare(&t).unwrap_err().message.contains("at least 1 vCPU"));
+        let mut t = fargate("1024", "2048");
+        t.insert("runtimePlatform".into(), json!({"operatingSystemFamily": "WINDOWS_SERVER_2022_CORE", "cpuArchitecture": "X86_64"}));
+        assert!(prepare(&t).is_ok());
     }
 
     #[test]

@@ -468,9 +468,11 @@ pub fn convert(doc: &Value, scaling: Option<Scaling>, cluster: &str) -> anyhow::
             "awslogs-group": log_group,
             "awslogs-region": region,
             "awslogs-stream-prefix": "ecs",
-            "awslogs-create-group": "true",
         }}),
     );
+    notes.push(format!(
+        "logs go to the CloudWatch Logs group {log_group}, created by step 0 of the commands (the usual task execution role may not create log groups)"
+    ));
 
     // Health check.
     let hc = svc
@@ -506,7 +508,8 @@ pub fn convert(doc: &Value, scaling: Option<Scaling>, cluster: &str) -> anyhow::
         ));
     }
     if protocol == "HTTP" {
-        let url = format!("http://localhost:{port}{path}");
+        // Quoted for the shell: a path may hold `&`, `?`, `;` or spaces.
+        let url = format!("'http://localhost:{port}{}'", path.replace('\'', "'\\''"));
         let ci = interval.clamp(5, 300);
         let ct = timeout.clamp(2, 60).min(ci - 1);
         let retries = unhealthy.clamp(1, 10);
@@ -607,8 +610,9 @@ pub fn convert(doc: &Value, scaling: Option<Scaling>, cluster: &str) -> anyhow::
         }
     };
     notes.push(format!(
-        "App Runner scales on {} concurrent requests per instance; ECS scales on ALBRequestCountPerTarget (requests per target per minute) with the same target value — tune it after watching the service",
-        scaling.max_concurrency
+        "App Runner scales on {} concurrent requests per instance; ECS scales on ALBRequestCountPerTarget, requests per target per minute: the target {} assumes requests take about one second (concurrency × 60); with faster requests raise it in proportion, after watching the service",
+        scaling.max_concurrency,
+        request_target(scaling.max_concurrency)
     ));
 
     // Network.
@@ -734,7 +738,7 @@ pub fn convert(doc: &Value, scaling: Option<Scaling>, cluster: &str) -> anyhow::
         "ScalableDimension": "ecs:service:DesiredCount",
         "PolicyType": "TargetTrackingScaling",
         "TargetTrackingScalingPolicyConfiguration": {
-            "TargetValue": scaling.max_concurrency as f64,
+            "TargetValue": request_target(scaling.max_concurrency),
             "PredefinedMetricSpecification": {
                 "PredefinedMetricType": "ALBRequestCountPerTarget",
                 "ResourceLabel": resource_label,
@@ -780,6 +784,14 @@ struct ReadmeInput<'a> {
     notes: &'a [String],
 }
 
+/// The `ALBRequestCountPerTarget` target (requests per target per minute)
+/// for App Runner's `MaxConcurrency` (requests in flight per instance):
+/// with requests of about one second, `concurrency` in flight is
+/// `concurrency × 60` a minute.
+fn request_target(max_concurrency: i64) -> f64 {
+    (max_concurrency * 60) as f64
+}
+
 fn readme(r: &ReadmeInput) -> String {
     let ReadmeInput {
         name,
@@ -809,7 +821,9 @@ equivalent: replace them before running the commands.\n\n\
 | `REPLACE_WITH_LOAD_BALANCER_NAME/…_ID`, `REPLACE_WITH_TARGET_GROUP_ID` | scaling-policy.json | the last parts of the two ARNs (`app/NAME/ID/targetgroup/{tg_name}/ID`) |\n\n\
 ## Commands, in order\n\n\
 ```sh\n\
-# 1. the task definition (logs go to {log_group}, created on first start)\n\
+# 0. the log group of the containers' output\n\
+aws logs create-log-group --log-group-name {log_group}\n\
+# 1. the task definition\n\
 aws ecs register-task-definition --cli-input-json file://task-definition.json\n\
 # 2. the target group\n\
 aws elbv2 create-target-group --cli-input-json file://target-group.json\n\
@@ -999,7 +1013,23 @@ mod tests {
         assert!(c["healthCheck"]["command"][1]
             .as_str()
             .unwrap()
-            .contains("http://localhost:8501/healthz"));
+            .contains("'http://localhost:8501/healthz'"));
+        assert!(c["logConfiguration"]["options"]
+            .get("awslogs-create-group")
+            .is_none());
+    }
+
+    #[test]
+    fn health_check_url_is_quoted_for_the_shell() {
+        let mut doc = seed();
+        doc["Service"]["HealthCheckConfiguration"]["Path"] = json!("/health?a=1&b='x'");
+        let plan = convert(&doc, None, "default").unwrap();
+        let c = &plan.task_definition["containerDefinitions"][0];
+        let cmd = c["healthCheck"]["command"][1].as_str().unwrap();
+        assert!(
+            cmd.contains(r#"'http://localhost:8501/health?a=1&b='\''x'\'''"#),
+            "{cmd}"
+        );
     }
 
     #[test]
@@ -1034,7 +1064,7 @@ mod tests {
         );
         assert_eq!(plan.scalable_target["MaxCapacity"], 25);
         let tt = &plan.scaling_policy["TargetTrackingScalingPolicyConfiguration"];
-        assert_eq!(tt["TargetValue"], 100.0);
+        assert_eq!(tt["TargetValue"], 6000.0, "100 in flight, about 1 s each");
         assert_eq!(
             tt["PredefinedMetricSpecification"]["PredefinedMetricType"],
             "ALBRequestCountPerTarget"
@@ -1054,7 +1084,7 @@ mod tests {
         assert_eq!(plan.scalable_target["MaxCapacity"], 4);
         assert_eq!(
             plan.scaling_policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"],
-            50.0
+            3000.0
         );
         let mut doc = seed();
         doc["Service"]["AutoScalingConfigurationSummary"]["MinSize"] = json!(3);

@@ -42,6 +42,11 @@ pub struct Args {
     /// the task definition.
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
+    /// The task execution role (`executionRoleArn`). Needed on Fargate when a
+    /// container logs with awslogs, pulls its image from ECR or reads secrets;
+    /// set when given for EC2 too.
+    #[arg(long, value_name = "ARN")]
+    pub execution_role_arn: Option<String>,
 }
 
 /// What a Compose file becomes.
@@ -455,11 +460,14 @@ impl Ctx<'_> {
 }
 
 /// Convert a parsed Compose file. `family` names the task definition;
-/// `read_file` reads an `env_file` named as in the file (relative to it).
+/// `execution_role_arn` becomes `executionRoleArn` (required on Fargate when
+/// a container needs it); `read_file` reads an `env_file` named as in the
+/// file (relative to it).
 pub fn convert(
     doc: &Value,
     target: Target,
     family: &str,
+    execution_role_arn: Option<&str>,
     read_file: &dyn Fn(&str) -> anyhow::Result<String>,
 ) -> anyhow::Result<Conversion> {
     let Some(top) = doc.as_object() else {
@@ -586,18 +594,18 @@ pub fn convert(
         let svc = svc
             .as_object()
             .ok_or_else(|| anyhow!("services.{name} must be a mapping"))?;
-        let (c, size) = convert_service(
-            &mut ctx,
-            name,
-            svc,
-            &completes,
-            network_mode,
-            services,
-            read_file,
-        )?;
+        let (c, size) = convert_service(&mut ctx, name, svc, &completes, network_mode, read_file)?;
         containers.push(Value::Object(c));
         sizes.push(size);
     }
+    let service_of: BTreeMap<String, String> = ctx
+        .names
+        .iter()
+        .map(|(s, c)| (c.clone(), s.clone()))
+        .collect();
+    check_healthy_dependencies(&containers, &service_of)?;
+    service_hosts(&mut ctx, &mut containers, &service_of, network_mode);
+    let role_reasons = execution_role_reasons(&containers);
 
     let mut td = Map::new();
     td.insert("family".into(), json!(family));
@@ -615,6 +623,22 @@ pub fn convert(
         td.insert("memory".into(), json!(tm.to_string()));
     } else {
         td.insert("requiresCompatibilities".into(), json!(["EC2"]));
+    }
+    match execution_role_arn {
+        Some(arn) => {
+            td.insert("executionRoleArn".into(), json!(arn));
+            if !role_reasons.is_empty() {
+                ctx.notes.push(format!(
+                    "executionRoleArn {arn}: ECS uses it to {}",
+                    role_reasons.join("; ")
+                ));
+            }
+        }
+        None if target == Target::Fargate && !role_reasons.is_empty() => bail!(
+            "executionRoleArn: Fargate needs a task execution role to {}; give one with --execution-role-arn ARN",
+            role_reasons.join("; ")
+        ),
+        None => {}
     }
     td.insert("containerDefinitions".into(), Value::Array(containers));
     if !ctx.volumes.is_empty() {
@@ -637,7 +661,6 @@ fn convert_service(
     svc: &Map<String, Value>,
     completes: &BTreeSet<String>,
     network_mode: &str,
-    services: &Map<String, Value>,
     read_file: &dyn Fn(&str) -> anyhow::Result<String>,
 ) -> anyhow::Result<(Map<String, Value>, (i64, i64))> {
     let path = format!("services.{name}");
@@ -778,16 +801,9 @@ fn convert_service(
                         .unwrap_or("service_started");
                     let condition = match cond {
                         "service_started" => "START",
-                        "service_healthy" => {
-                            if services
-                                .get(&dep)
-                                .and_then(|s| s.get("healthcheck"))
-                                .is_none()
-                            {
-                                ctx.notes.push(format!("{p}.{dep}: service_healthy waits for {dep}'s health check, but {dep} defines none here (one in its image is not seen by ECS)"));
-                            }
-                            "HEALTHY"
-                        }
+                        // Checked against the converted containers in
+                        // `check_healthy_dependencies`.
+                        "service_healthy" => "HEALTHY",
                         "service_completed_successfully" => "SUCCESS",
                         other => bail!("{p}.{dep}.condition: {other:?} is not a Compose condition"),
                     };
@@ -957,9 +973,36 @@ fn convert_service(
             }
             "restart" => {
                 let r = scalar(v).unwrap_or_default();
-                if r != "no" {
-                    c.insert("restartPolicy".into(), json!({"enabled": true}));
-                    ctx.notes.push(format!("{p}: {r} became restartPolicy enabled (an essential container that exits still stops the task)"));
+                const WHAT_ECS_DOES: &str = "ECS restarts the container in place (essential or not), and only if it ran at least restartAttemptPeriod (default 300 s) since its last start; there is no limit on attempts";
+                match r.as_str() {
+                    "no" => {}
+                    "always" | "unless-stopped" => {
+                        c.insert("restartPolicy".into(), json!({"enabled": true}));
+                        ctx.notes.push(format!(
+                            "{p}: {r} became restartPolicy enabled: {WHAT_ECS_DOES}"
+                        ));
+                    }
+                    _ if r == "on-failure" || r.starts_with("on-failure:") => {
+                        if let Some(n) = r.strip_prefix("on-failure:") {
+                            if n.parse::<u32>().is_err() {
+                                bail!("{p}: {r:?}: on-failure takes a number of retries");
+                            }
+                        }
+                        c.insert(
+                            "restartPolicy".into(),
+                            json!({"enabled": true, "ignoredExitCodes": [0]}),
+                        );
+                        let limit = match r.strip_prefix("on-failure:") {
+                            Some(n) => format!(" (the limit of {n} retries is not kept)"),
+                            None => String::new(),
+                        };
+                        ctx.notes.push(format!(
+                            "{p}: {r} became restartPolicy enabled with ignoredExitCodes [0], so a container that exits 0 is not restarted{limit}: {WHAT_ECS_DOES}"
+                        ));
+                    }
+                    other => bail!(
+                        "{p}: {other:?} is not a restart policy (no, always, on-failure[:N], unless-stopped)"
+                    ),
                 }
             }
             "ulimits" => {
@@ -1019,7 +1062,14 @@ fn convert_service(
             }
             "dns_opt" => ctx.drop_key(p, "not converted"),
             "cap_add" | "cap_drop" => {
-                let caps = string_list(v, &p, false)?;
+                // ECS's KernelCapabilities are upper case without `CAP_`.
+                let caps: Vec<String> = string_list(v, &p, false)?
+                    .iter()
+                    .map(|c| {
+                        let u = c.trim().to_ascii_uppercase();
+                        u.strip_prefix("CAP_").map(str::to_string).unwrap_or(u)
+                    })
+                    .collect();
                 if fargate && key == "cap_add" {
                     if let Some(bad) = caps.iter().find(|c| c.as_str() != "SYS_PTRACE") {
                         bail!("{p}: {bad} cannot be added on Fargate (only SYS_PTRACE)");
@@ -1054,9 +1104,18 @@ fn convert_service(
             "sysctls" => {
                 let mut out = Vec::new();
                 for (k, val) in key_values(v, &p)? {
+                    if network_mode == "host" && k.starts_with("net.") {
+                        ctx.drop_key(
+                            format!("{p}.{k}"),
+                            "ECS does not take network namespace systemControls (net.*) with networkMode host",
+                        );
+                        continue;
+                    }
                     out.push(json!({"namespace": k, "value": val.unwrap_or_default()}));
                 }
-                c.insert("systemControls".into(), Value::Array(out));
+                if !out.is_empty() {
+                    c.insert("systemControls".into(), Value::Array(out));
+                }
             }
             "security_opt" if fargate => ctx.drop_key(p, "not supported on Fargate"),
             "security_opt" => {
@@ -1198,6 +1257,282 @@ fn convert_service(
     Ok((c, (cpu.unwrap_or(0), memory.or(reservation).unwrap_or(0))))
 }
 
+/// The Compose service a converted container came from.
+fn service_name(service_of: &BTreeMap<String, String>, c: &Value) -> String {
+    let cname = c["name"].as_str().unwrap_or_default();
+    service_of
+        .get(cname)
+        .cloned()
+        .unwrap_or_else(|| cname.to_string())
+}
+
+/// A `service_healthy` dependency (HEALTHY) on a container that ends up with
+/// no health check could never be met: ECS would wait for it forever.
+fn check_healthy_dependencies(
+    containers: &[Value],
+    service_of: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    for c in containers {
+        let Some(deps) = c.get("dependsOn").and_then(Value::as_array) else {
+            continue;
+        };
+        for d in deps {
+            if d["condition"] != "HEALTHY" {
+                continue;
+            }
+            let dep_cname = d["containerName"].as_str().unwrap_or_default();
+            let has_check = containers
+                .iter()
+                .any(|x| x["name"] == dep_cname && x.get("healthCheck").is_some());
+            if !has_check {
+                let svc = service_name(service_of, c);
+                let dep = service_of
+                    .get(dep_cname)
+                    .map(String::as_str)
+                    .unwrap_or(dep_cname);
+                bail!(
+                    "services.{svc}.depends_on.{dep}: {svc} waits for {dep} to be healthy (service_healthy), but {dep} has no health check in the task definition (none defined, disabled, or test NONE; one in its image is not seen by ECS), so ECS would wait forever; give {dep} a healthcheck test or use condition service_started"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the task execution role is needed for: awslogs, ECR images, secrets.
+fn execution_role_reasons(containers: &[Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in containers {
+        let name = c["name"].as_str().unwrap_or_default();
+        if c["logConfiguration"]["logDriver"] == "awslogs" {
+            out.push(format!("send {name}'s logs to CloudWatch Logs (awslogs)"));
+        }
+        if c["image"]
+            .as_str()
+            .is_some_and(crate::ecs::taskdef_rules::is_ecr_image)
+        {
+            out.push(format!("pull {name}'s image from ECR"));
+        }
+        if c.get("secrets")
+            .is_some_and(|s| s.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            out.push(format!("read {name}'s secrets"));
+        }
+    }
+    out
+}
+
+/// Whether a variable's name says its value is a host name.
+fn names_a_host(var: &str) -> bool {
+    let v = var.to_ascii_uppercase();
+    [
+        "HOST", "ADDR", "SERVER", "URL", "URI", "ENDPOINT", "DSN", "BROKER",
+    ]
+    .iter()
+    .any(|k| v.contains(k))
+}
+
+/// `value` with every use of one of `hosts` as a host name replaced by `to`,
+/// or `None` when there is none. A use as a host: the host of a URL
+/// (`postgres://user:pw@db:5432/x`, `http://api`), `host:port` (`db:5432`,
+/// also in lists like `a:1,b:2`), or the whole value of a variable whose
+/// name says it holds a host (`DB_HOST=db`; not `POSTGRES_USER=postgres`).
+fn rewrite_hosts(value: &str, hosts: &[&str], var: &str, to: &str) -> Option<String> {
+    let trimmed = value.trim();
+    if hosts.contains(&trimmed) && names_a_host(var) {
+        return Some(value.replacen(trimmed, to, 1));
+    }
+    const SEPARATORS: &[char] = &[',', ';', '=', '(', ')', '"', '\'', ' ', '\t', '\n'];
+    let mut out = String::new();
+    let mut changed = false;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let end = rest.find(SEPARATORS).unwrap_or(rest.len());
+        let token = &rest[..end];
+        // Where the host starts in the token, and whether a port must follow.
+        let (start, need_port) = match token.find("//") {
+            Some(i) => {
+                let authority_end = token[i + 2..]
+                    .find(['/', '?', '#'])
+                    .map_or(token.len(), |j| i + 2 + j);
+                let at = token[i + 2..authority_end].rfind('@');
+                (at.map_or(i + 2, |j| i + 2 + j + 1), false)
+            }
+            None => (0, true),
+        };
+        let host_end = token[start..]
+            .find([':', '/', '?', '#'])
+            .map_or(token.len(), |j| start + j);
+        let host = &token[start..host_end];
+        let port = token[host_end..].starts_with(':')
+            && token[host_end + 1..].starts_with(|ch: char| ch.is_ascii_digit());
+        if hosts.contains(&host) && (port || !need_port) {
+            out.push_str(&token[..start]);
+            out.push_str(to);
+            out.push_str(&token[host_end..]);
+            changed = true;
+        } else {
+            out.push_str(token);
+        }
+        match rest[end..].chars().next() {
+            Some(sep) => {
+                out.push(sep);
+                rest = &rest[end + sep.len_utf8()..];
+            }
+            None => rest = "",
+        }
+    }
+    changed.then_some(out)
+}
+
+/// In Compose a container reaches another by its service name on the
+/// default network. With awsvpc or host networking the task's containers
+/// share one network namespace: environment values naming another service as
+/// a host are rewritten to localhost. With bridge, the container is linked
+/// to each service it names, so the name resolves.
+fn service_hosts(
+    ctx: &mut Ctx,
+    containers: &mut [Value],
+    service_of: &BTreeMap<String, String>,
+    network_mode: &str,
+) {
+    let all: Vec<String> = ctx.names.keys().cloned().collect();
+    for i in 0..containers.len() {
+        let svc = service_name(service_of, &containers[i]);
+        let cname = ctx.names[&svc].clone();
+        // Longest first, so "db-replica" is not read as "db".
+        let mut others: Vec<&str> = all
+            .iter()
+            .map(String::as_str)
+            .filter(|s| *s != svc)
+            .collect();
+        others.sort_by_key(|h| std::cmp::Reverse(h.len()));
+        let env: Vec<(String, String)> = containers[i]
+            .get("environment")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["name"].as_str().unwrap_or_default().to_string(),
+                            e["value"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if network_mode == "bridge" {
+            let mut named: Vec<&str> = Vec::new();
+            for (var, value) in &env {
+                for h in &others {
+                    if !named.contains(h) && rewrite_hosts(value, &[h], var, "x").is_some() {
+                        named.push(h);
+                    }
+                }
+            }
+            named.sort();
+            for dep in named {
+                let target = ctx.names[dep].clone();
+                let linked = containers[i]
+                    .get("links")
+                    .and_then(Value::as_array)
+                    .is_some_and(|l| {
+                        l.iter().filter_map(Value::as_str).any(|x| {
+                            let (t, alias) = x.split_once(':').unwrap_or((x, x));
+                            t == target || alias == dep
+                        })
+                    });
+                if linked {
+                    continue;
+                }
+                if waits_for(containers, &target, &cname) {
+                    ctx.notes.push(format!(
+                        "services.{svc}.environment names the service {dep}, but {dep} already waits for {svc} (links or depends_on), so no link is added and the name {dep} does not resolve in {svc}; use {dep}'s address or networkMode awsvpc"
+                    ));
+                    continue;
+                }
+                let c = containers[i]
+                    .as_object_mut()
+                    .expect("a container is a mapping");
+                let links = c.entry("links").or_insert_with(|| json!([]));
+                if let Some(l) = links.as_array_mut() {
+                    l.push(json!(target));
+                }
+                let reach = if target == dep {
+                    String::new()
+                } else {
+                    format!(" (as {target}: {dep} is not a valid ECS link alias; change the value)")
+                };
+                ctx.notes.push(format!(
+                    "services.{svc}: linked to {dep}{reach}, since its environment names it as a host: with networkMode bridge ECS resolves other containers' names only through links"
+                ));
+            }
+            continue;
+        }
+        // awsvpc or host: one network namespace.
+        let mut changes = Vec::new();
+        if let Some(Value::Array(env_out)) = containers[i].get_mut("environment") {
+            for e in env_out.iter_mut() {
+                let var = e["name"].as_str().unwrap_or_default().to_string();
+                let Some(value) = e["value"].as_str().map(str::to_string) else {
+                    continue;
+                };
+                if let Some(new) = rewrite_hosts(&value, &others, &var, "localhost") {
+                    changes.push(format!(
+                        "services.{svc}.environment.{var}: {value} → {new}: with networkMode {network_mode} the task's containers share one network namespace and reach each other at localhost, not by service name"
+                    ));
+                    e["value"] = json!(new);
+                }
+            }
+        }
+        ctx.notes.extend(changes);
+        for field in ["command", "entryPoint"] {
+            let mentions = containers[i]
+                .get(field)
+                .and_then(Value::as_array)
+                .is_some_and(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .any(|arg| rewrite_hosts(arg, &others, "HOST", "localhost").is_some())
+                });
+            if mentions {
+                ctx.notes.push(format!(
+                    "services.{svc}.{field} names another service as a host; it was left as it is: with networkMode {network_mode} that service is at localhost"
+                ));
+            }
+        }
+    }
+}
+
+/// Whether container `from` waits for `to` (directly or through others) by
+/// links or dependsOn: a link from `to` to `from` would make a cycle.
+fn waits_for(containers: &[Value], from: &str, to: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![from.to_string()];
+    while let Some(n) = todo.pop() {
+        if n == to {
+            return true;
+        }
+        if !seen.insert(n.clone()) {
+            continue;
+        }
+        let Some(c) = containers.iter().find(|c| c["name"] == n.as_str()) else {
+            continue;
+        };
+        for l in c["links"].as_array().into_iter().flatten() {
+            if let Some(l) = l.as_str() {
+                todo.push(l.split(':').next().unwrap_or(l).to_string());
+            }
+        }
+        for d in c["dependsOn"].as_array().into_iter().flatten() {
+            if let Some(d) = d["containerName"].as_str() {
+                todo.push(d.to_string());
+            }
+        }
+    }
+    false
+}
+
 fn convert_healthcheck(ctx: &mut Ctx, v: &Value, p: &str) -> anyhow::Result<Option<Value>> {
     let Some(h) = v.as_object() else {
         bail!("{p} must be a mapping")
@@ -1237,6 +1572,9 @@ fn convert_healthcheck(ctx: &mut Ctx, v: &Value, p: &str) -> anyhow::Result<Opti
                 ));
             }
             hc[field] = json!(clamped);
+        } else if key == "timeout" {
+            // Compose's default timeout is 30 s, ECS's 5 s.
+            hc["timeout"] = json!(30);
         }
     }
     if let Some(x) = h.get("retries") {
@@ -1412,7 +1750,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let p = base.join(name);
         std::fs::read_to_string(&p).map_err(|e| anyhow!("{}: {e}", p.display()))
     };
-    let conv = convert(&doc, args.to, &family, &read).with_context(|| origin.clone())?;
+    let conv = convert(
+        &doc,
+        args.to,
+        &family,
+        args.execution_role_arn.as_deref(),
+        &read,
+    )
+    .with_context(|| origin.clone())?;
     if text.contains("${") {
         eprintln!("note: ${{…}} variables are not interpolated; they are kept as written");
     }
@@ -1445,12 +1790,22 @@ mod tests {
         Err(anyhow!("{name}: no such file"))
     }
 
+    const ROLE: &str = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole";
+
+    fn conv_role(yaml: &str, target: Target, role: Option<&str>) -> anyhow::Result<Conversion> {
+        convert(&parse_yaml(yaml)?, target, "app", role, &no_files)
+    }
+
     fn conv(yaml: &str, target: Target) -> anyhow::Result<Conversion> {
-        convert(&parse_yaml(yaml)?, target, "app", &no_files)
+        conv_role(yaml, target, None)
     }
 
     fn ok(yaml: &str, target: Target) -> Conversion {
-        let c = conv(yaml, target).unwrap();
+        ok_role(yaml, target, None)
+    }
+
+    fn ok_role(yaml: &str, target: Target, role: Option<&str>) -> Conversion {
+        let c = conv_role(yaml, target, role).unwrap();
         prepare(&c.task_definition)
             .unwrap_or_else(|e| panic!("{e:?}: {:#}", Value::Object(c.task_definition.clone())));
         c
@@ -1547,8 +1902,9 @@ volumes:
 
     #[test]
     fn every_supported_key_on_fargate() {
-        let c = ok(FULL, Target::Fargate);
+        let c = ok_role(FULL, Target::Fargate, Some(ROLE));
         let td = &c.task_definition;
+        assert_eq!(td["executionRoleArn"], ROLE);
         assert_eq!(td["networkMode"], "awsvpc");
         assert_eq!(td["requiresCompatibilities"], json!(["FARGATE"]));
         // 512 + 1024 cpu units; 512 + 1024 MiB → 2 vCPU, 4 GB.
@@ -1616,6 +1972,7 @@ volumes:
             api["healthCheck"]["command"],
             json!(["CMD-SHELL", "curl -f http://localhost:8000/health"])
         );
+        assert_eq!(api["healthCheck"]["timeout"], 30, "Compose's default");
         assert_eq!(
             (api["cpu"].clone(), api["memory"].clone()),
             (json!(1024), json!(1024))
@@ -1876,7 +2233,14 @@ services:
                 _ => Err(anyhow!("no such file")),
             }
         };
-        let c = convert(&parse_yaml(yaml).unwrap(), Target::Fargate, "app", &read).unwrap();
+        let c = convert(
+            &parse_yaml(yaml).unwrap(),
+            Target::Fargate,
+            "app",
+            None,
+            &read,
+        )
+        .unwrap();
         prepare(&c.task_definition).unwrap();
         assert_eq!(
             container(&c, "a")["environment"],
@@ -1934,6 +2298,280 @@ services:
         assert_eq!(
             container(&c, "other")["dependsOn"][0]["containerName"],
             "web-app"
+        );
+    }
+    #[test]
+    fn fargate_needs_an_execution_role_for_awslogs_and_ecr() {
+        let awslogs = "services:\n  a:\n    image: a\n    logging: {driver: awslogs, options: {awslogs-group: g, awslogs-region: us-east-1, awslogs-stream-prefix: a}}\n";
+        let ecr =
+            "services:\n  a:\n    image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web:1\n";
+        for (yaml, why) in [(awslogs, "awslogs"), (ecr, "ECR")] {
+            let e = err(yaml, Target::Fargate);
+            assert!(e.contains("--execution-role-arn"), "{e}");
+            assert!(e.contains(why), "{e}");
+            assert!(e.contains("executionRoleArn"), "{e}");
+            let c = ok_role(yaml, Target::Fargate, Some(ROLE));
+            assert_eq!(c.task_definition["executionRoleArn"], ROLE);
+            // EC2: never required, set when given.
+            let c = ok(yaml, Target::Ec2);
+            assert!(c.task_definition.get("executionRoleArn").is_none());
+            let c = ok_role(yaml, Target::Ec2, Some(ROLE));
+            assert_eq!(c.task_definition["executionRoleArn"], ROLE);
+        }
+        // Neither: no role needed, but one given is kept.
+        let c = ok("services:\n  a:\n    image: nginx\n", Target::Fargate);
+        assert!(c.task_definition.get("executionRoleArn").is_none());
+        let c = ok_role(
+            "services:\n  a:\n    image: nginx\n",
+            Target::Fargate,
+            Some(ROLE),
+        );
+        assert_eq!(c.task_definition["executionRoleArn"], ROLE);
+        // An ECR-like name that is not an ECR host is not ECR.
+        assert!(!crate::ecs::taskdef_rules::is_ecr_image(
+            "example/dkr.ecr.amazonaws.com"
+        ));
+        assert!(crate::ecs::taskdef_rules::is_ecr_image(
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/a@sha256:00"
+        ));
+        // Secrets in the output need it too.
+        let reasons = execution_role_reasons(&[json!({"name": "a", "image": "x",
+            "secrets": [{"name": "K", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/k"}]})]);
+        assert_eq!(reasons, vec!["read a's secrets".to_string()]);
+    }
+
+    #[test]
+    fn capabilities_lose_the_cap_prefix() {
+        let yaml = "services:\n  a:\n    image: a\n    cap_add: [CAP_SYS_PTRACE]\n    cap_drop: [cap_net_raw, Mknod]\n";
+        let c = ok(yaml, Target::Fargate);
+        assert_eq!(
+            container(&c, "a")["linuxParameters"]["capabilities"],
+            json!({"add": ["SYS_PTRACE"], "drop": ["NET_RAW", "MKNOD"]})
+        );
+        let e = err(
+            "services:\n  a:\n    image: a\n    cap_add: [cap_net_admin]\n",
+            Target::Fargate,
+        );
+        assert!(e.contains("NET_ADMIN"), "{e}");
+        let c = ok(
+            "services:\n  a:\n    image: a\n    cap_add: [cap_net_admin]\n",
+            Target::Ec2,
+        );
+        assert_eq!(
+            container(&c, "a")["linuxParameters"]["capabilities"]["add"],
+            json!(["NET_ADMIN"])
+        );
+    }
+
+    const TALKING: &str = r#"
+services:
+  web:
+    image: web
+    environment:
+      DATABASE_URL: postgres://postgres:secret@db:5432/app
+      API: http://api:8080/v1
+      CACHE: cache:6379
+      DB_HOST: db
+      POSTGRES_USER: postgres
+      MODE: api
+      OTHER: http://dbx:1
+  api:
+    image: api
+  db:
+    image: postgres
+  postgres:
+    image: postgres
+  cache:
+    image: redis
+"#;
+
+    #[test]
+    fn service_names_become_localhost_with_awsvpc_and_host() {
+        for (target, yaml) in [
+            (Target::Fargate, TALKING.to_string()),
+            (
+                Target::Ec2,
+                TALKING.replace("    image: ", "    network_mode: host\n    image: "),
+            ),
+        ] {
+            let c = ok(&yaml, target);
+            let env = &container(&c, "web")["environment"];
+            let value = |n: &str| {
+                env.as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["name"] == n)
+                    .unwrap()["value"]
+                    .clone()
+            };
+            assert_eq!(
+                value("DATABASE_URL"),
+                "postgres://postgres:secret@localhost:5432/app"
+            );
+            assert_eq!(value("API"), "http://localhost:8080/v1");
+            assert_eq!(value("CACHE"), "localhost:6379");
+            assert_eq!(value("DB_HOST"), "localhost");
+            assert_eq!(value("POSTGRES_USER"), "postgres", "not a host");
+            assert_eq!(value("MODE"), "api", "not a host variable");
+            assert_eq!(value("OTHER"), "http://dbx:1", "not a service");
+            for var in ["DATABASE_URL", "API", "CACHE", "DB_HOST"] {
+                let key = format!("services.web.environment.{var}:");
+                assert!(
+                    c.notes
+                        .iter()
+                        .any(|n| n.starts_with(&key) && n.contains("localhost")),
+                    "{key} in {:?}",
+                    c.notes
+                );
+            }
+            assert!(container(&c, "web").get("links").is_none());
+        }
+    }
+
+    #[test]
+    fn service_names_become_links_with_bridge() {
+        let c = ok(TALKING, Target::Ec2);
+        let web = container(&c, "web");
+        assert_eq!(web["links"], json!(["api", "cache", "db"]));
+        assert_eq!(
+            web["environment"][1],
+            json!({"name": "CACHE", "value": "cache:6379"}),
+            "unchanged"
+        );
+        assert!(
+            c.notes
+                .iter()
+                .any(|n| n.starts_with("services.web: linked to db")),
+            "{:?}",
+            c.notes
+        );
+        // Already linked (by an alias): not added twice.
+        let c = ok(
+            "services:\n  a:\n    image: a\n    links: ['db:database']\n    environment: {DB: 'db:5432', D2: 'database:5432'}\n  db:\n    image: db\n",
+            Target::Ec2,
+        );
+        assert_eq!(container(&c, "a")["links"], json!(["db:database"]));
+        // A link back would make a cycle: noted, not linked.
+        let c = ok(
+            "services:\n  a:\n    image: a\n    environment: {B: 'http://b:80'}\n  b:\n    image: b\n    environment: {A: 'http://a:80'}\n",
+            Target::Ec2,
+        );
+        let links = |n: &str| container(&c, n).get("links").cloned();
+        assert_eq!(links("a"), Some(json!(["b"])));
+        assert_eq!(links("b"), None);
+        assert!(c.notes.iter().any(|n| n.contains("no link is added")));
+    }
+
+    #[test]
+    fn rewrite_hosts_finds_hosts_only() {
+        let hosts = ["db", "api"];
+        let r = |v: &str, var: &str| rewrite_hosts(v, &hosts, var, "localhost");
+        assert_eq!(r("db:5432", "X").as_deref(), Some("localhost:5432"));
+        assert_eq!(
+            r("mongodb://u@db:1,api:2/x", "X").as_deref(),
+            Some("mongodb://u@localhost:1,localhost:2/x")
+        );
+        assert_eq!(r("redis://db", "X").as_deref(), Some("redis://localhost"));
+        assert_eq!(r("db", "DB_HOST").as_deref(), Some("localhost"));
+        assert_eq!(r("db", "DB_NAME"), None);
+        assert_eq!(r("db:latest", "X"), None);
+        assert_eq!(r("http://db.example.com:80", "X"), None);
+        assert_eq!(r("mydb:5432", "X"), None);
+    }
+
+    #[test]
+    fn restart_policies() {
+        let yaml = |r: &str| format!("services:\n  a:\n    image: a\n    restart: {r}\n");
+        for (r, want) in [
+            ("always", Some(json!({"enabled": true}))),
+            ("unless-stopped", Some(json!({"enabled": true}))),
+            (
+                "on-failure",
+                Some(json!({"enabled": true, "ignoredExitCodes": [0]})),
+            ),
+            (
+                "on-failure:3",
+                Some(json!({"enabled": true, "ignoredExitCodes": [0]})),
+            ),
+            ("\"no\"", None),
+        ] {
+            let c = ok(&yaml(r), Target::Fargate);
+            assert_eq!(
+                container(&c, "a").get("restartPolicy").cloned(),
+                want,
+                "{r}"
+            );
+            if want.is_some() {
+                let note = c
+                    .notes
+                    .iter()
+                    .find(|n| n.starts_with("services.a.restart"))
+                    .unwrap();
+                assert!(note.contains("in place (essential or not)"), "{note}");
+                assert!(
+                    note.contains("restartAttemptPeriod (default 300 s)"),
+                    "{note}"
+                );
+            }
+        }
+        assert!(err(&yaml("sometimes"), Target::Ec2).contains("services.a.restart"));
+    }
+
+    #[test]
+    fn health_check_timeout_defaults_to_composes() {
+        let c = ok(
+            "services:\n  a:\n    image: a\n    healthcheck: {test: [CMD, check]}\n  b:\n    image: b\n    healthcheck: {test: [CMD, check], timeout: 1s}\n",
+            Target::Fargate,
+        );
+        assert_eq!(container(&c, "a")["healthCheck"]["timeout"], 30);
+        assert_eq!(container(&c, "b")["healthCheck"]["timeout"], 2, "clamped");
+    }
+
+    #[test]
+    fn service_healthy_needs_a_health_check_in_the_output() {
+        for check in [
+            "",
+            "    healthcheck: {disable: true}\n",
+            "    healthcheck: {test: [NONE]}\n",
+            "    healthcheck: {interval: 5s}\n",
+        ] {
+            let yaml = format!("services:\n  web:\n    image: a\n    depends_on: {{db: {{condition: service_healthy}}}}\n  db:\n    image: b\n{check}");
+            let e = err(&yaml, Target::Fargate);
+            assert!(e.contains("services.web.depends_on.db"), "{e}");
+            assert!(
+                e.contains("web") && e.contains("db has no health check"),
+                "{e}"
+            );
+        }
+        let c = ok(
+            "services:\n  web:\n    image: a\n    depends_on: {db: {condition: service_healthy}}\n  db:\n    image: b\n    healthcheck: {test: [CMD, ok]}\n",
+            Target::Fargate,
+        );
+        assert_eq!(container(&c, "web")["dependsOn"][0]["condition"], "HEALTHY");
+    }
+
+    #[test]
+    fn host_network_drops_net_sysctls() {
+        let yaml = "services:\n  a:\n    image: a\n    network_mode: host\n    sysctls: {net.core.somaxconn: 1024, kernel.shmmax: 65536}\n";
+        let c = ok(yaml, Target::Ec2);
+        assert_eq!(
+            container(&c, "a")["systemControls"],
+            json!([{"namespace": "kernel.shmmax", "value": "65536"}])
+        );
+        assert!(
+            c.unconverted
+                .iter()
+                .any(|u| u.starts_with("services.a.sysctls.net.core.somaxconn:")),
+            "{:?}",
+            c.unconverted
+        );
+        let c = ok(
+            "services:\n  a:\n    image: a\n    sysctls: [net.core.somaxconn=1024]\n",
+            Target::Ec2,
+        );
+        assert_eq!(
+            container(&c, "a")["systemControls"][0]["namespace"],
+            "net.core.somaxconn"
         );
     }
 }

@@ -14,7 +14,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from conftest import BERTH, TESTAPP, aws, unique, wait_status, wait_task
+from conftest import BERTH, TESTAPP, aws, client, unique, wait_status, wait_task
 
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-0a1b2c3d"], "securityGroups": ["sg-1"]}}
 
@@ -130,7 +130,7 @@ def test_apprunner_files_are_valid_cli_input_and_the_task_definition_registers(s
     assert docs["service.json"]["desiredCount"] == 2
     assert docs["service.json"]["launchType"] == "FARGATE"
     assert docs["scalable-target.json"]["MaxCapacity"] == 5
-    assert docs["scaling-policy.json"]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 80
+    assert docs["scaling-policy.json"]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 80 * 60
     readme = (out / "README.md").read_text()
     assert "REPLACE_WITH_SUBNET_ID" in readme
     order = [readme.index(c) for c in ("register-task-definition", "create-target-group", "create-listener",
@@ -155,6 +155,10 @@ def test_apprunner_service_runs_as_a_fargate_task_and_answers_http(server, ecs, 
                         RuntimeEnvironmentVariables={"TESTAPP_NAME": "from-apprunner"})
     out, _ = convert_apprunner(tmp_path, doc)
     td = register(server, out / "task-definition.json")
+    # Step 0 of the generated README: the log group.
+    group = td["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-group"]
+    assert f"aws logs create-log-group --log-group-name {group}" in (out / "README.md").read_text()
+    client(server.endpoint, service="logs").create_log_group(logGroupName=group)
     t = ecs.run_task(cluster=cluster, taskDefinition=td["taskDefinitionArn"], launchType="FARGATE",
                      networkConfiguration=NET)["tasks"][0]
     try:
@@ -224,6 +228,10 @@ networks:
 """
 
 
+# The Fargate compose files log with awslogs: they need an execution role.
+EXEC_ROLE = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole"
+
+
 def write_compose(tmp_path, text=COMPOSE):
     (tmp_path / "docker-compose.yml").write_text(text)
     (tmp_path / "web.env").write_text("# for web\nFROM_ENV_FILE=yes\nTESTAPP_NAME=overridden-by-environment\n")
@@ -234,7 +242,8 @@ def test_compose_to_fargate_registers_and_runs(server, ecs, cluster, tmp_path):
     f = write_compose(tmp_path)
     family = unique("compose-fg")
     out = tmp_path / "fargate"
-    p = berth("compose", str(f), "--to", "fargate", "--family", family, "--output-dir", str(out))
+    p = berth("compose", str(f), "--to", "fargate", "--family", family, "--output-dir", str(out),
+              "--execution-role-arn", EXEC_ROLE)
     assert p.returncode == 0, p.stderr
     for key in ("services.web.deploy.replicas", "services.web.networks"):
         assert key in p.stderr, p.stderr
@@ -242,6 +251,7 @@ def test_compose_to_fargate_registers_and_runs(server, ecs, cluster, tmp_path):
     check_input("ecs", "RegisterTaskDefinition", doc)
     td = register(server, out / "task-definition.json")
     assert td["family"] == family and td["networkMode"] == "awsvpc"
+    assert td["executionRoleArn"] == EXEC_ROLE
     assert (td["cpu"], td["memory"]) == ("256", "512")
     web = next(c for c in td["containerDefinitions"] if c["name"] == "web")
     assert {"name": "FROM_ENV_FILE", "value": "yes"} in web["environment"]
@@ -289,9 +299,19 @@ def test_compose_family_defaults_to_the_directory(tmp_path):
     d = tmp_path / "shop_front"
     d.mkdir()
     f = write_compose(d)
-    p = berth("compose", str(f), "--to", "fargate")
+    p = berth("compose", str(f), "--to", "fargate", "--execution-role-arn", EXEC_ROLE)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["family"] == "shop_front"
+
+
+def test_compose_to_fargate_without_execution_role_fails_and_writes_nothing(tmp_path):
+    f = write_compose(tmp_path)
+    out = tmp_path / "out"
+    p = berth("compose", str(f), "--to", "fargate", "--output-dir", str(out))
+    assert p.returncode != 0
+    assert "--execution-role-arn" in p.stderr and "awslogs" in p.stderr, p.stderr
+    assert not out.exists()
+    assert p.stdout == ""
 
 
 def test_apprunner_without_image_fails_and_writes_nothing(tmp_path):

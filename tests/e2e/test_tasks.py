@@ -21,6 +21,9 @@ def cluster(ecs, images):
     return name
 
 
+EXEC_ROLE = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole"
+
+
 def fargate(ecs, containers, cpu="256", memory="512", **extra):
     family = unique("task")
     return ecs.register_task_definition(
@@ -436,7 +439,8 @@ def test_awslogs_captures_stdout_and_stderr(ecs, cluster, cli):
                         "command": ["sh", "-c", "berth-testapp log 5; echo to-stderr >&2; berth-testapp exit 0"],
                         "logConfiguration": {"logDriver": "awslogs", "options": {
                             "awslogs-group": group, "awslogs-region": "us-east-1",
-                            "awslogs-stream-prefix": "ecs", "awslogs-create-group": "true"}}}])
+                            "awslogs-stream-prefix": "ecs", "awslogs-create-group": "true"}}}],
+                 executionRoleArn=EXEC_ROLE)
     [t] = run(ecs, cluster, td)
     done = wait_status(ecs, cluster, t["taskArn"], "STOPPED")
     assert container(done, "main")["exitCode"] == 0
@@ -461,7 +465,8 @@ def test_awslogs_missing_group_fails_the_task(ecs, cluster):
     td = fargate(ecs, [{"name": "main", "image": BUSYBOX, "command": ["true"],
                         "logConfiguration": {"logDriver": "awslogs", "options": {
                             "awslogs-group": "/ecs/" + unique("absent"), "awslogs-region": "us-east-1",
-                            "awslogs-stream-prefix": "ecs"}}}])
+                            "awslogs-stream-prefix": "ecs"}}}],
+                 executionRoleArn=EXEC_ROLE)
     [t] = run(ecs, cluster, td)
     done = wait_status(ecs, cluster, t["taskArn"], "STOPPED")
     assert done["stopCode"] == "TaskFailedToStart"

@@ -327,6 +327,28 @@ fn links(c: &mut Map<String, Value>, name: &str, f: &mut Findings) {
     if links.is_empty() {
         return;
     }
+    // A link also made ECS start the linked container first: keep that
+    // order as a START dependency.
+    for l in links.iter().filter_map(Value::as_str) {
+        let target = l.split_once(':').map_or(l, |(t, _)| t);
+        let depends = c
+            .entry("dependsOn")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("dependsOn is a list");
+        if !target.is_empty()
+            && !depends
+                .iter()
+                .any(|d| d.get("containerName").and_then(Value::as_str) == Some(target))
+        {
+            depends.push(json!({"containerName": target, "condition": "START"}));
+            f.change(
+                format!("containerDefinitions[{name}].dependsOn"),
+                format!("added {target} START"),
+                "a link also started the linked container first; the dependency keeps that order",
+            );
+        }
+    }
     // Longest first, so "db-replica" is not read as "db".
     hosts.sort_by_key(|h| std::cmp::Reverse(h.len()));
     if let Some(Value::Array(env)) = c.get_mut("environment") {
@@ -481,7 +503,14 @@ fn size(td: &mut Map<String, Value>, opts: &Options, f: &mut Findings) {
         None if asked == 0 => "none".to_string(),
         None => format!("{asked} (sum of containers)"),
     };
-    let Some((cpu, memory)) = fargate_round_up(asked_cpu.max(1), asked_memory.max(1)) else {
+    // Windows containers on Fargate take at least 1 vCPU.
+    let windows = td
+        .get("runtimePlatform")
+        .and_then(|r| r.get("operatingSystemFamily"))
+        .and_then(Value::as_str)
+        .is_some_and(|o| o.starts_with("WINDOWS"));
+    let min_cpu = if windows { 1024 } else { 1 };
+    let Some((cpu, memory)) = fargate_round_up(asked_cpu.max(min_cpu), asked_memory.max(1)) else {
         f.blocker(
             "cpu, memory",
             format!("cpu {asked_cpu}, memory {asked_memory} MiB"),
