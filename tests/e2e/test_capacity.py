@@ -538,3 +538,35 @@ def test_fargate_spot_interruption(srv, ecs):
     assert names.count("FARGATE") == 2 and names.count("FARGATE_SPOT") == 3
     for t in out["tasks"]:
         ecs.stop_task(cluster=cluster, task=t["taskArn"])
+
+
+def test_random_spot_interruptions_for_rehearsal(images, tmp_path):
+    """With --spot-interruption-rate, spot instances are interrupted at
+    random (here: at once) and replaced; on-demand ones are left alone."""
+    s = Server(str(tmp_path), extra_args=[
+        "--instance-boot-seconds", "0.5", "--spot-notice-seconds", "1",
+        "--spot-interruption-rate", "100000000",
+    ]).start()
+    try:
+        ec2 = client(s.endpoint, service="ec2")
+        asg = client(s.endpoint, service="autoscaling")
+        ecs = client(s.endpoint)
+        cluster = unique("c")
+        ecs.create_cluster(clusterName=cluster)
+        spot, steady = unique("spot"), unique("steady")
+        asg.create_auto_scaling_group(AutoScalingGroupName=spot, MinSize=1, MaxSize=1, AvailabilityZones=ZONES,
+                                      LaunchTemplate={"LaunchTemplateName": template(ec2, cluster, spot=True)})
+        asg.create_auto_scaling_group(AutoScalingGroupName=steady, MinSize=1, MaxSize=1, AvailabilityZones=ZONES,
+                                      LaunchTemplate={"LaunchTemplateName": template(ec2, cluster)})
+        first_steady = wait_for("on-demand in service", in_service(asg, steady, 1))[0]["InstanceId"]
+
+        def interrupted_twice():
+            acts = asg.describe_scaling_activities(AutoScalingGroupName=spot)["Activities"]
+            n = sum("Spot Instance interruption notice" in a["Cause"] for a in acts)
+            return n >= 2 and n
+        wait_for("two random interruptions", interrupted_twice, timeout=30)
+        assert [i["InstanceId"] for i in group(asg, steady)["Instances"]] == [first_steady]
+        acts = asg.describe_scaling_activities(AutoScalingGroupName=steady)["Activities"]
+        assert not any("interruption" in a["Cause"] for a in acts)
+    finally:
+        s.stop()

@@ -16,7 +16,7 @@ def test_doctor_reports_each_check(tmp_path):
                        capture_output=True, text=True)
     lines = p.stdout.splitlines()
     names = [l[5:].split("  ")[0].strip() for l in lines]
-    assert names == ["docker", "task limits", "data dir", "port"], p.stdout
+    assert names == ["docker", "task limits", "platforms", "data dir", "port"], p.stdout
     limits = [l for l in lines if l.split()[1] == "task"][0]
     assert "cgroup" in limits, "says whether tasks get a cgroup of their own, or why not"
     data = [l for l in lines if l.split()[1] == "data"][0]
