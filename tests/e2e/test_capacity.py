@@ -570,3 +570,35 @@ def test_random_spot_interruptions_for_rehearsal(images, tmp_path):
         assert not any("interruption" in a["Cause"] for a in acts)
     finally:
         s.stop()
+
+
+def test_groups_survive_kill_9_mid_boot(images, tmp_path):
+    """A group's acknowledged desired capacity and its booting instances are
+    in the store: after kill -9 the restarted server finishes the boots and
+    registers them."""
+    s = Server(str(tmp_path), extra_args=["--instance-boot-seconds", "2"]).start()
+    try:
+        ec2 = client(s.endpoint, service="ec2")
+        asg = client(s.endpoint, service="autoscaling")
+        ecs = client(s.endpoint)
+        cluster = unique("c")
+        ecs.create_cluster(clusterName=cluster)
+        name = unique("asg")
+        asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=3, DesiredCapacity=2,
+                                      AvailabilityZones=ZONES,
+                                      LaunchTemplate={"LaunchTemplateName": template(ec2, cluster)})
+        pending = wait_for("launched", lambda: (g := group(asg, name)["Instances"]) and len(g) == 2
+                           and all(i["LifecycleState"] == "Pending" for i in g) and g, timeout=5, every=0.05)
+        s.kill9()
+        s.start()
+        asg = client(s.endpoint, service="autoscaling")
+        ecs = client(s.endpoint)
+        live = wait_for("2 in service after restart", in_service(asg, name, 2))
+        assert {i["InstanceId"] for i in live} == {i["InstanceId"] for i in pending}, "the same instances"
+        cis = wait_for("registered", lambda: (r := registered(ecs, cluster)) and len(r) == 2 and r)
+        assert {c["ec2InstanceId"] for c in cis} == {i["InstanceId"] for i in pending}
+        asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+        wait_for("group gone", lambda: asg.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[name])["AutoScalingGroups"] == [])
+    finally:
+        s.stop()

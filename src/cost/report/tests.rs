@@ -174,6 +174,40 @@ fn lines_group_and_total_and_idle_capacity_counts_once() {
 }
 
 #[test]
+fn booting_and_warm_pool_time_of_groups_is_idle_capacity() {
+    // ListInstanceUsage lists a group's instance billed while it booted or
+    // ran in a warm pool with no container instance: all of it is idle.
+    let warm = InstanceUsage {
+        container_instance_arn: String::new(),
+        ec2_instance_id: "i-warm".into(),
+        cluster_arn: "arn:aws:ecs:us-east-1:000000000000:cluster/c".into(),
+        region: "us-east-1".into(),
+        instance_type: "m5.large".into(),
+        market: "on-demand".into(),
+        metered_from: 0.0,
+        metered_to: None,
+        running: true,
+        seconds: 45.0,
+        billed_seconds: 45,
+        cost_usd: 0.0012,
+        attributed_usd: 0.0,
+        idle_usd: 0.0012,
+        basis: "booting".into(),
+    };
+    let r = report(&[], std::slice::from_ref(&warm), GroupBy::Family);
+    assert_eq!(r.idle.instances, 1);
+    assert!(close(r.idle.usd, 0.0012));
+    assert!(close(r.total.as_run_usd, 0.0012));
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("booting or prepared in a warm pool")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
 fn a_task_that_never_pulled_costs_nothing_anywhere() {
     let mut f = facts("web", 1024, 2048, 30);
     f.pull_started_ms = None;
