@@ -31,6 +31,19 @@ impl Ctx {
         }
     }
 
+    /// A context for work the server does on its own (the fleet, managed
+    /// scaling), on behalf of `account` in `region`, at `now_ms`.
+    pub fn internal(account: &str, region: &str, now_ms: i64) -> Ctx {
+        Ctx {
+            account: account.to_string(),
+            region: region.to_string(),
+            access_key: String::new(),
+            principal_arn: format!("arn:aws:iam::{account}:root"),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            now: DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
+        }
+    }
+
     /// `now` as the epoch seconds (with milliseconds) that JSON services emit.
     pub fn now_epoch(&self) -> f64 {
         epoch_seconds(self.now)

@@ -25,7 +25,6 @@ use super::groups::{self, Activity, GroupRow};
 use super::plan::{self, Action, Lifecycle, Market, Member, PoolState};
 use super::FleetSettings;
 use crate::context::Ctx;
-use crate::ec2::iso_time;
 use crate::ecs::{clusters, instances};
 use crate::error::ApiResult;
 
@@ -51,6 +50,10 @@ pub struct InstanceRow {
     pub container_instance_arn: Option<String>,
     pub interrupt_at: Option<i64>,
     pub terminated_at: Option<i64>,
+    /// Since when it is in its lifecycle state.
+    pub state_since: i64,
+    /// Time billed while not registered, in the states it has left.
+    pub unregistered_billed_ms: i64,
 }
 
 impl InstanceRow {
@@ -72,6 +75,22 @@ impl InstanceRow {
         }
     }
 
+    /// Milliseconds EC2 has billed it while it was not registered with a
+    /// cluster (booting, or running in a warm pool), up to `now_ms`.
+    pub fn unregistered_billed_ms(&self, now_ms: i64) -> i64 {
+        let current = if self.billed_unregistered_now() {
+            (now_ms - self.state_since).max(0)
+        } else {
+            0
+        };
+        self.unregistered_billed_ms + current
+    }
+
+    /// Whether EC2 bills it now while it is not registered.
+    pub fn billed_unregistered_now(&self) -> bool {
+        BILLED_UNREGISTERED.contains(&self.lifecycle.as_str())
+    }
+
     fn spot_draining(&self) -> bool {
         self.ecs_config
             .get("ECS_ENABLE_SPOT_INSTANCE_DRAINING")
@@ -89,7 +108,7 @@ impl InstanceRow {
 
 const SELECT: &str = "SELECT id, account, region, group_name, instance_type, az, market, lifecycle,
     protected, launch_template, ecs_config, launched_at, ready_at, container_instance_arn,
-    interrupt_at, terminated_at FROM ec2_instances";
+    interrupt_at, terminated_at, state_since, unregistered_billed_ms FROM ec2_instances";
 
 fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
     let lt: String = r.get(9)?;
@@ -111,6 +130,8 @@ fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         container_instance_arn: r.get(13)?,
         interrupt_at: r.get(14)?,
         terminated_at: r.get(15)?,
+        state_since: r.get(16)?,
+        unregistered_billed_ms: r.get(17)?,
     })
 }
 
@@ -118,14 +139,6 @@ pub fn load_instance(conn: &Connection, id: &str) -> ApiResult<Option<InstanceRo
     Ok(conn
         .prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
         .query_row([id], from_sql)
-        .optional()?)
-}
-
-/// The EC2 instance behind a container instance, when Berth launched it.
-pub fn by_container_instance(conn: &Connection, arn: &str) -> ApiResult<Option<InstanceRow>> {
-    Ok(conn
-        .prepare_cached(&format!("{SELECT} WHERE container_instance_arn = ?1"))?
-        .query_row([arn], from_sql)
         .optional()?)
 }
 
@@ -189,7 +202,7 @@ pub fn unprotect_all(tx: &Connection, g: &GroupRow) -> ApiResult<()> {
 /// The states in which EC2 bills an instance that is not registered with
 /// a cluster: booting, and prepared running in a warm pool. (A stopped
 /// warm-pool instance pays only for its volume, which Berth does not price.)
-pub const BILLED_UNREGISTERED: [&str; 3] = ["Pending", "Warmed:Pending", "Warmed:Running"];
+const BILLED_UNREGISTERED: [&str; 3] = ["Pending", "Warmed:Pending", "Warmed:Running"];
 
 /// Move an instance to `lifecycle` at `now_ms`, adding the time it spent
 /// billed and unregistered in the state it leaves.
@@ -212,19 +225,6 @@ fn set_lifecycle(
     Ok(())
 }
 
-/// Milliseconds an instance has been billed while not registered, up to
-/// `now_ms`.
-pub fn unregistered_billed_ms(conn: &Connection, id: &str, now_ms: i64) -> ApiResult<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT unregistered_billed_ms
-               + CASE WHEN lifecycle IN ('Pending', 'Warmed:Pending', 'Warmed:Running')
-                      THEN max(0, ?2 - state_since) ELSE 0 END
-             FROM ec2_instances WHERE id = ?1",
-        )?
-        .query_row(params![id, now_ms], |r| r.get(0))?)
-}
-
 fn wake_signal() -> &'static tokio::sync::Notify {
     static N: OnceLock<tokio::sync::Notify> = OnceLock::new();
     N.get_or_init(tokio::sync::Notify::new)
@@ -240,21 +240,12 @@ pub async fn wait(timeout: std::time::Duration) {
     let _ = tokio::time::timeout(timeout, wake_signal().notified()).await;
 }
 
-/// The tasks not yet stopped on a container instance.
-fn live_tasks(conn: &Connection, arn: &str) -> ApiResult<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM tasks WHERE container_instance_arn = ?1 AND last_status != 'STOPPED'",
-        )?
-        .query_row([arn], |r| r.get(0))?)
-}
-
 fn as_member(conn: &Connection, i: &InstanceRow) -> ApiResult<Option<Member>> {
     let Some(lifecycle) = Lifecycle::parse(&i.lifecycle) else {
         return Ok(None);
     };
     let tasks = match &i.container_instance_arn {
-        Some(arn) => live_tasks(conn, arn)?,
+        Some(arn) => instances::live_task_count(conn, arn)?,
         None => 0,
     };
     Ok(Some(Member {
@@ -267,21 +258,6 @@ fn as_member(conn: &Connection, i: &InstanceRow) -> ApiResult<Option<Member>> {
         tasks,
         launched_at: i.launched_at,
     }))
-}
-
-fn ctx_for(account: &str, region: &str, now_ms: i64) -> Ctx {
-    Ctx {
-        account: account.to_string(),
-        region: region.to_string(),
-        access_key: String::new(),
-        principal_arn: format!("arn:aws:iam::{account}:root"),
-        request_id: uuid::Uuid::new_v4().to_string(),
-        now: chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
-    }
-}
-
-fn when(now_ms: i64) -> String {
-    iso_time(now_ms).replace(".000Z", "Z")
 }
 
 /// Terminate `inst`: its container instance is deregistered (its tasks
@@ -322,6 +298,17 @@ pub fn terminate(
         ),
         now_ms,
     )?;
+    record_termination(tx, g, inst, cause, now_ms)
+}
+
+/// The activity of a member's termination.
+fn record_termination(
+    tx: &Connection,
+    g: &GroupRow,
+    inst: &InstanceRow,
+    cause: &str,
+    now_ms: i64,
+) -> ApiResult<Activity> {
     groups::record_activity(
         tx,
         g,
@@ -334,6 +321,14 @@ pub fn terminate(
     )
 }
 
+/// The group an instance belongs to, if any.
+fn group_of(tx: &Connection, inst: &InstanceRow) -> ApiResult<Option<GroupRow>> {
+    match &inst.group_name {
+        Some(n) => groups::find(tx, &inst.account, &inst.region, n),
+        None => Ok(None),
+    }
+}
+
 /// Terminate an instance outside its group's decisions (EC2
 /// `TerminateInstances`): the group replaces it.
 pub fn terminate_by_ec2(tx: &Connection, inst: &InstanceRow, now_ms: i64) -> ApiResult<()> {
@@ -344,26 +339,12 @@ pub fn terminate_by_ec2(tx: &Connection, inst: &InstanceRow, now_ms: i64) -> Api
         &format!("Instance {} was terminated (TerminateInstances)", inst.id),
         now_ms,
     )?;
-    if let Some(g) = inst
-        .group_name
-        .as_deref()
-        .map(|n| groups::find(tx, &inst.account, &inst.region, n))
-        .transpose()?
-        .flatten()
-    {
-        groups::record_activity(
-            tx,
-            &g,
-            &format!("Terminating EC2 instance: {}", inst.id),
-            &format!(
+    if let Some(g) = group_of(tx, inst)? {
+        let cause = &format!(
                 "At {} an instance was taken out of service in response to an EC2 instance status check failure.",
-                when(now_ms)
-            ),
-            "Successful",
-            Some(&inst.az),
-            now_ms,
-            true,
-        )?;
+                groups::when(now_ms)
+            );
+        record_termination(tx, &g, inst, cause, now_ms)?;
     }
     Ok(())
 }
@@ -405,7 +386,7 @@ pub fn interrupt(
                     &format!(
                         "Spot interruption: instance {} is reclaimed at {} (spot instance draining)",
                         inst.id,
-                        when(at)
+                        groups::when(at)
                     ),
                 )?;
             }
@@ -518,7 +499,7 @@ fn register(
     inst: &InstanceRow,
     now_ms: i64,
 ) -> ApiResult<bool> {
-    let ctx = ctx_for(&inst.account, &inst.region, now_ms);
+    let ctx = Ctx::internal(&inst.account, &inst.region, now_ms);
     let Some(cluster) = clusters::find(tx, &ctx, inst.cluster())?.filter(|c| c.status == "ACTIVE")
     else {
         return Ok(false);
@@ -562,7 +543,7 @@ fn step_group(
             .execute([&g.arn])?;
         return Ok(true);
     }
-    let ctx = ctx_for(&g.account, &g.region, now_ms);
+    let ctx = Ctx::internal(&g.account, &g.region, now_ms);
     let launch_spec = match groups::resolve_launch(tx, &ctx, &g.doc) {
         Ok(l) => l,
         Err(e) => {
@@ -593,7 +574,7 @@ fn step_group(
     let in_service = ms.iter().filter(|m| !m.lifecycle.warm()).count();
     let default_cause = format!(
         "At {} an instance was started in response to a difference between desired and actual capacity, changing the capacity from {in_service} to {}.",
-        when(now_ms),
+        groups::when(now_ms),
         spec.desired
     );
     let cause = groups::last_cause(g)
@@ -681,7 +662,7 @@ fn step_group(
                     &format!("Moving EC2 instance to warm pool: {id}"),
                     &format!(
                         "At {} an instance was moved to the warm pool in response to a difference between desired and actual capacity, shrinking the capacity to {}.",
-                        when(now_ms),
+                        groups::when(now_ms),
                         spec.desired
                     ),
                     "Successful",
@@ -697,12 +678,12 @@ fn step_group(
                 let cause = if g.deleting {
                     format!(
                         "At {} the group was deleted, terminating its instances.",
-                        when(now_ms)
+                        groups::when(now_ms)
                     )
                 } else {
                     format!(
                         "At {} an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity to {}.",
-                        when(now_ms),
+                        groups::when(now_ms),
                         spec.desired
                     )
                 };
@@ -727,10 +708,7 @@ fn finish_boots(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
         .collect::<Result<_, _>>()?;
     let mut changed = false;
     for inst in due {
-        let g = match &inst.group_name {
-            Some(n) => groups::find(tx, &inst.account, &inst.region, n)?,
-            None => None,
-        };
+        let g = group_of(tx, &inst)?;
         if inst.lifecycle == "Warmed:Pending" {
             let state = match g
                 .as_ref()
@@ -790,26 +768,12 @@ fn spot_interruptions(
             ),
             now_ms,
         )?;
-        if let Some(g) = inst
-            .group_name
-            .as_deref()
-            .map(|n| groups::find(tx, &inst.account, &inst.region, n))
-            .transpose()?
-            .flatten()
-        {
-            groups::record_activity(
-                tx,
-                &g,
-                &format!("Terminating EC2 instance: {}", inst.id),
-                &format!(
+        if let Some(g) = group_of(tx, &inst)? {
+            let cause = &format!(
                     "At {} an instance was taken out of service in response to an EC2 Spot Instance interruption notice.",
-                    when(now_ms)
-                ),
-                "Successful",
-                Some(&inst.az),
-                now_ms,
-                true,
-            )?;
+                    groups::when(now_ms)
+                );
+            record_termination(tx, &g, &inst, cause, now_ms)?;
         }
         changed = true;
     }

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use super::fleet::{self, InstanceRow};
-use super::plan::{Distribution, GroupSpec, Market, PoolState, SpotStrategy, WarmPool};
+use super::plan::{Distribution, GroupSpec, PoolState, SpotStrategy, WarmPool};
 use super::validation;
 use crate::catalog;
 use crate::context::Ctx;
@@ -110,6 +110,15 @@ fn not_found(name: &str) -> ApiError {
 
 fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str)
+}
+
+/// The strings of a list member (none when it is absent).
+fn strs(v: Option<&Value>) -> Vec<&str> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 fn int_of(v: &Value, k: &str) -> Option<i64> {
@@ -222,12 +231,8 @@ pub fn resolve_launch(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) ->
 /// subnet of `VPCZoneIdentifier` (Berth has no VPCs: the n-th subnet is the
 /// region's n-th zone, `a`, `b`, `c`, …).
 pub fn zones(doc: &Map<String, Value>, region: &str) -> Vec<String> {
-    let listed: Vec<String> = doc
-        .get("AvailabilityZones")
-        .and_then(Value::as_array)
+    let listed: Vec<String> = strs(doc.get("AvailabilityZones"))
         .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
         .map(str::to_string)
         .collect();
     if !listed.is_empty() {
@@ -348,12 +353,8 @@ fn check_config(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) -> ApiRe
             "At least one Availability Zone or VPC Subnet is required.",
         ));
     }
-    if let Some(z) = doc
-        .get("AvailabilityZones")
-        .and_then(Value::as_array)
+    if let Some(z) = strs(doc.get("AvailabilityZones"))
         .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
         .find(|z| !z.starts_with(ctx.region.as_str()))
     {
         return Err(validation(format!("Invalid Availability Zone: {z}")));
@@ -447,7 +448,7 @@ pub fn change_desired(
     }
     let cause = format!(
         "At {} {why} changing the desired capacity from {} to {desired}.",
-        iso_time(now_ms).replace(".000Z", "Z"),
+        when(now_ms),
         g.desired
     );
     g.desired = desired;
@@ -464,6 +465,11 @@ pub const CAUSE_KEY: &str = "berthLastCause";
 /// The cause of the last change of desired capacity, if any.
 pub fn last_cause(g: &GroupRow) -> Option<&str> {
     g.doc.get(CAUSE_KEY).and_then(Value::as_str)
+}
+
+/// A time as Auto Scaling writes it in activity causes.
+pub fn when(now_ms: i64) -> String {
+    iso_time(now_ms).replace(".000Z", "Z")
 }
 
 fn guard_deleting(g: &GroupRow) -> ApiResult<()> {
@@ -604,7 +610,7 @@ pub fn terminate_instance(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Valu
         }
         let cause = format!(
             "At {} instance {id} was taken out of service in response to a user request{}.",
-            iso_time(ctx.now_millis()).replace(".000Z", "Z"),
+            when(ctx.now_millis()),
             if decrement {
                 ", shrinking the capacity"
             } else {
@@ -624,14 +630,7 @@ pub fn set_instance_protection(store: &Store, ctx: &Ctx, input: &Value) -> ApiRe
         .get("ProtectedFromScaleIn")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let ids: Vec<String> = input
-        .get("InstanceIds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect();
+    let ids = strs(input.get("InstanceIds"));
     if ids.len() > 50 {
         return Err(ApiError::new(
             "LimitExceeded",
@@ -762,13 +761,7 @@ fn page(items: Vec<Value>, start: usize, size: usize) -> (Vec<Value>, Option<Str
 
 fn tag_matches(g: &GroupRow, filter: &Value) -> bool {
     let name = str_of(filter, "Name").unwrap_or_default();
-    let values: Vec<&str> = filter
-        .get("Values")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let values = strs(filter.get("Values"));
     let tags: Vec<(&str, &str)> = g
         .doc
         .get("Tags")
@@ -792,13 +785,7 @@ fn tag_matches(g: &GroupRow, filter: &Value) -> bool {
 }
 
 pub fn describe(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let names: Vec<&str> = input
-        .get("AutoScalingGroupNames")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let names = strs(input.get("AutoScalingGroupNames"));
     let filters: Vec<Value> = input
         .get("Filters")
         .and_then(Value::as_array)
@@ -832,13 +819,7 @@ pub fn describe(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
 }
 
 pub fn describe_instances(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let ids: Vec<&str> = input
-        .get("InstanceIds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let ids = strs(input.get("InstanceIds"));
     let start = page_start(input)?;
     let rows = store.read(|conn| fleet::managed_instances(conn, &ctx.account, &ctx.region))?;
     let items: Vec<Value> = rows
@@ -944,22 +925,9 @@ pub fn record_activity(
     Ok(a)
 }
 
-/// Mark an activity complete.
-pub fn finish_activity(tx: &Connection, id: &str, status: &str, now_ms: i64) -> ApiResult<()> {
-    tx.prepare_cached("UPDATE scaling_activities SET status = ?2, ended_at = ?3 WHERE id = ?1")?
-        .execute(params![id, status, now_ms])?;
-    Ok(())
-}
-
 pub fn describe_activities(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     let group = str_of(input, "AutoScalingGroupName");
-    let ids: Vec<&str> = input
-        .get("ActivityIds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let ids = strs(input.get("ActivityIds"));
     let start = page_start(input)?;
     let items = store.read(|conn| {
         let mut arns = std::collections::HashMap::new();
@@ -1003,9 +971,4 @@ pub fn describe_activities(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult
         out["NextToken"] = json!(t);
     }
     Ok(out)
-}
-
-/// The market of an instance row.
-pub fn market_of(i: &InstanceRow) -> Market {
-    Market::parse(&i.market)
 }

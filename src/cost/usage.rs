@@ -318,7 +318,7 @@ fn unregistered_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<Ins
         if scope.cluster_arn.is_some_and(|c| c != cluster_arn) {
             continue;
         }
-        let ms = fleet::unregistered_billed_ms(conn, &i.id, scope.now_ms)?;
+        let ms = i.unregistered_billed_ms(scope.now_ms);
         if ms <= 0 {
             continue;
         }
@@ -332,7 +332,7 @@ fn unregistered_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<Ins
             crate::pricing::ec2_on_demand(&i.region, &i.instance_type)
         };
         let cost = hourly.map_or(0.0, |h| h * seconds.ceil() / 3600.0);
-        let running = fleet::BILLED_UNREGISTERED.contains(&i.lifecycle.as_str());
+        let running = i.billed_unregistered_now();
         out.push(InstanceUsage {
             container_instance_arn: String::new(),
             ec2_instance_id: i.id.clone(),

@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{clusters, paging, tags, Ecs};
+use super::{clusters, instances, paging, tags, Ecs};
 use crate::autoscaling::{fleet, groups as asg, FleetSettings};
 use crate::catalog;
 use crate::context::Ctx;
@@ -742,38 +742,30 @@ pub fn tick(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
             .into_iter()
             .filter(|i| !i.warm())
             .collect();
+        // Which registered members run tasks (`None`: not registered).
+        let mut running = Vec::with_capacity(members.len());
+        for i in &members {
+            running.push(match &i.container_instance_arn {
+                Some(arn) => Some(instances::live_task_count(tx, arn)? > 0),
+                None => None,
+            });
+        }
         if p.managed_termination_protection() {
-            for i in &members {
-                let Some(arn) = &i.container_instance_arn else {
-                    continue;
-                };
-                let busy = live_count(tx, arn)? > 0;
-                if busy != i.protected {
-                    fleet::set_protected(tx, &i.id, busy)?;
-                    changed = true;
+            for (i, busy) in members.iter().zip(&running) {
+                if let Some(busy) = *busy {
+                    if busy != i.protected {
+                        fleet::set_protected(tx, &i.id, busy)?;
+                        changed = true;
+                    }
                 }
             }
         }
         if !p.managed_scaling() {
             continue;
         }
-        let mut busy = 0;
-        for i in &members {
-            if let Some(arn) = &i.container_instance_arn {
-                if live_count(tx, arn)? > 0 {
-                    busy += 1;
-                }
-            }
-        }
+        let busy = running.iter().filter(|b| **b == Some(true)).count() as i64;
         let waiting = super::tasks::pending_reservations(tx, &p.name, &p.account, &p.region)?;
-        let ctx = Ctx {
-            account: p.account.clone(),
-            region: p.region.clone(),
-            access_key: String::new(),
-            principal_arn: format!("arn:aws:iam::{}:root", p.account),
-            request_id: String::new(),
-            now: chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
-        };
+        let ctx = Ctx::internal(&p.account, &p.region, now_ms);
         let capacity = asg::resolve_launch(tx, &ctx, &g.doc)
             .ok()
             .and_then(|l| l.types.first().cloned())
@@ -826,14 +818,6 @@ pub fn tick(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
         }
     }
     Ok(changed)
-}
-
-fn live_count(conn: &Connection, arn: &str) -> ApiResult<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM tasks WHERE container_instance_arn = ?1 AND last_status != 'STOPPED'",
-        )?
-        .query_row([arn], |r| r.get(0))?)
 }
 
 #[cfg(test)]

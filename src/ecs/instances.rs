@@ -779,7 +779,8 @@ fn now_epoch() -> f64 {
     epoch_seconds(chrono::Utc::now())
 }
 
-fn live_task_count(conn: &Connection, arn: &str) -> ApiResult<i64> {
+/// Tasks on an instance that are not yet STOPPED.
+pub fn live_task_count(conn: &Connection, arn: &str) -> ApiResult<i64> {
     Ok(conn
         .prepare_cached(
             "SELECT count(*) FROM tasks WHERE container_instance_arn = ?1 AND last_status != 'STOPPED'",

@@ -7,6 +7,8 @@
 //! agent never writes those columns except through `request_stop`, which
 //! keeps the first reason, so a StopTask racing the agent is never lost.
 
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -334,10 +336,11 @@ fn launching(
     ))
 }
 
-/// How to place a task that waits in PROVISIONING for capacity, kept
-/// beside it (`pending_placements.request`).
+/// How to place a RunTask's tasks, as the request and task definition say;
+/// kept beside a task that waits in PROVISIONING for capacity
+/// (`pending_placements.request`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PendingRequest {
+struct PlacementSpec {
     strategies: Value,
     constraints: Value,
     required: Vec<(String, Option<String>)>,
@@ -345,17 +348,26 @@ struct PendingRequest {
     group: String,
 }
 
-impl PendingRequest {
-    fn placement(&self) -> ApiResult<placement::Request> {
+impl PlacementSpec {
+    /// The placement request for `count` tasks.
+    fn placement(&self, count: usize) -> ApiResult<placement::Request> {
         let invalid = |e: String| ApiError::invalid_parameter(e);
+        let strategies = placement::parse_strategies(&self.strategies).map_err(invalid)?;
+        let constraints = placement::parse_constraints(&self.constraints).map_err(invalid)?;
+        if constraints.len() > placement::MAX_CONSTRAINTS {
+            return Err(ApiError::invalid_parameter(format!(
+                "A task can have at most {} placement constraints, counting its task definition's.",
+                placement::MAX_CONSTRAINTS
+            )));
+        }
         Ok(placement::Request {
-            count: 1,
+            count,
             cpu: self.reservation.cpu,
             memory: self.reservation.memory,
             ports_tcp: self.reservation.tcp.clone(),
             ports_udp: self.reservation.udp.clone(),
-            strategies: placement::parse_strategies(&self.strategies).map_err(invalid)?,
-            constraints: placement::parse_constraints(&self.constraints).map_err(invalid)?,
+            strategies,
+            constraints,
             group: Some(self.group.clone()),
             required_attributes: self.required.clone(),
         })
@@ -387,7 +399,7 @@ pub fn pending_reservations(
         .collect::<Result<_, _>>()?;
     Ok(rows
         .iter()
-        .filter_map(|r| serde_json::from_str::<PendingRequest>(r).ok())
+        .filter_map(|r| serde_json::from_str::<PlacementSpec>(r).ok())
         .map(|r| (r.reservation.cpu, r.reservation.memory))
         .collect())
 }
@@ -404,6 +416,7 @@ pub fn place_pending(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     let mut changed = false;
+    let mut allowed_by_provider: HashMap<String, HashSet<String>> = HashMap::new();
     for (arn, cluster_arn, provider, request) in rows {
         let Some(task) = load(tx, &arn)? else {
             drop_pending(tx, &arn)?;
@@ -415,36 +428,38 @@ pub fn place_pending(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
             changed = true;
             continue;
         }
-        let Ok(pending) = serde_json::from_str::<PendingRequest>(&request) else {
+        let Ok(pending) = serde_json::from_str::<PlacementSpec>(&request) else {
             continue;
         };
-        let Some(parsed) = super::arn::parse(&arn) else {
-            continue;
-        };
-        let ctx = Ctx {
-            account: parsed.account.to_string(),
-            region: parsed.region.to_string(),
-            access_key: String::new(),
-            principal_arn: String::new(),
-            request_id: String::new(),
-            now: chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
-        };
-        let Some(p) = capacity_providers::find(tx, &ctx, &provider)? else {
-            continue;
-        };
-        let allowed = capacity_providers::group_instances(tx, &p)?;
-        if allowed.is_empty() {
-            continue;
+        // The group's instances, read once per provider and pass.
+        if !allowed_by_provider.contains_key(&provider) {
+            let Some(parsed) = super::arn::parse(&arn) else {
+                continue;
+            };
+            let ctx = Ctx::internal(parsed.account, parsed.region, now_ms);
+            let allowed = match capacity_providers::find(tx, &ctx, &provider)? {
+                Some(p) => capacity_providers::group_instances(tx, &p)?,
+                None => HashSet::new(),
+            };
+            allowed_by_provider.insert(provider.clone(), allowed);
         }
+        let allowed = &allowed_by_provider[&provider];
         let views: Vec<placement::Instance> = instances::snapshot(tx, &cluster_arn, now_ms)?
             .into_iter()
             .filter(|(row, _)| allowed.contains(&row.arn))
             .map(|(_, v)| v)
             .collect();
+        if views.is_empty() {
+            continue;
+        }
         let mut rng = rand::thread_rng();
-        let decision =
-            placement::place(&views, &pending.placement()?, &mut |n| rng.gen_range(0..n))
-                .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+        // A task that cannot be placed now waits; it never fails the pass.
+        let Ok(decision) = pending.placement(1).and_then(|r| {
+            placement::place(&views, &r, &mut |n| rng.gen_range(0..n))
+                .map_err(|e| ApiError::invalid_parameter(e.to_string()))
+        }) else {
+            continue;
+        };
         let Some(instance_arn) = decision.placed.first() else {
             continue;
         };
@@ -698,58 +713,11 @@ impl Launch {
         req: &RunTaskRequest,
         count: usize,
     ) -> ApiResult<placement::Request> {
-        let invalid = |e: String| ApiError::invalid_parameter(e);
-        let strategies =
-            placement::parse_strategies(req.placement_strategy.as_ref().unwrap_or(&json!([])))
-                .map_err(invalid)?;
-        let mut constraints =
-            placement::parse_constraints(req.placement_constraints.as_ref().unwrap_or(&json!([])))
-                .map_err(invalid)?;
-        constraints.extend(
-            placement::parse_constraints(
-                self.td
-                    .doc
-                    .get("placementConstraints")
-                    .unwrap_or(&json!([])),
-            )
-            .map_err(invalid)?,
-        );
-        if constraints.len() > placement::MAX_CONSTRAINTS {
-            return Err(ApiError::invalid_parameter(format!(
-                "A task can have at most {} placement constraints, counting its task definition's.",
-                placement::MAX_CONSTRAINTS
-            )));
-        }
-        let required = self
-            .td
-            .doc
-            .get("requiresAttributes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|a| {
-                Some((
-                    a.get("name")?.as_str()?.to_string(),
-                    a.get("value").and_then(Value::as_str).map(str::to_string),
-                ))
-            })
-            .collect();
-        let r = self.reservation();
-        Ok(placement::Request {
-            count,
-            cpu: r.cpu,
-            memory: r.memory,
-            ports_tcp: r.tcp,
-            ports_udp: r.udp,
-            strategies,
-            constraints,
-            group: Some(self.group(req)),
-            required_attributes: required,
-        })
+        self.placement_spec(req).placement(count)
     }
 
-    /// How to place one of these tasks later, when it waits for capacity.
-    fn pending_request(&self, req: &RunTaskRequest) -> PendingRequest {
+    /// How to place these tasks, now or later when they wait for capacity.
+    fn placement_spec(&self, req: &RunTaskRequest) -> PlacementSpec {
         let mut constraints: Vec<Value> = req
             .placement_constraints
             .as_ref()
@@ -778,7 +746,7 @@ impl Launch {
                 ))
             })
             .collect();
-        PendingRequest {
+        PlacementSpec {
             strategies: req.placement_strategy.clone().unwrap_or(json!([])),
             constraints: Value::Array(constraints),
             required,
@@ -796,7 +764,7 @@ impl Launch {
         cluster: &clusters::ClusterRow,
         req: &RunTaskRequest,
         count: usize,
-        only: Option<&std::collections::HashSet<String>>,
+        only: Option<&HashSet<String>>,
     ) -> ApiResult<placement::Decision> {
         let preq = self.placement_request(req, count)?;
         let views: Vec<placement::Instance> =
@@ -1043,7 +1011,7 @@ impl Ecs {
                         }
                         // Managed scaling adds capacity: the rest wait in
                         // PROVISIONING and are placed as instances join.
-                        let pending = serde_json::to_string(&launch.pending_request(&req))
+                        let pending = serde_json::to_string(&launch.placement_spec(&req))
                             .expect("serialises");
                         for _ in placed..n {
                             let t = launch.insert(tx, ctx, &cluster, &req, Some(name), None)?;
