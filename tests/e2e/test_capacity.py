@@ -538,6 +538,9 @@ def test_fargate_spot_interruption(srv, ecs):
     assert names.count("FARGATE") == 2 and names.count("FARGATE_SPOT") == 3
     for t in out["tasks"]:
         ecs.stop_task(cluster=cluster, task=t["taskArn"])
+    # Leave nothing running behind for the next test.
+    for t in [plain, *out["tasks"]]:
+        wait_status(ecs, cluster, t["taskArn"], "STOPPED", timeout=60)
 
 
 def test_random_spot_interruptions_for_rehearsal(images, tmp_path):
