@@ -241,12 +241,14 @@ fn main() -> anyhow::Result<()> {
                 DurabilityArg::Normal => Durability::Normal,
             };
             let store = Arc::new(Store::open(&data_dir.join("berth.db"), durability)?);
-            let ecs = Ecs::new(store.clone());
+            let ecs = Arc::new(Ecs::new(store.clone()));
             let events = ecs.task_events.clone();
+            let logs = Arc::new(berth::logs::Logs::new(store.clone()));
             let app = Arc::new(App {
-                ecs,
-                logs: berth::logs::Logs::new(store.clone()),
+                registry: berth::services::registry(&ecs, &logs),
                 credentials,
+                authorizer: Box::new(berth::wire::authorize::AllowAll),
+                clock: Arc::new(berth::clock::SystemClock),
                 strict_output,
             });
             let rt = tokio::runtime::Runtime::new()?;

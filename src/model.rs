@@ -106,6 +106,10 @@ pub struct Model {
     pub protocol: String,
     pub api_version: String,
     pub xml_namespace: Option<String>,
+    /// Whether only some of the service's operations were vendored (EC2's
+    /// model is several megabytes), so an operation missing from it may
+    /// still be one of the service's.
+    pub subset: bool,
     pub operations: HashMap<String, Operation>,
     pub shapes: HashMap<String, Shape>,
 }
@@ -196,6 +200,7 @@ impl Model {
                 .get("xmlNamespace")
                 .and_then(|v| v.get("uri").and_then(Value::as_str).or(v.as_str()))
                 .map(str::to_string),
+            subset: meta_str("berthSource").is_some_and(|s| s.ends_with("(subset)")),
             operations,
             shapes,
         }

@@ -19,6 +19,9 @@ use crate::ecs::instances::{self, InstanceRow, LOCAL_AGENT, REMOTE_AGENT};
 use crate::ecs::{clusters, taskdefs, tasks, Ecs};
 use crate::error::{ApiError, ApiResult};
 use crate::logs::Logs;
+use crate::model;
+use crate::wire::Service;
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -381,116 +384,139 @@ fn summary(conn: &rusqlite::Connection, row: &InstanceRow, now_ms: i64) -> ApiRe
     Ok(v)
 }
 
-pub fn handle(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
-    match operation {
-        "AddInstances" => {
-            let req: AddRequest = serde_json::from_value(input)?;
-            let count = req.count.unwrap_or(1);
-            let out = ecs.store.write(|tx| {
-                let cluster = clusters::resolve_active(tx, ctx, Some(&req.cluster))?;
-                let mut added = Vec::new();
-                for _ in 0..count {
-                    let row = instances::add_local(
-                        tx,
-                        ctx,
-                        &cluster,
-                        &req.instance_type,
-                        req.availability_zone.as_deref(),
-                    )?;
-                    added.push(summary(tx, &row, ctx.now_millis())?);
-                }
-                Ok(json!({"instances": added}))
-            })?;
-            ecs.task_events.notify_one();
-            Ok(out)
+fn add_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+    let req: AddRequest = serde_json::from_value(input)?;
+    let count = req.count.unwrap_or(1);
+    let out = ecs.store.write(|tx| {
+        let cluster = clusters::resolve_active(tx, ctx, Some(&req.cluster))?;
+        let mut added = Vec::new();
+        for _ in 0..count {
+            let row = instances::add_local(
+                tx,
+                ctx,
+                &cluster,
+                &req.instance_type,
+                req.availability_zone.as_deref(),
+            )?;
+            added.push(summary(tx, &row, ctx.now_millis())?);
         }
-        "ListInstances" => {
-            let req: ListRequest = serde_json::from_value(input)?;
-            ecs.store.read(|conn| {
-                let clusters: Vec<String> = match &req.cluster {
-                    Some(c) => vec![clusters::resolve_active(conn, ctx, Some(c))?.arn],
-                    None => conn
-                        .prepare_cached(
-                            "SELECT DISTINCT cluster_arn FROM container_instances
-                             WHERE account = ?1 AND region = ?2 ORDER BY cluster_arn",
-                        )?
-                        .query_map([&ctx.account, &ctx.region], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?,
-                };
-                let mut out = Vec::new();
-                for c in clusters {
-                    for row in instances::registered(conn, &c)? {
-                        out.push(summary(conn, &row, ctx.now_millis())?);
-                    }
-                }
-                Ok(json!({"instances": out}))
-            })
-        }
-        "RemoveInstances" => {
-            let req: RemoveRequest = serde_json::from_value(input)?;
-            let out = ecs.store.write(|tx| {
-                let cluster = clusters::resolve_active(tx, ctx, Some(&req.cluster))?;
-                let mut removed = Vec::new();
-                let mut failures = Vec::new();
-                for ident in &req.instances {
-                    // An instance is named by its id, ARN or EC2 instance id.
-                    let by_ec2: Option<String> = tx
-                        .prepare_cached(
-                            "SELECT arn FROM container_instances WHERE cluster_arn = ?1 AND ec2_instance_id = ?2",
-                        )?
-                        .query_row([&cluster.arn, ident], |r| r.get(0))
-                        .ok();
-                    let arn = by_ec2
-                        .unwrap_or_else(|| instances::instance_arn(ctx, &cluster, ident));
-                    match instances::load(tx, &arn)?.filter(|r| {
-                        r.cluster_arn == cluster.arn && r.status != "INACTIVE"
-                    }) {
-                        Some(row) if row.agent == LOCAL_AGENT => {
-                            instances::deregister(tx, &row, "Container instance removed")?;
-                            let row = instances::load(tx, &arn)?.expect("exists");
-                            removed.push(summary(tx, &row, ctx.now_millis())?);
-                        }
-                        Some(_) => failures.push(json!({"arn": arn, "reason": "NOT_LOCAL"})),
-                        None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
-                    }
-                }
-                Ok(json!({"instances": removed, "failures": failures}))
-            })?;
-            ecs.task_events.notify_one();
-            Ok(out)
-        }
-        "InterruptSpot" => interrupt_spot(ecs, ctx, input),
-        "ListTaskUsage" => {
-            let req: UsageRequest = serde_json::from_value(input)?;
-            let size = crate::ecs::paging::page_size(req.max_results, 1000)?;
-            let after: Option<(i64, String)> = req
-                .next_token
-                .as_deref()
-                .map(crate::ecs::paging::decode_as)
-                .transpose()?;
-            let cluster = req.cluster.as_deref().map(|c| usage_cluster(ctx, c));
-            let scope = usage_scope(ctx, cluster.as_deref(), req.since);
-            let rows = ecs
-                .store
-                .read(|conn| usage::task_usage(conn, &scope, after, size + 1))?;
-            let (page, token) =
-                crate::ecs::paging::page(rows, size, |(created, u)| json!([created, u.task_arn]));
-            let mut out = json!({"usage": page.into_iter().map(|(_, u)| u).collect::<Vec<_>>()});
-            if let Some(t) = token {
-                out["nextToken"] = json!(t);
-            }
-            Ok(out)
-        }
-        "ListInstanceUsage" => {
-            let req: UsageRequest = serde_json::from_value(input)?;
-            let cluster = req.cluster.as_deref().map(|c| usage_cluster(ctx, c));
-            let scope = usage_scope(ctx, cluster.as_deref(), req.since);
-            let usage = ecs.store.read(|conn| usage::instance_usage(conn, &scope))?;
-            Ok(json!({ "usage": usage }))
-        }
-        op if op.starts_with("Agent") => agent_operation(ecs, ctx, op, input),
-        other => Err(ApiError::unknown_operation(format!(
-            "Berth has no operation {other}."
-        ))),
-    }
+        Ok(json!({"instances": added}))
+    })?;
+    ecs.task_events.notify_one();
+    Ok(out)
 }
+
+fn list_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+    let req: ListRequest = serde_json::from_value(input)?;
+    ecs.store.read(|conn| {
+        let clusters: Vec<String> = match &req.cluster {
+            Some(c) => vec![clusters::resolve_active(conn, ctx, Some(c))?.arn],
+            None => conn
+                .prepare_cached(
+                    "SELECT DISTINCT cluster_arn FROM container_instances
+                         WHERE account = ?1 AND region = ?2 ORDER BY cluster_arn",
+                )?
+                .query_map([&ctx.account, &ctx.region], |r| r.get(0))?
+                .collect::<Result<_, _>>()?,
+        };
+        let mut out = Vec::new();
+        for c in clusters {
+            for row in instances::registered(conn, &c)? {
+                out.push(summary(conn, &row, ctx.now_millis())?);
+            }
+        }
+        Ok(json!({"instances": out}))
+    })
+}
+
+fn remove_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+    let req: RemoveRequest = serde_json::from_value(input)?;
+    let out = ecs.store.write(|tx| {
+            let cluster = clusters::resolve_active(tx, ctx, Some(&req.cluster))?;
+            let mut removed = Vec::new();
+            let mut failures = Vec::new();
+            for ident in &req.instances {
+                // An instance is named by its id, ARN or EC2 instance id.
+                let by_ec2: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT arn FROM container_instances WHERE cluster_arn = ?1 AND ec2_instance_id = ?2",
+                    )?
+                    .query_row([&cluster.arn, ident], |r| r.get(0))
+                    .ok();
+                let arn = by_ec2
+                    .unwrap_or_else(|| instances::instance_arn(ctx, &cluster, ident));
+                match instances::load(tx, &arn)?.filter(|r| {
+                    r.cluster_arn == cluster.arn && r.status != "INACTIVE"
+                }) {
+                    Some(row) if row.agent == LOCAL_AGENT => {
+                        instances::deregister(tx, &row, "Container instance removed")?;
+                        let row = instances::load(tx, &arn)?.expect("exists");
+                        removed.push(summary(tx, &row, ctx.now_millis())?);
+                    }
+                    Some(_) => failures.push(json!({"arn": arn, "reason": "NOT_LOCAL"})),
+                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                }
+            }
+            Ok(json!({"instances": removed, "failures": failures}))
+        })?;
+    ecs.task_events.notify_one();
+    Ok(out)
+}
+
+fn list_task_usage(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+    let req: UsageRequest = serde_json::from_value(input)?;
+    let size = crate::ecs::paging::page_size(req.max_results, 1000)?;
+    let after: Option<(i64, String)> = req
+        .next_token
+        .as_deref()
+        .map(crate::ecs::paging::decode_as)
+        .transpose()?;
+    let cluster = req.cluster.as_deref().map(|c| usage_cluster(ctx, c));
+    let scope = usage_scope(ctx, cluster.as_deref(), req.since);
+    let rows = ecs
+        .store
+        .read(|conn| usage::task_usage(conn, &scope, after, size + 1))?;
+    let (page, token) =
+        crate::ecs::paging::page(rows, size, |(created, u)| json!([created, u.task_arn]));
+    let mut out = json!({"usage": page.into_iter().map(|(_, u)| u).collect::<Vec<_>>()});
+    if let Some(t) = token {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+fn list_instance_usage(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+    let req: UsageRequest = serde_json::from_value(input)?;
+    let cluster = req.cluster.as_deref().map(|c| usage_cluster(ctx, c));
+    let scope = usage_scope(ctx, cluster.as_deref(), req.since);
+    let usage = ecs.store.read(|conn| usage::instance_usage(conn, &scope))?;
+    Ok(json!({ "usage": usage }))
+}
+
+/// Berth's own API, registered once in the request pipeline.
+pub fn service(ecs: Arc<Ecs>) -> Service {
+    let mut b = Service::builder("Berth's own API", "berth", "ecs", model::berth(), ecs)
+        .op("AddInstances", add_instances)
+        .op("ListInstances", list_instances)
+        .op("RemoveInstances", remove_instances)
+        .op("InterruptSpot", interrupt_spot)
+        .op("ListTaskUsage", list_task_usage)
+        .op("ListInstanceUsage", list_instance_usage);
+    for op in AGENT_OPERATIONS {
+        b = b.op(op, move |ecs: &Ecs, ctx: &Ctx, input: Value| {
+            agent_operation(ecs, ctx, op, input)
+        });
+    }
+    b.build()
+}
+
+/// The operations of remote agents (`berth agent`).
+const AGENT_OPERATIONS: [&str; 7] = [
+    "AgentHeartbeat",
+    "AgentGetTask",
+    "AgentSaveTask",
+    "AgentRequestStop",
+    "AgentPrepareLogStream",
+    "AgentGetLastLogEvent",
+    "AgentAppendLogEvents",
+];

@@ -15,9 +15,29 @@ use crate::wire::{self, App, MAX_BODY_BYTES};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", any(api))
         .route("/_berth/health", get(|| async { "ok\n" }))
+        .route("/_berth/services", get(services))
+        .fallback(any(api))
         .with_state(app)
+}
+
+/// What Berth serves: each service, its protocol and its operations.
+async fn services(State(app): State<Arc<App>>) -> axum::Json<serde_json::Value> {
+    let list: Vec<serde_json::Value> = app
+        .registry
+        .services()
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "signingName": s.signing_name,
+                "protocol": s.model.protocol,
+                "targetPrefix": s.model.target_prefix,
+                "operations": s.operations(),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "services": list }))
 }
 
 async fn api(State(app): State<Arc<App>>, req: Request) -> Response<Body> {

@@ -26,9 +26,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::context::Ctx;
 use crate::ecs::Ecs;
 use crate::error::{ApiError, ApiResult};
+use crate::model;
+use crate::wire::Service;
 
 static BOOT_MS: AtomicI64 = AtomicI64::new(3_000);
 static SPOT_NOTICE_MS: AtomicI64 = AtomicI64::new(120_000);
@@ -85,28 +89,75 @@ impl FleetSettings {
     }
 }
 
-/// Run one Auto Scaling operation; `input` has been validated against the model.
-pub fn handle(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
-    let out = match operation {
-        "CreateAutoScalingGroup" => groups::create(&ecs.store, ctx, &input),
-        "UpdateAutoScalingGroup" => groups::update(&ecs.store, ctx, &input),
-        "DescribeAutoScalingGroups" => groups::describe(&ecs.store, ctx, &input),
-        "DeleteAutoScalingGroup" => groups::delete(&ecs.store, ctx, &input),
-        "SetDesiredCapacity" => groups::set_desired_capacity(&ecs.store, ctx, &input),
-        "TerminateInstanceInAutoScalingGroup" => groups::terminate_instance(ecs, ctx, &input),
-        "SetInstanceProtection" => groups::set_instance_protection(&ecs.store, ctx, &input),
-        "DescribeScalingActivities" => groups::describe_activities(&ecs.store, ctx, &input),
-        "DescribeAutoScalingInstances" => groups::describe_instances(&ecs.store, ctx, &input),
-        "PutWarmPool" => warm_pools::put(&ecs.store, ctx, &input),
-        "DescribeWarmPool" => warm_pools::describe(&ecs.store, ctx, &input),
-        "DeleteWarmPool" => warm_pools::delete(&ecs.store, ctx, &input),
-        other => Err(ApiError::unknown_operation(format!(
-            "Berth does not implement the Auto Scaling operation {other} yet."
-        ))),
-    }?;
-    // The fleet acts on what changed at once rather than at its next tick.
-    fleet::wake();
-    Ok(out)
+/// EC2 Auto Scaling (the subset Berth serves), registered once in the
+/// request pipeline. After each call the fleet acts on what changed at once
+/// rather than at its next tick.
+pub fn service(ecs: Arc<Ecs>) -> Service {
+    type Handler = fn(&Ecs, &Ctx, &Value) -> ApiResult<Value>;
+    fn waking(f: Handler) -> impl Fn(&Ecs, &Ctx, Value) -> ApiResult<Value> + Send + Sync {
+        move |ecs, ctx, input| {
+            let out = f(ecs, ctx, &input);
+            fleet::wake();
+            out
+        }
+    }
+    Service::builder(
+        "EC2 Auto Scaling",
+        "autoscaling",
+        "autoscaling",
+        model::autoscaling(),
+        ecs,
+    )
+    .op(
+        "CreateAutoScalingGroup",
+        waking(|e, c, i| groups::create(&e.store, c, i)),
+    )
+    .op(
+        "UpdateAutoScalingGroup",
+        waking(|e, c, i| groups::update(&e.store, c, i)),
+    )
+    .op(
+        "DescribeAutoScalingGroups",
+        waking(|e, c, i| groups::describe(&e.store, c, i)),
+    )
+    .op(
+        "DeleteAutoScalingGroup",
+        waking(|e, c, i| groups::delete(&e.store, c, i)),
+    )
+    .op(
+        "SetDesiredCapacity",
+        waking(|e, c, i| groups::set_desired_capacity(&e.store, c, i)),
+    )
+    .op(
+        "TerminateInstanceInAutoScalingGroup",
+        waking(groups::terminate_instance),
+    )
+    .op(
+        "SetInstanceProtection",
+        waking(|e, c, i| groups::set_instance_protection(&e.store, c, i)),
+    )
+    .op(
+        "DescribeScalingActivities",
+        waking(|e, c, i| groups::describe_activities(&e.store, c, i)),
+    )
+    .op(
+        "DescribeAutoScalingInstances",
+        waking(|e, c, i| groups::describe_instances(&e.store, c, i)),
+    )
+    .op(
+        "PutWarmPool",
+        waking(|e, c, i| warm_pools::put(&e.store, c, i)),
+    )
+    .op(
+        "DescribeWarmPool",
+        waking(|e, c, i| warm_pools::describe(&e.store, c, i)),
+    )
+    .op(
+        "DeleteWarmPool",
+        waking(|e, c, i| warm_pools::delete(&e.store, c, i)),
+    )
+    .validation_errors(validation_error)
+    .build()
 }
 
 /// Auto Scaling's `ValidationError`.

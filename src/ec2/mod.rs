@@ -10,7 +10,7 @@
 //! * what user data tells the ECS agent (`user_data.rs`), for the code that
 //!   starts instances from templates.
 //!
-//! Handlers take input already decoded by the wire layer (`wire/ec2query.rs`)
+//! Handlers take input already decoded by the wire layer (`wire/form.rs`, EC2 dialect)
 //! and validated against `models/ec2-2016-11-15.json`, and return the output
 //! shape as a JSON value. Errors carry EC2's codes (`InvalidInstanceType`,
 //! `InvalidLaunchTemplateName.NotFoundException`, …) with HTTP 400.
@@ -23,29 +23,80 @@ pub mod user_data;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
 use crate::context::Ctx;
 use crate::ecs::Ecs;
 use crate::error::{ApiError, ApiResult};
+use crate::model;
+use crate::wire::Service;
 
 pub use user_data::ecs_config_from_user_data;
 
-/// Run one EC2 operation; `input` has been validated against the model.
-pub fn handle(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
-    let store = &ecs.store;
-    match operation {
-        "DescribeInstances" => instances::describe(ecs, ctx, &input),
-        "TerminateInstances" => instances::terminate(ecs, ctx, &input),
-        "DescribeInstanceTypes" => instance_types::describe(&input),
-        "CreateLaunchTemplate" => launch_templates::create(store, ctx, &input),
-        "CreateLaunchTemplateVersion" => launch_templates::create_version(store, ctx, &input),
-        "DescribeLaunchTemplates" => launch_templates::describe(store, ctx, &input),
-        "DescribeLaunchTemplateVersions" => launch_templates::describe_versions(store, ctx, &input),
-        "DeleteLaunchTemplate" => launch_templates::delete(store, ctx, &input),
-        "ModifyLaunchTemplate" => launch_templates::modify(store, ctx, &input),
-        other => Err(ApiError::new(
-            "InvalidAction",
-            format!("The action {other} is not valid for this web service."),
-        )),
+/// EC2 (the subset Berth serves), registered once in the request pipeline.
+pub fn service(ecs: Arc<Ecs>) -> Service {
+    Service::builder("EC2", "ec2", "ec2", model::ec2(), ecs)
+        .op("DescribeInstances", |ecs: &Ecs, ctx: &Ctx, input: Value| {
+            instances::describe(ecs, ctx, &input)
+        })
+        .op(
+            "TerminateInstances",
+            |ecs: &Ecs, ctx: &Ctx, input: Value| instances::terminate(ecs, ctx, &input),
+        )
+        .op("DescribeInstanceTypes", |_: &Ecs, _: &Ctx, input: Value| {
+            instance_types::describe(&input)
+        })
+        .op(
+            "CreateLaunchTemplate",
+            |ecs: &Ecs, ctx: &Ctx, input: Value| launch_templates::create(&ecs.store, ctx, &input),
+        )
+        .op(
+            "CreateLaunchTemplateVersion",
+            |ecs: &Ecs, ctx: &Ctx, input: Value| {
+                launch_templates::create_version(&ecs.store, ctx, &input)
+            },
+        )
+        .op(
+            "DescribeLaunchTemplates",
+            |ecs: &Ecs, ctx: &Ctx, input: Value| {
+                launch_templates::describe(&ecs.store, ctx, &input)
+            },
+        )
+        .op(
+            "DescribeLaunchTemplateVersions",
+            |ecs: &Ecs, ctx: &Ctx, input: Value| {
+                launch_templates::describe_versions(&ecs.store, ctx, &input)
+            },
+        )
+        .op(
+            "DeleteLaunchTemplate",
+            |ecs: &Ecs, ctx: &Ctx, input: Value| launch_templates::delete(&ecs.store, ctx, &input),
+        )
+        .op(
+            "ModifyLaunchTemplate",
+            |ecs: &Ecs, ctx: &Ctx, input: Value| launch_templates::modify(&ecs.store, ctx, &input),
+        )
+        .precheck(validate)
+        .validation_errors(validation_error)
+        .build()
+}
+
+/// Model validation speaks ECS's error codes; EC2 answers a missing member
+/// with `MissingParameter` and any other bad value with
+/// `InvalidParameterValue`.
+pub fn validation_error(e: ApiError) -> ApiError {
+    if let Some(rest) = e.message.strip_prefix("Missing required parameter '") {
+        let name = rest.trim_end_matches("'.");
+        return ApiError::new(
+            "MissingParameter",
+            format!("The request must contain the parameter {name}"),
+        );
+    }
+    match e.code.as_str() {
+        "InvalidParameterException" | "SerializationException" => {
+            ApiError::new("InvalidParameterValue", e.message)
+        }
+        _ => e,
     }
 }
 

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::context::Ctx;
-use crate::error::{ApiError, ApiResult};
+use crate::model;
 use crate::store::Store;
+use crate::wire::Service;
 
 /// The ECS service: stateless apart from the store it is given.
 pub struct Ecs {
@@ -41,46 +42,138 @@ impl Ecs {
         }
     }
 
-    /// Run one operation. `input` has already been validated against the
-    /// ECS model by the wire layer.
-    pub fn handle(&self, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
-        match operation {
-            "CreateCluster" => self.create_cluster(ctx, input),
-            "DescribeClusters" => self.describe_clusters(ctx, input),
-            "ListClusters" => self.list_clusters(ctx, input),
-            "DeleteCluster" => self.delete_cluster(ctx, input),
-            "UpdateCluster" => self.update_cluster(ctx, input),
-            "UpdateClusterSettings" => self.update_cluster_settings(ctx, input),
-            "RegisterTaskDefinition" => self.register_task_definition(ctx, input),
-            "DescribeTaskDefinition" => self.describe_task_definition(ctx, input),
-            "ListTaskDefinitions" => self.list_task_definitions(ctx, input),
-            "ListTaskDefinitionFamilies" => self.list_task_definition_families(ctx, input),
-            "DeregisterTaskDefinition" => self.deregister_task_definition(ctx, input),
-            "DeleteTaskDefinitions" => self.delete_task_definitions(ctx, input),
-            "RunTask" => self.run_task(ctx, input),
-            "StopTask" => self.stop_task(ctx, input),
-            "DescribeTasks" => self.describe_tasks(ctx, input),
-            "ListTasks" => self.list_tasks(ctx, input),
-            "StartTask" => self.start_task(ctx, input),
-            "RegisterContainerInstance" => self.register_container_instance(ctx, input),
-            "DeregisterContainerInstance" => self.deregister_container_instance(ctx, input),
-            "DescribeContainerInstances" => self.describe_container_instances(ctx, input),
-            "ListContainerInstances" => self.list_container_instances(ctx, input),
-            "UpdateContainerInstancesState" => self.update_container_instances_state(ctx, input),
-            "PutAttributes" => self.put_attributes(ctx, input),
-            "DeleteAttributes" => self.delete_attributes(ctx, input),
-            "ListAttributes" => self.list_attributes(ctx, input),
-            "CreateCapacityProvider" => self.create_capacity_provider(ctx, input),
-            "DescribeCapacityProviders" => self.describe_capacity_providers(ctx, input),
-            "UpdateCapacityProvider" => self.update_capacity_provider(ctx, input),
-            "DeleteCapacityProvider" => self.delete_capacity_provider(ctx, input),
-            "PutClusterCapacityProviders" => self.put_cluster_capacity_providers(ctx, input),
-            "TagResource" => self.tag_resource(ctx, input),
-            "UntagResource" => self.untag_resource(ctx, input),
-            "ListTagsForResource" => self.list_tags_for_resource(ctx, input),
-            other => Err(ApiError::unknown_operation(format!(
-                "Berth does not implement the ECS operation {other} yet."
-            ))),
-        }
+    /// ECS, registered once in the request pipeline.
+    pub fn service(self: Arc<Self>) -> Service {
+        Service::builder("ECS", "ecs", "ecs", model::ecs(), self)
+            .op("CreateCluster", Ecs::create_cluster)
+            .op("DescribeClusters", Ecs::describe_clusters)
+            .op("ListClusters", Ecs::list_clusters)
+            .op("DeleteCluster", Ecs::delete_cluster)
+            .op("UpdateCluster", Ecs::update_cluster)
+            .op("UpdateClusterSettings", Ecs::update_cluster_settings)
+            .op("RegisterTaskDefinition", Ecs::register_task_definition)
+            .op("DescribeTaskDefinition", Ecs::describe_task_definition)
+            .op("ListTaskDefinitions", Ecs::list_task_definitions)
+            .op(
+                "ListTaskDefinitionFamilies",
+                Ecs::list_task_definition_families,
+            )
+            .op("DeregisterTaskDefinition", Ecs::deregister_task_definition)
+            .op("DeleteTaskDefinitions", Ecs::delete_task_definitions)
+            .op("RunTask", Ecs::run_task)
+            .op("StopTask", Ecs::stop_task)
+            .op("DescribeTasks", Ecs::describe_tasks)
+            .op("ListTasks", Ecs::list_tasks)
+            .op("StartTask", Ecs::start_task)
+            .op(
+                "RegisterContainerInstance",
+                Ecs::register_container_instance,
+            )
+            .op(
+                "DeregisterContainerInstance",
+                Ecs::deregister_container_instance,
+            )
+            .op(
+                "DescribeContainerInstances",
+                Ecs::describe_container_instances,
+            )
+            .op("ListContainerInstances", Ecs::list_container_instances)
+            .op(
+                "UpdateContainerInstancesState",
+                Ecs::update_container_instances_state,
+            )
+            .op("PutAttributes", Ecs::put_attributes)
+            .op("DeleteAttributes", Ecs::delete_attributes)
+            .op("ListAttributes", Ecs::list_attributes)
+            .op("CreateCapacityProvider", Ecs::create_capacity_provider)
+            .op(
+                "DescribeCapacityProviders",
+                Ecs::describe_capacity_providers,
+            )
+            .op("UpdateCapacityProvider", Ecs::update_capacity_provider)
+            .op("DeleteCapacityProvider", Ecs::delete_capacity_provider)
+            .op(
+                "PutClusterCapacityProviders",
+                Ecs::put_cluster_capacity_providers,
+            )
+            .op("TagResource", Ecs::tag_resource)
+            .op("UntagResource", Ecs::untag_resource)
+            .op("ListTagsForResource", Ecs::list_tags_for_resource)
+            .resources(resources)
+            .build()
     }
+}
+
+/// The ARNs of the resources an ECS call acts on, for authorization: the
+/// cluster it names (`default` when it names none) and the tasks, task
+/// definitions, container instances, capacity providers or tagged
+/// resource it names.
+fn resources(ctx: &Ctx, operation: &str, input: &Value) -> Vec<String> {
+    let text = |k: &str| input.get(k).and_then(Value::as_str);
+    let list = |k: &str| -> Vec<&str> {
+        input
+            .get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect()
+    };
+    let cluster_scoped = !matches!(
+        operation,
+        "CreateCluster" | "ListClusters" | "DescribeClusters" | "DeleteCluster"
+    ) && !operation.contains("TaskDefinition")
+        && !operation.contains("CapacityProvider")
+        && !operation.ends_with("Resource");
+    let cluster_name = text("cluster").unwrap_or(clusters::DEFAULT_CLUSTER);
+    let cluster = clusters::identifier_arn(ctx, cluster_name);
+    let named = |kind: &str, ident: &str| {
+        if ident.starts_with("arn:") {
+            ident.to_string()
+        } else {
+            let name = cluster.rsplit('/').next().unwrap_or_default();
+            format!(
+                "arn:aws:ecs:{}:{}:{kind}/{name}/{ident}",
+                ctx.region, ctx.account
+            )
+        }
+    };
+    let mut out = Vec::new();
+    match operation {
+        "CreateCluster" => out.push(arn::cluster(ctx, text("clusterName").unwrap_or("default"))),
+        "DescribeClusters" => out.extend(
+            list("clusters")
+                .iter()
+                .map(|c| clusters::identifier_arn(ctx, c)),
+        ),
+        "DeleteCluster" => out.push(cluster.clone()),
+        _ if cluster_scoped => out.push(cluster.clone()),
+        _ => {}
+    }
+    if let Some(td) = text("taskDefinition") {
+        out.push(if td.starts_with("arn:") {
+            td.to_string()
+        } else {
+            format!(
+                "arn:aws:ecs:{}:{}:task-definition/{td}",
+                ctx.region, ctx.account
+            )
+        });
+    }
+    for t in text("task").into_iter().chain(list("tasks")) {
+        out.push(named("task", t));
+    }
+    for ci in text("containerInstance")
+        .into_iter()
+        .chain(list("containerInstances"))
+    {
+        out.push(named("container-instance", ci));
+    }
+    if let Some(r) = text("resourceArn") {
+        out.push(r.to_string());
+    }
+    if out.is_empty() {
+        out.push("*".into());
+    }
+    out
 }

@@ -609,7 +609,7 @@ impl Launch {
             .cloned()
             .unwrap_or_default();
         if !compat.iter().any(|c| c.as_str() == Some(launch_type)) {
-            return Err(ApiError::client(format!(
+            return Err(ApiError::invalid_parameter(format!(
                 "Task definition does not support launch_type {launch_type}."
             )));
         }

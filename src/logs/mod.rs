@@ -30,11 +30,12 @@ pub mod tokens;
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde_json::Value;
 
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::model;
 use crate::store::Store;
+use crate::wire::Service;
 
 /// The CloudWatch Logs service: stateless apart from the store it is given.
 pub struct Logs {
@@ -46,26 +47,25 @@ impl Logs {
         Logs { store }
     }
 
-    /// Run one operation. `input` has already been validated against the
-    /// CloudWatch Logs model by the wire layer.
-    pub fn handle(&self, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
-        match operation {
-            "CreateLogGroup" => self.create_log_group(ctx, input),
-            "DeleteLogGroup" => self.delete_log_group(ctx, input),
-            "DescribeLogGroups" => self.describe_log_groups(ctx, input),
-            "PutRetentionPolicy" => self.put_retention_policy(ctx, input),
-            "DeleteRetentionPolicy" => self.delete_retention_policy(ctx, input),
-            "PutLogGroupDeletionProtection" => self.put_log_group_deletion_protection(ctx, input),
-            "CreateLogStream" => self.create_log_stream(ctx, input),
-            "DeleteLogStream" => self.delete_log_stream(ctx, input),
-            "DescribeLogStreams" => self.describe_log_streams(ctx, input),
-            "PutLogEvents" => self.put_log_events(ctx, input),
-            "GetLogEvents" => self.get_log_events(ctx, input),
-            "FilterLogEvents" => self.filter_log_events(ctx, input),
-            other => Err(ApiError::unknown_operation(format!(
-                "Berth does not implement the CloudWatch Logs operation {other} yet."
-            ))),
-        }
+    /// CloudWatch Logs, registered once in the request pipeline.
+    pub fn service(self: Arc<Self>) -> Service {
+        Service::builder("CloudWatch Logs", "logs", "logs", model::logs(), self)
+            .op("CreateLogGroup", Logs::create_log_group)
+            .op("DeleteLogGroup", Logs::delete_log_group)
+            .op("DescribeLogGroups", Logs::describe_log_groups)
+            .op("PutRetentionPolicy", Logs::put_retention_policy)
+            .op("DeleteRetentionPolicy", Logs::delete_retention_policy)
+            .op(
+                "PutLogGroupDeletionProtection",
+                Logs::put_log_group_deletion_protection,
+            )
+            .op("CreateLogStream", Logs::create_log_stream)
+            .op("DeleteLogStream", Logs::delete_log_stream)
+            .op("DescribeLogStreams", Logs::describe_log_streams)
+            .op("PutLogEvents", Logs::put_log_events)
+            .op("GetLogEvents", Logs::get_log_events)
+            .op("FilterLogEvents", Logs::filter_log_events)
+            .build()
     }
 
     // ----- The Rust API for the rest of Berth -----
@@ -195,7 +195,16 @@ pub(crate) fn group_name_of(
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    impl Logs {
+        /// One call through the pipeline's in-process steps.
+        fn handle(&self, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
+            let mut r = crate::wire::Registry::default();
+            r.add(Arc::new(Logs::new(self.store.clone())).service());
+            crate::wire::App::in_process(r).call_named("CloudWatch Logs", ctx, operation, input)
+        }
+    }
 
     fn setup() -> (tempfile::TempDir, Logs, Ctx) {
         let dir = tempfile::tempdir().unwrap();

@@ -1,16 +1,24 @@
 //! The wire layer: the only code that knows HTTP, JSON 1.1, Query/XML and
-//! SigV4. A request is authenticated, routed to a service and operation,
-//! decoded into a JSON value, validated against the service model, handed to
-//! the service, and the result (or the `ApiError`) is encoded in the
-//! protocol's shape. Every response carries `x-amzn-RequestId`.
+//! SigV4. Every API call, whatever its protocol, passes one pipeline:
 //!
-//! Routing: JSON 1.1 requests by the `X-Amz-Target` prefix; Query requests by
-//! the service name in the SigV4 credential scope. EC2 (signing name `ec2`)
-//! speaks its own dialect of Query (`ec2query`).
+//! ```text
+//! route (which service, which protocol) → authenticate (SigV4, scope) →
+//! decode → validate against the model → authorize → handle → check → encode
+//! ```
+//!
+//! Services are registered once in a [`Registry`] (`service.rs`); the
+//! pipeline knows nothing specific to any of them. JSON 1.1 requests are
+//! routed by the `X-Amz-Target` prefix, Query requests (both dialects,
+//! `form.rs`) by the service of the SigV4 credential scope. A request for a
+//! service or operation Berth does not serve (any protocol, REST ones
+//! included) gets one clear answer in that service's own error shape
+//! (`unserved.rs`). Every response carries `x-amzn-RequestId`.
 
-pub mod ec2query;
-pub mod query;
+pub mod authorize;
+pub mod form;
+pub mod service;
 pub mod sigv4;
+pub mod unserved;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,83 +26,313 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use bytes::Bytes;
-use chrono::Utc;
 use serde_json::Value;
 
+use crate::clock::Clock;
 use crate::config::Credentials;
 use crate::context::Ctx;
-use crate::ecs::Ecs;
 use crate::error::ApiError;
-use crate::model::{self, Model};
-use crate::sts;
+use authorize::Authorizer;
+use form::Dialect;
+pub use service::{Protocol, Registry, Service};
 use sigv4::AuthFailure;
 
 /// Requests larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// Everything the wire layer dispatches to.
+/// Everything the pipeline needs.
 pub struct App {
-    pub ecs: Ecs,
-    pub logs: crate::logs::Logs,
+    pub registry: Registry,
     pub credentials: Credentials,
+    pub authorizer: Box<dyn Authorizer>,
+    pub clock: Arc<dyn Clock>,
     /// Check every response against the model's output shape and fail the
     /// call (500) when it emits a field the model does not declare.
     pub strict_output: bool,
 }
 
+impl App {
+    /// An app for in-process callers (tests): the default keys, every call
+    /// allowed, the system clock, responses checked against the model.
+    pub fn in_process(registry: Registry) -> App {
+        App {
+            registry,
+            credentials: Credentials::default(),
+            authorizer: Box::new(authorize::AllowAll),
+            clock: Arc::new(crate::clock::SystemClock),
+            strict_output: true,
+        }
+    }
+
+    /// The pipeline's steps after a request is authenticated and decoded:
+    /// validate against the model, authorize, handle, check the answer.
+    /// In-process callers (tests) enter here.
+    pub fn call(
+        &self,
+        service: &Service,
+        ctx: &Ctx,
+        operation: &str,
+        input: Value,
+    ) -> Result<Value, ApiError> {
+        // Validate.
+        let known = service.model.operations.contains_key(operation);
+        if !service.serves(operation) {
+            let e = if known || service.model.subset {
+                unserved::operation(service.name, operation)
+            } else {
+                ApiError::unknown_operation(format!(
+                    "{} has no operation {operation}.",
+                    service.name
+                ))
+            };
+            return Err(match service.protocol {
+                Protocol::Query(Dialect::Ec2) => ApiError::new("InvalidAction", e.message),
+                _ => e,
+            });
+        }
+        (service.precheck)(operation, &input)?;
+        service
+            .model
+            .validate_input(operation, &input)
+            .map_err(service.validation_errors)?;
+        // Authorize.
+        let request = authorize::Request {
+            principal: &ctx.principal_arn,
+            account: &ctx.account,
+            action: format!("{}:{operation}", service.iam_prefix),
+            resources: (service.resources)(ctx, operation, &input),
+        };
+        self.authorizer.authorize(&request)?;
+        // Handle, and check the answer.
+        let output = service.call(ctx, operation, input)?;
+        check_output(self, service, operation, &output)?;
+        Ok(output)
+    }
+
+    /// [`App::call`] on the service registered under `name`.
+    pub fn call_named(
+        &self,
+        name: &str,
+        ctx: &Ctx,
+        operation: &str,
+        input: Value,
+    ) -> Result<Value, ApiError> {
+        let service = self
+            .registry
+            .services()
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no service {name} is registered"))
+            .clone();
+        self.call(&service, ctx, operation, input)
+    }
+}
+
+/// The shape an answer (or an error) is encoded in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Protocol {
+enum Shape {
     Json,
-    Query,
-    /// EC2's Query dialect: flattened lists, no result wrapper, its own errors.
-    Ec2,
+    Query(Dialect),
+    /// REST-JSON services (Lambda, EKS, …): `x-amzn-ErrorType` and a JSON body.
+    RestJson,
+    /// REST-XML services (S3): `<Error><Code>…`.
+    RestXml,
+    /// Smithy RPC v2 CBOR (CloudWatch): a CBOR map.
+    Cbor,
 }
 
-/// A JSON 1.1 service Berth serves.
-#[derive(Clone, Copy, Debug)]
-enum JsonService {
-    Ecs,
-    Logs,
-    /// Berth's own operations (`platform`).
-    Berth,
-}
-
-fn json_service(prefix: &str) -> Option<(JsonService, &'static Model)> {
-    if Some(prefix) == model::ecs().target_prefix.as_deref() {
-        return Some((JsonService::Ecs, model::ecs()));
+impl Shape {
+    fn of(protocol: Protocol) -> Shape {
+        match protocol {
+            Protocol::Json => Shape::Json,
+            Protocol::Query(d) => Shape::Query(d),
+        }
     }
-    if Some(prefix) == model::logs().target_prefix.as_deref() {
-        return Some((JsonService::Logs, model::logs()));
-    }
-    if Some(prefix) == model::berth().target_prefix.as_deref() {
-        return Some((JsonService::Berth, model::berth()));
-    }
-    None
-}
 
-/// A Query service Berth serves, by SigV4 signing name.
-#[derive(Clone, Copy, Debug)]
-enum QueryService {
-    Sts,
-    Ec2,
-    AutoScaling,
-}
+    /// The shape of a service botocore names by protocol.
+    fn of_botocore(protocol: Option<&str>) -> Shape {
+        match protocol {
+            Some("json") => Shape::Json,
+            Some("query") => Shape::Query(Dialect::Standard),
+            Some("ec2") => Shape::Query(Dialect::Ec2),
+            Some("rest-xml") => Shape::RestXml,
+            Some("smithy-rpc-v2-cbor") => Shape::Cbor,
+            _ => Shape::RestJson,
+        }
+    }
 
-fn query_service(signing_name: &str) -> Option<(QueryService, &'static Model)> {
-    match signing_name {
-        "sts" => Some((QueryService::Sts, model::sts())),
-        "ec2" => Some((QueryService::Ec2, model::ec2())),
-        "autoscaling" => Some((QueryService::AutoScaling, model::autoscaling())),
-        _ => None,
+    /// Whether its services name errors as JSON services do
+    /// (`InvalidSignatureException`) rather than as Query ones
+    /// (`SignatureDoesNotMatch`).
+    fn json_codes(self) -> bool {
+        matches!(self, Shape::Json | Shape::RestJson | Shape::Cbor)
     }
 }
 
-struct Failure {
-    protocol: Protocol,
-    error: ApiError,
+/// Where a request goes.
+enum Route {
+    Served {
+        service: Arc<Service>,
+        /// Query requests: the decoded form.
+        form: Option<BTreeMap<String, String>>,
+        /// JSON requests: the operation from the target.
+        operation: Option<String>,
+    },
+    Unserved {
+        shape: Shape,
+        service: String,
+        operation: Option<String>,
+    },
+    /// Not an AWS API call at all.
+    Nothing { shape: Shape, error: ApiError },
 }
 
-/// The one entry point for API calls (`POST /`).
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    header(headers, "content-type")
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Which service a request is for, and in which protocol it speaks.
+fn route(
+    registry: &Registry,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Route {
+    if let Some(target) = header(headers, "x-amz-target") {
+        let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
+        return match registry.by_target_prefix(prefix) {
+            Some(s) => Route::Served {
+                service: s.clone(),
+                form: None,
+                operation: Some(operation.to_string()),
+            },
+            None => Route::Unserved {
+                shape: Shape::Json,
+                service: unserved::by_target_prefix(prefix)
+                    .map_or_else(|| format!("service of target '{prefix}'"), |s| s.id.clone()),
+                operation: (!operation.is_empty()).then(|| operation.to_string()),
+            },
+        };
+    }
+    let scope = scope_service(headers);
+    if header(headers, "smithy-protocol") == Some("rpc-v2-cbor") {
+        // /service/<ServiceName>/operation/<Operation>
+        let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+        let (svc, op) = match parts.as_slice() {
+            ["service", svc, "operation", op] => (Some(*svc), Some(op.to_string())),
+            _ => (None, None),
+        };
+        let name = svc
+            .and_then(unserved::by_target_prefix)
+            .or_else(|| scope.as_deref().and_then(unserved::by_signing_name))
+            .map_or_else(|| "this service".to_string(), |s| s.id.clone());
+        return Route::Unserved {
+            shape: Shape::Cbor,
+            service: name,
+            operation: op,
+        };
+    }
+    if *method == Method::POST && is_form(headers) {
+        let form: BTreeMap<String, String> =
+            url::form_urlencoded::parse(body).into_owned().collect();
+        let scope = scope.unwrap_or_default();
+        if let Some(s) = registry.by_query_signing_name(&scope) {
+            return Route::Served {
+                service: s.clone(),
+                form: Some(form),
+                operation: None,
+            };
+        }
+        // Signed for a service other than the one whose API version and
+        // action the form names: that service answers (its scope check
+        // refuses the call).
+        let version = form.get("Version").map(String::as_str).unwrap_or("");
+        let action = form.get("Action").map(String::as_str).unwrap_or("");
+        if let Some(s) = registry.services().iter().find(|s| {
+            matches!(s.protocol, Protocol::Query(_))
+                && s.model.api_version == version
+                && s.model.operations.contains_key(action)
+        }) {
+            return Route::Served {
+                service: s.clone(),
+                form: Some(form),
+                operation: None,
+            };
+        }
+        let known = unserved::by_signing_name(&scope);
+        return Route::Unserved {
+            shape: Shape::Query(if scope == "ec2" {
+                Dialect::Ec2
+            } else {
+                Dialect::Standard
+            }),
+            service: known.map_or_else(|| format!("service '{scope}'"), |s| s.id.clone()),
+            operation: form.get("Action").cloned(),
+        };
+    }
+    // A REST call (S3, Lambda, …), named by its credential scope.
+    if let Some(known) = scope.as_deref().and_then(unserved::by_signing_name) {
+        let shape = Shape::of_botocore(known.protocol.as_deref());
+        let shape = if matches!(shape, Shape::Json | Shape::Query(_)) {
+            // A JSON or Query service reached some other way than POST /.
+            return Route::Nothing {
+                shape,
+                error: not_post(method),
+            };
+        } else {
+            shape
+        };
+        return Route::Unserved {
+            shape,
+            service: known.id.clone(),
+            operation: unserved::rest_operation(
+                known,
+                method.as_str(),
+                uri.path(),
+                uri.query().unwrap_or(""),
+            )
+            .map(str::to_string),
+        };
+    }
+    if let Some(scope) = scope {
+        return Route::Unserved {
+            shape: Shape::RestJson,
+            service: format!("service '{scope}'"),
+            operation: None,
+        };
+    }
+    Route::Nothing {
+        shape: Shape::Json,
+        error: if uri.path() == "/" {
+            not_post(method)
+        } else {
+            ApiError::new(
+                "UnknownOperationException",
+                format!(
+                    "Berth serves AWS APIs at POST / (SigV4-signed) and its health at GET /_berth/health; {} {} is neither.",
+                    method,
+                    uri.path()
+                ),
+            )
+            .with_status(404)
+        },
+    }
+}
+
+fn not_post(method: &Method) -> ApiError {
+    ApiError::unknown_operation(format!(
+        "{method} is not supported: every API call is POST /."
+    ))
+    .with_status(405)
+}
+
+/// The one entry point for API calls.
 pub async fn handle(
     app: Arc<App>,
     method: Method,
@@ -103,52 +341,81 @@ pub async fn handle(
     body: Bytes,
 ) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let protocol = if headers.contains_key("x-amz-target") {
-        Protocol::Json
-    } else if headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
-    {
-        if scope_service(&headers).as_deref() == Some("ec2") {
-            Protocol::Ec2
-        } else {
-            Protocol::Query
+    let route = route(&app.registry, &method, &uri, &headers, &body);
+    let (shape, result) = match route {
+        Route::Nothing { shape, error } => (shape, Err(error)),
+        Route::Unserved {
+            shape,
+            service,
+            operation,
+        } => {
+            let mut e = unserved::service(&service, operation.as_deref(), &app.registry.served());
+            if shape == Shape::RestXml {
+                // S3's own words for what it does not implement.
+                e.code = "NotImplemented".into();
+                e.status = 501;
+            }
+            (shape, Err(e))
         }
-    } else {
-        Protocol::Json
+        Route::Served {
+            service,
+            form,
+            operation,
+        } => {
+            let shape = Shape::of(service.protocol);
+            let r = serve(
+                &app,
+                &service,
+                form,
+                operation,
+                &method,
+                &uri,
+                &headers,
+                &body,
+                &request_id,
+            )
+            .await;
+            (shape, r)
+        }
     };
-    let result = dispatch(app, protocol, method, uri, headers, body, &request_id).await;
-    match result {
+    let mut resp = match result {
         Ok(resp) => resp,
-        Err(f) => error_response(f.protocol, &f.error, &request_id),
-    }
+        Err(e) => error_response(shape, &e, &request_id),
+    };
+    with_request_id(&mut resp, &request_id);
+    resp
 }
 
-async fn dispatch(
-    app: Arc<App>,
-    protocol: Protocol,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+/// A call to a served service, through every step of the pipeline.
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    app: &Arc<App>,
+    service: &Arc<Service>,
+    form: Option<BTreeMap<String, String>>,
+    operation: Option<String>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
     request_id: &str,
-) -> Result<Response<Body>, Failure> {
-    let fail = |error: ApiError| Failure { protocol, error };
+) -> Result<Response<Body>, ApiError> {
+    let shape = Shape::of(service.protocol);
     if body.len() > MAX_BODY_BYTES {
-        return Err(fail(too_large()));
+        return Err(too_large());
     }
-    if method != Method::POST {
-        return Err(fail(
-            ApiError::unknown_operation(format!(
-                "{method} is not supported: every API call is POST /."
-            ))
-            .with_status(405),
+    if *method != Method::POST {
+        return Err(not_post(method));
+    }
+    // Authenticate.
+    let now = app.clock.now();
+    let auth = authenticate(&app.credentials, method, uri, headers, body, now)
+        .map_err(|f| auth_error(shape, f))?;
+    if auth.service != service.signing_name {
+        return Err(auth_error(
+            shape,
+            AuthFailure::WrongService(service.signing_name.to_string()),
         ));
     }
-    let now = Utc::now();
-    let auth = authenticate(&app.credentials, &method, &uri, &headers, &body, now)
-        .map_err(|f| fail(auth_error(protocol, f)))?;
     let key = app
         .credentials
         .get(&auth.access_key)
@@ -161,147 +428,52 @@ async fn dispatch(
         request_id: request_id.to_string(),
         now,
     };
-    match protocol {
-        Protocol::Json => {
-            let target = headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
-            let (service, model) = json_service(prefix).ok_or_else(|| {
-                fail(ApiError::unknown_operation(format!(
-                    "Unknown target '{target}'."
-                )))
-            })?;
+    // Decode.
+    let model = service.model;
+    let (operation, input) = match (&form, service.protocol) {
+        (Some(params), Protocol::Query(dialect)) => {
+            let action = params.get("Action").cloned().unwrap_or_default();
+            let input = match model.operations.get(&action).and_then(|o| o.input.as_ref()) {
+                Some(shape) => form::decode_input(dialect, model, shape, params),
+                None => Value::Object(Default::default()),
+            };
+            (action, input)
+        }
+        _ => {
+            let operation = operation.unwrap_or_default();
             let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
                 Value::Object(Default::default())
             } else {
-                serde_json::from_slice(&body).map_err(|e| {
-                    fail(ApiError::serialization(format!(
-                        "The request body is not valid JSON: {e}."
-                    )))
+                serde_json::from_slice(body).map_err(|e| {
+                    ApiError::serialization(format!("The request body is not valid JSON: {e}."))
                 })?
             };
             if !input.is_object() {
-                return Err(fail(ApiError::serialization(
+                return Err(ApiError::serialization(
                     "The request body must be a JSON object.",
-                )));
+                ));
             }
-            model.validate_input(operation, &input).map_err(fail)?;
-            let op = operation.to_string();
-            let app2 = app.clone();
-            let output = tokio::task::spawn_blocking(move || match service {
-                JsonService::Ecs => app2.ecs.handle(&ctx, &op, input),
-                JsonService::Logs => app2.logs.handle(&ctx, &op, input),
-                JsonService::Berth => crate::platform::handle(&app2.ecs, &ctx, &op, input),
-            })
-            .await
-            .map_err(|e| fail(ApiError::internal(format!("handler panicked: {e}"))))?
-            .map_err(fail)?;
-            check_output(&app, model, operation, &output).map_err(fail)?;
-            let mut resp = Response::new(Body::from(output.to_string()));
-            resp.headers_mut().insert(
-                "content-type",
-                HeaderValue::from_static("application/x-amz-json-1.1"),
-            );
-            with_request_id(&mut resp, request_id);
-            Ok(resp)
+            (operation, input)
         }
-        Protocol::Query | Protocol::Ec2 => {
-            let params: BTreeMap<String, String> =
-                url::form_urlencoded::parse(&body).into_owned().collect();
-            let action = params.get("Action").cloned().unwrap_or_default();
-            let (service, model) = query_service(&auth.service).ok_or_else(|| {
-                fail(ApiError::unknown_operation(format!(
-                    "Unknown service '{}' for action '{action}'.",
-                    auth.service
-                )))
-            })?;
-            let Some(op) = model.operations.get(&action) else {
-                if let QueryService::Ec2 = service {
-                    return Err(fail(ApiError::new(
-                        "InvalidAction",
-                        format!("The action {action} is not valid for this web service."),
-                    )));
-                }
-                return Err(fail(ApiError::unknown_operation(format!(
-                    "Could not find operation {action} for version {}.",
-                    params.get("Version").map(String::as_str).unwrap_or("")
-                ))));
-            };
-            if let QueryService::Ec2 = service {
-                return dispatch_ec2(app, ctx, model, &action, &params, request_id).await;
-            }
-            let input = match &op.input {
-                Some(shape) => query::decode_input(model, shape, &params),
-                None => Value::Object(Default::default()),
-            };
-            let output = match service {
-                QueryService::Sts => {
-                    model.validate_input(&action, &input).map_err(fail)?;
-                    sts::handle(&ctx, &action, input)
-                }
-                QueryService::AutoScaling => {
-                    model
-                        .validate_input(&action, &input)
-                        .map_err(|e| fail(crate::autoscaling::validation_error(e)))?;
-                    let (app2, op) = (app.clone(), action.clone());
-                    tokio::task::spawn_blocking(move || {
-                        crate::autoscaling::handle(&app2.ecs, &ctx, &op, input)
-                    })
-                    .await
-                    .map_err(|e| fail(ApiError::internal(format!("handler panicked: {e}"))))?
-                }
-                QueryService::Ec2 => unreachable!("EC2 is dispatched above"),
-            }
-            .map_err(fail)?;
-            check_output(&app, model, &action, &output).map_err(fail)?;
-            let xml = query::encode_response(model, &action, &output, request_id);
-            let mut resp = Response::new(Body::from(xml));
-            resp.headers_mut()
-                .insert("content-type", HeaderValue::from_static("text/xml"));
-            with_request_id(&mut resp, request_id);
-            Ok(resp)
-        }
-    }
-}
-
-/// An EC2 call: decoded and answered in EC2's Query dialect.
-async fn dispatch_ec2(
-    app: Arc<App>,
-    ctx: Ctx,
-    model: &'static Model,
-    action: &str,
-    params: &BTreeMap<String, String>,
-    request_id: &str,
-) -> Result<Response<Body>, Failure> {
-    let fail = |error: ApiError| Failure {
-        protocol: Protocol::Ec2,
-        error,
     };
-    let input = match model.operations.get(action).and_then(|o| o.input.as_ref()) {
-        Some(shape) => ec2query::decode_input(model, shape, params),
-        None => Value::Object(Default::default()),
+    let (app2, svc, op) = (app.clone(), service.clone(), operation.clone());
+    let output = tokio::task::spawn_blocking(move || app2.call(&svc, &ctx, &op, input))
+        .await
+        .map_err(|e| ApiError::internal(format!("handler panicked: {e}")))??;
+    // Encode.
+    let (body, content_type) = match service.protocol {
+        Protocol::Json => (output.to_string(), "application/x-amz-json-1.1"),
+        Protocol::Query(dialect) => (
+            form::encode_response(dialect, model, &operation, &output, request_id),
+            match dialect {
+                Dialect::Standard => "text/xml",
+                Dialect::Ec2 => "text/xml;charset=UTF-8",
+            },
+        ),
     };
-    crate::ec2::validate(action, &input).map_err(fail)?;
-    model
-        .validate_input(action, &input)
-        .map_err(|e| fail(ec2query::validation_error(e)))?;
-    let op = action.to_string();
-    let app2 = app.clone();
-    let output =
-        tokio::task::spawn_blocking(move || crate::ec2::handle(&app2.ecs, &ctx, &op, input))
-            .await
-            .map_err(|e| fail(ApiError::internal(format!("handler panicked: {e}"))))?
-            .map_err(fail)?;
-    check_output(&app, model, action, &output).map_err(fail)?;
-    let xml = ec2query::encode_response(model, action, &output, request_id);
-    let mut resp = Response::new(Body::from(xml));
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("text/xml;charset=UTF-8"),
-    );
-    with_request_id(&mut resp, request_id);
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
     Ok(resp)
 }
 
@@ -310,18 +482,23 @@ async fn dispatch_ec2(
 /// signature is verified so that even authentication errors come in the
 /// service's protocol.
 fn scope_service(headers: &HeaderMap) -> Option<String> {
-    let auth = headers.get("authorization")?.to_str().ok()?;
+    let auth = header(headers, "authorization")?;
     let cred = auth.split("Credential=").nth(1)?;
     let scope = cred.split([',', ' ']).next()?;
     let parts: Vec<&str> = scope.split('/').collect();
     (parts.len() == 5).then(|| parts[3].to_string())
 }
 
-fn check_output(app: &App, model: &Model, operation: &str, output: &Value) -> Result<(), ApiError> {
+fn check_output(
+    app: &App,
+    service: &Service,
+    operation: &str,
+    output: &Value,
+) -> Result<(), ApiError> {
     if !app.strict_output {
         return Ok(());
     }
-    let extra = model.undeclared_output_fields(operation, output);
+    let extra = service.model.undeclared_output_fields(operation, output);
     if extra.is_empty() {
         Ok(())
     } else {
@@ -343,7 +520,7 @@ fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    now: chrono::DateTime<Utc>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<sigv4::Authorization, AuthFailure> {
     let pairs: Vec<(String, String)> = headers
         .iter()
@@ -367,37 +544,38 @@ fn authenticate(
 }
 
 /// Map a SigV4 failure to the error each protocol uses for it.
-fn auth_error(protocol: Protocol, f: AuthFailure) -> ApiError {
-    let json = protocol == Protocol::Json;
-    match f {
-        AuthFailure::Missing => ApiError::new(
-            if json { "MissingAuthenticationTokenException" } else { "MissingAuthenticationToken" },
-            "Missing Authentication Token",
-        )
-        .with_status(if json { 400 } else { 403 }),
-        AuthFailure::Malformed(m) => ApiError::new(
-            if json { "IncompleteSignatureException" } else { "IncompleteSignature" },
-            m,
-        )
-        .with_status(if json { 400 } else { 403 }),
-        AuthFailure::UnknownKey(k) => ApiError::new(
-            if json { "UnrecognizedClientException" } else { "InvalidClientTokenId" },
-            format!("The security token included in the request is invalid (unknown access key '{k}')."),
-        )
-        .with_status(if json { 400 } else { 403 }),
-        AuthFailure::BadSignature => ApiError::new(
-            if json { "InvalidSignatureException" } else { "SignatureDoesNotMatch" },
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-        )
-        .with_status(if json { 400 } else { 403 }),
-        AuthFailure::Expired { request_time, now } => ApiError::new(
-            if json { "InvalidSignatureException" } else { "SignatureDoesNotMatch" },
-            format!(
-                "Signature expired: {request_time} is now earlier than or later than {now} by more than 15 minutes."
-            ),
-        )
-        .with_status(if json { 400 } else { 403 }),
-    }
+fn auth_error(shape: Shape, f: AuthFailure) -> ApiError {
+    let json = shape.json_codes();
+    let (json_code, query_code) = match &f {
+        AuthFailure::Missing => (
+            "MissingAuthenticationTokenException",
+            "MissingAuthenticationToken",
+        ),
+        AuthFailure::Malformed(_) => ("IncompleteSignatureException", "IncompleteSignature"),
+        AuthFailure::UnknownKey(_) => ("UnrecognizedClientException", "InvalidClientTokenId"),
+        AuthFailure::BadSignature | AuthFailure::Expired { .. } | AuthFailure::WrongService(_) => {
+            ("InvalidSignatureException", "SignatureDoesNotMatch")
+        }
+    };
+    let message = match f {
+        AuthFailure::Missing => "Missing Authentication Token".to_string(),
+        AuthFailure::Malformed(m) => m,
+        AuthFailure::UnknownKey(k) => format!(
+            "The security token included in the request is invalid (unknown access key '{k}')."
+        ),
+        AuthFailure::BadSignature => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".to_string(),
+        AuthFailure::Expired { request_time, now } => format!(
+            "Signature expired: {request_time} is now earlier than or later than {now} by more than 15 minutes."
+        ),
+        AuthFailure::WrongService(s) => {
+            format!("Credential should be scoped to correct service: '{s}'. ")
+        }
+    };
+    ApiError::new(if json { json_code } else { query_code }, message).with_status(if json {
+        400
+    } else {
+        403
+    })
 }
 
 fn too_large() -> ApiError {
@@ -415,37 +593,117 @@ fn with_request_id(resp: &mut Response<Body>, request_id: &str) {
     }
 }
 
-fn error_response(protocol: Protocol, err: &ApiError, request_id: &str) -> Response<Body> {
-    let (body, content_type) = match protocol {
-        Protocol::Json => (
-            serde_json::json!({"__type": err.code, "message": err.message}).to_string(),
+fn error_response(shape: Shape, err: &ApiError, request_id: &str) -> Response<Body> {
+    let escape = |s: &str| quick_xml::escape::escape(s).into_owned();
+    let (body, content_type): (Vec<u8>, &'static str) = match shape {
+        Shape::Json => (
+            serde_json::json!({"__type": err.code, "message": err.message})
+                .to_string()
+                .into_bytes(),
             "application/x-amz-json-1.1",
         ),
-        Protocol::Query => (query::encode_error(err, request_id), "text/xml"),
-        Protocol::Ec2 => (
-            ec2query::encode_error(err, request_id),
-            "text/xml;charset=UTF-8",
+        Shape::RestJson => (
+            serde_json::json!({"message": err.message, "code": err.code})
+                .to_string()
+                .into_bytes(),
+            "application/json",
+        ),
+        Shape::Query(dialect) => (
+            form::encode_error(dialect, err, request_id).into_bytes(),
+            match dialect {
+                Dialect::Standard => "text/xml",
+                Dialect::Ec2 => "text/xml;charset=UTF-8",
+            },
+        ),
+        Shape::RestXml => (
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>\n",
+                escape(&err.code),
+                escape(&err.message),
+                escape(request_id)
+            )
+            .into_bytes(),
+            "application/xml",
+        ),
+        Shape::Cbor => (
+            cbor_text_map(&[("__type", &err.code), ("message", &err.message)]),
+            "application/cbor",
         ),
     };
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static(content_type));
-    if protocol == Protocol::Json {
+    if shape.json_codes() {
         if let Ok(v) = HeaderValue::from_str(&err.code) {
             resp.headers_mut().insert("x-amzn-errortype", v);
         }
     }
-    with_request_id(&mut resp, request_id);
+    if shape == Shape::Cbor {
+        resp.headers_mut()
+            .insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
+    }
     resp
+}
+
+/// A CBOR map of text keys to text values (RFC 8949), all an error needs.
+fn cbor_text_map(entries: &[(&str, &str)]) -> Vec<u8> {
+    fn head(out: &mut Vec<u8>, major: u8, n: usize) {
+        let m = major << 5;
+        match n {
+            0..=23 => out.push(m | n as u8),
+            24..=0xff => out.extend([m | 24, n as u8]),
+            0x100..=0xffff => {
+                out.push(m | 25);
+                out.extend((n as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(m | 26);
+                out.extend((n as u32).to_be_bytes());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    head(&mut out, 5, entries.len());
+    for (k, v) in entries {
+        for s in [k, v] {
+            head(&mut out, 3, s.len());
+            out.extend(s.as_bytes());
+        }
+    }
+    out
 }
 
 /// The error response for a body over the limit, before it is read whole.
 pub fn too_large_response(headers: &HeaderMap) -> Response<Body> {
-    let protocol = if headers.contains_key("x-amz-target") {
-        Protocol::Json
+    let shape = if headers.contains_key("x-amz-target") || !is_form(headers) {
+        Shape::Json
     } else {
-        Protocol::Query
+        Shape::Query(Dialect::Standard)
     };
-    error_response(protocol, &too_large(), &uuid::Uuid::new_v4().to_string())
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = error_response(shape, &too_large(), &request_id);
+    with_request_id(&mut resp, &request_id);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cbor_errors_encode_as_a_text_map() {
+        let b = cbor_text_map(&[("__type", "X"), ("message", "hi")]);
+        assert_eq!(
+            b,
+            [
+                0xa2, 0x66, b'_', b'_', b't', b'y', b'p', b'e', 0x61, b'X', 0x67, b'm', b'e', b's',
+                b's', b'a', b'g', b'e', 0x62, b'h', b'i'
+            ]
+        );
+        let long = "a".repeat(300);
+        let b = cbor_text_map(&[("m", &long)]);
+        assert_eq!(&b[..5], &[0xa1, 0x61, b'm', 0x79, 0x01]);
+        assert_eq!(b[5], 0x2c);
+    }
 }

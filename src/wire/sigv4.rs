@@ -168,6 +168,8 @@ pub enum AuthFailure {
         request_time: String,
         now: String,
     },
+    /// Signed for another service than the one called (its signing name).
+    WrongService(String),
 }
 
 pub fn parse_authorization(header: &str) -> Result<Authorization, AuthFailure> {

@@ -169,3 +169,91 @@ def test_additional_keys_from_file_and_environment(tmp_path):
         assert client(s.endpoint).list_clusters()["clusterArns"] == []
     finally:
         s.stop()
+
+
+# A signature scoped to another service than the one called is refused, as
+# AWS refuses it, whatever the service.
+@pytest.mark.parametrize("target,service", [
+    (f"{ECS_TARGET}.ListClusters", "ecs"),
+    ("Logs_20140328.DescribeLogGroups", "logs"),
+])
+def test_signature_scoped_to_another_service_is_refused_json(server, target, service):
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target}
+    status, _, data = signed_request(server.endpoint, "{}", headers, service="s3")
+    body = json.loads(data)
+    assert (status, body["__type"]) == (400, "InvalidSignatureException")
+    assert body["message"] == f"Credential should be scoped to correct service: '{service}'. "
+    # Signed for the right service, the same call is served.
+    status, _, _ = signed_request(server.endpoint, "{}", headers, service=service)
+    assert status == 200
+
+
+@pytest.mark.parametrize("form,service", [
+    ("Action=GetCallerIdentity&Version=2011-06-15", "sts"),
+    ("Action=DescribeInstanceTypes&Version=2016-11-15", "ec2"),
+    ("Action=DescribeAutoScalingGroups&Version=2011-01-01", "autoscaling"),
+])
+def test_signature_scoped_to_another_service_is_refused_query(server, form, service):
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    status, _, data = signed_request(server.endpoint, form, headers, service="s3")
+    text = data.decode()
+    assert status == 403
+    assert "<Code>SignatureDoesNotMatch</Code>" in text
+    assert f"Credential should be scoped to correct service: &apos;{service}&apos;." in text \
+        or f"Credential should be scoped to correct service: '{service}'." in text
+    status, _, _ = signed_request(server.endpoint, form, headers, service=service)
+    assert status == 200
+
+
+SERVED = "it serves ECS (subset), CloudWatch Logs"
+
+
+def cli_error(server, *args):
+    with pytest.raises(AwsCliError) as e:
+        aws(server.endpoint, *args)
+    return e.value.stderr.strip()
+
+
+def test_unserved_services_are_named_in_their_own_error_shape(server):
+    # REST-XML (S3): the operation is named from its route.
+    err = cli_error(server, "s3api", "create-bucket", "--bucket", "b")
+    assert "(NotImplemented) when calling the CreateBucket operation: " \
+           "Berth does not serve the S3 operation CreateBucket; " + SERVED in err, err
+    err = cli_error(server, "s3", "ls")
+    assert "Berth does not serve the S3 operation ListBuckets" in err, err
+    # REST-JSON (Lambda).
+    err = cli_error(server, "lambda", "get-function", "--function-name", "f")
+    assert "(UnknownOperationException) when calling the GetFunction operation: " \
+           "Berth does not serve the Lambda operation GetFunction; " + SERVED in err, err
+    # Query (IAM), JSON (SSM), Smithy RPC v2 CBOR (CloudWatch).
+    err = cli_error(server, "iam", "list-users")
+    assert "(UnknownOperationException) when calling the ListUsers operation: " \
+           "Berth does not serve the IAM operation ListUsers" in err, err
+    err = cli_error(server, "ssm", "get-parameter", "--name", "x")
+    assert "Berth does not serve the SSM operation GetParameter; " + SERVED in err, err
+    err = cli_error(server, "cloudwatch", "list-metrics")
+    assert "Berth does not serve the CloudWatch operation ListMetrics" in err, err
+
+
+def test_unserved_operations_of_served_services(server):
+    err = cli_error(server, "ecs", "create-service", "--service-name", "s")
+    assert "(UnknownOperationException) when calling the CreateService operation: " \
+           "Berth does not serve the ECS operation CreateService yet" in err, err
+    err = cli_error(server, "ec2", "describe-vpcs")
+    assert "(InvalidAction) when calling the DescribeVpcs operation: " \
+           "Berth does not serve the EC2 operation DescribeVpcs yet" in err, err
+    err = cli_error(server, "logs", "put-metric-filter", "--log-group-name", "g",
+                    "--filter-name", "f", "--filter-pattern", "x", "--metric-transformations",
+                    "metricName=m,metricNamespace=n,metricValue=1")
+    assert "Berth does not serve the CloudWatch Logs operation PutMetricFilter yet" in err, err
+
+
+def test_served_services_are_listed(server):
+    import urllib.request
+    with urllib.request.urlopen(server.endpoint + "/_berth/services") as r:
+        listing = json.loads(r.read())
+    by_name = {s["name"]: s for s in listing["services"]}
+    assert "RunTask" in by_name["ECS"]["operations"]
+    assert "CreateService" not in by_name["ECS"]["operations"]
+    assert by_name["STS"]["protocol"] == "query"
+    assert "DescribeInstanceTypes" in by_name["EC2"]["operations"]

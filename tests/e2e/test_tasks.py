@@ -307,7 +307,7 @@ def test_bad_input_starts_nothing(ecs, ecs_raw, cluster):
     assert err(count=0)[0] == "InvalidParameterException"
     assert err(count=11)[0] == "InvalidParameterException"
     code, msg = err(taskDefinition=ec2_only, networkConfiguration=None)
-    assert code == "ClientException" and "FARGATE" in msg
+    assert (code, msg) == ("InvalidParameterException", "Task definition does not support launch_type FARGATE.")
     code, msg = err(overrides={"containerOverrides": [{"name": "ghost", "command": ["x"]}]})
     assert code == "InvalidParameterException" and "ghost" in msg
     code, _ = err(capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
