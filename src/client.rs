@@ -26,6 +26,8 @@ pub enum ClientError {
 pub struct Client {
     endpoint: url::Url,
     signer: Signer,
+    /// Where the region came from, for messages.
+    region_source: &'static str,
     http: HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -49,21 +51,37 @@ impl Client {
         if endpoint.scheme() != "http" {
             anyhow::bail!("--endpoint-url must be an http:// URL (got {raw})");
         }
+        let (region, region_source) = match (region, env(&["AWS_REGION", "AWS_DEFAULT_REGION"])) {
+            (Some(r), _) => (r.to_string(), "from --region"),
+            (None, Some(r)) => (r, "from $AWS_REGION or $AWS_DEFAULT_REGION"),
+            (None, None) => (
+                "us-east-1".to_string(),
+                "the default: no --region, $AWS_REGION or $AWS_DEFAULT_REGION",
+            ),
+        };
         let signer = Signer {
             access_key: env(&["AWS_ACCESS_KEY_ID"]).unwrap_or_else(|| "test".into()),
             secret_key: env(&["AWS_SECRET_ACCESS_KEY"]).unwrap_or_else(|| "test".into()),
-            region: region
-                .map(str::to_string)
-                .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
-                .unwrap_or_else(|| "us-east-1".into()),
+            region,
             service: "ecs".into(),
         };
         let http = HttpClient::builder(TokioExecutor::new()).build_http();
         Ok(Client {
             endpoint,
             signer,
+            region_source,
             http,
         })
+    }
+
+    /// The region calls are signed for.
+    pub fn region(&self) -> &str {
+        &self.signer.region
+    }
+
+    /// Where that region came from (for messages).
+    pub fn region_source(&self) -> &'static str {
+        self.region_source
     }
 
     /// The server's URL.

@@ -142,13 +142,63 @@ pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
     });
     checks.push(match TcpListener::bind(listen) {
         Ok(_) => Check { name: "port", ok: true, detail: format!("{listen} is free") },
+        // The usual state once `scripts/start` has run: Berth holds it.
+        Err(_) if berth_serving(listen).is_some() => Check {
+            name: "port",
+            ok: true,
+            detail: format!(
+                "Berth is serving on {listen}: {}",
+                berth_serving(listen).unwrap_or_default()
+            ),
+        },
         Err(e) => Check {
             name: "port",
             ok: false,
-            detail: format!("cannot listen on {listen} ({e}); is a server already running? Stop it or pass --listen HOST:PORT"),
+            detail: format!("cannot listen on {listen} ({e}) and what holds it is not Berth; stop it or pass --listen HOST:PORT"),
         },
     });
     checks
+}
+
+/// GET `path` from an HTTP server at `addr`: the body, when it answers 200.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let sock = addr.to_socket_addrs().ok()?.next()?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_string())
+}
+
+/// What the Berth server on `addr` serves (`None` when no Berth answers
+/// there): each service with the number of its operations.
+pub fn berth_serving(addr: &str) -> Option<String> {
+    if http_get(addr, "/_berth/health")?.trim() != "ok" {
+        return None;
+    }
+    let listing: serde_json::Value =
+        serde_json::from_str(&http_get(addr, "/_berth/services").unwrap_or_default()).ok()?;
+    let served: Vec<String> = listing["services"]
+        .as_array()?
+        .iter()
+        .map(|s| {
+            let n = s["operations"].as_array().map_or(0, Vec::len);
+            format!(
+                "{} ({n} operation{})",
+                s["name"].as_str().unwrap_or("?"),
+                if n == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    Some(format!(
+        "{}; GET /_berth/services lists every operation",
+        served.join(", ")
+    ))
 }
 
 #[cfg(test)]

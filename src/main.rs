@@ -57,6 +57,7 @@ enum InstancesAction {
         /// An EC2 instance type from Berth's catalog (t3.medium, m7g.large, ...).
         #[arg(long)]
         instance_type: String,
+        /// How many instances to add (default 1).
         #[arg(long, default_value_t = 1)]
         count: i64,
         /// Default: the cluster's availability zones in turn (<region>a, b, c).
@@ -346,7 +347,9 @@ fn main() -> anyhow::Result<()> {
                 failed += usize::from(!c.ok);
             }
             if failed > 0 {
-                anyhow::bail!("{failed} check(s) failed");
+                // Said plainly: no backtrace.
+                eprintln!("berth: {failed} check(s) failed");
+                std::process::exit(1);
             }
             Ok(())
         }

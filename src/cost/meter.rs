@@ -66,6 +66,10 @@ pub struct InstanceFacts {
     /// Epoch milliseconds: registered, and deregistered if it has been.
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
+    /// Seconds of the same start EC2 billed before the instance registered
+    /// (an Auto Scaling instance booting, or running in a warm pool): they
+    /// count toward the one 60-second minimum of the start.
+    pub billed_before_s: u64,
 }
 
 /// An EC2 task's share of its instance.
@@ -291,6 +295,11 @@ fn ratio(part: u32, whole: i64) -> f64 {
     }
 }
 
+/// Whole seconds billed for `ms` milliseconds of use, at least `minimum`.
+pub fn seconds_billed(ms: i64, minimum: u64) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000).max(minimum)
+}
+
 /// Meter an instance over `[max(start, since), end or now]`, with what its
 /// tasks (already metered, any order, other instances' ignored) paid of it.
 /// The 60-second minimum applies when the instance started inside the window.
@@ -304,18 +313,19 @@ pub fn instance_usage(
     let end_ms = i.ended_ms.unwrap_or(now_ms).max(from_ms);
     let seconds = secs(end_ms - from_ms);
     let minimum = if from_ms == i.started_ms {
-        pricing::EC2_MINIMUM_SECONDS
+        pricing::EC2_MINIMUM_SECONDS.saturating_sub(i.billed_before_s)
     } else {
         0
     };
     let billed_seconds = billed(seconds, minimum);
     let hourly = instance_hourly(&i.region, &i.instance_type, i.spot);
     let cost_usd = hourly.map_or(0.0, |h| h * billed_seconds as f64 / HOUR);
+    // Folded from +0.0: `sum` of no f64 is -0.0.
     let attributed_usd: f64 = tasks
         .iter()
         .filter(|t| t.container_instance_arn.as_deref() == Some(i.arn.as_str()))
         .map(|t| t.cost_usd)
-        .sum();
+        .fold(0.0, |a, b| a + b);
     let market = if i.spot { "spot" } else { "on-demand" };
     InstanceUsage {
         container_instance_arn: i.arn.clone(),
@@ -431,7 +441,32 @@ mod tests {
             spot,
             started_ms: 0,
             ended_ms: Some(7_200_000),
+            billed_before_s: 0,
         }
+    }
+
+    #[test]
+    fn one_minimum_per_start_counting_the_boot() {
+        // Booted 3 s (billed apart, before it registered), then 18.5 s in
+        // the cluster: EC2 bills one 60-second minimum for the start.
+        let mut i = m5_large(false);
+        i.ended_ms = Some(18_500);
+        i.billed_before_s = seconds_billed(3_000, 0);
+        let u = instance_usage(&i, &[], None, 0);
+        assert_eq!(u.billed_seconds + i.billed_before_s, 60);
+        // Booted for longer than the minimum: plain per-second billing.
+        i.billed_before_s = 75;
+        assert_eq!(instance_usage(&i, &[], None, 0).billed_seconds, 19);
+        assert_eq!(seconds_billed(1, 0), 1);
+        assert_eq!(seconds_billed(1_001, 0), 2);
+        assert_eq!(seconds_billed(-5, 60), 60);
+    }
+
+    #[test]
+    fn an_instance_that_ran_no_task_paid_nothing_for_tasks() {
+        let u = instance_usage(&m5_large(false), &[], None, 0);
+        assert!(u.attributed_usd.is_sign_positive(), "{}", u.attributed_usd);
+        assert_eq!(u.attributed_usd, 0.0);
     }
 
     #[test]

@@ -400,6 +400,8 @@ pub fn report(tasks: &[TaskUsage], instances: &[InstanceUsage], by: GroupBy) -> 
 }
 
 fn usd(v: f64) -> String {
+    // Below what is printed, a cost is nothing: never `$-0.0000`.
+    let v = if v.abs() < 5e-7 { 0.0 } else { v };
     if v != 0.0 && v.abs() < 0.01 {
         format!("${v:.6}")
     } else {
@@ -549,9 +551,24 @@ pub fn render_usage(tasks: &[TaskUsage], instances: &[InstanceUsage]) -> String 
     out
 }
 
-/// Read every page of task usage and the instance usage.
+/// Read every page of task usage and the instance usage. A cluster the
+/// query names must exist in the region read (an all-zero report of a
+/// cluster that is in another region would say nothing true).
 fn fetch(q: &Query) -> anyhow::Result<(Vec<TaskUsage>, Vec<InstanceUsage>)> {
     let client = crate::client::Client::from_env(q.endpoint_url.as_deref(), q.region.as_deref())?;
+    if let Some(c) = &q.cluster {
+        let out = crate::client::block_on(client.call(
+            "AmazonEC2ContainerServiceV20141113.DescribeClusters",
+            &json!({"clusters": [c]}),
+        ))??;
+        if out["clusters"].as_array().is_none_or(Vec::is_empty) {
+            anyhow::bail!(
+                "cluster {c} does not exist in region {} ({}); clusters are regional: pass --region",
+                client.region(),
+                client.region_source()
+            );
+        }
+    }
     let mut body = json!({});
     if let Some(c) = &q.cluster {
         body["cluster"] = json!(c);
@@ -603,7 +620,18 @@ pub fn run_usage(args: UsageArgs) -> anyhow::Result<i32> {
 /// `berth cost report`.
 pub fn run_report(args: ReportArgs) -> anyhow::Result<i32> {
     let (tasks, instances) = fetch(&args.query)?;
-    let r = report(&tasks, &instances, args.group_by);
+    let mut r = report(&tasks, &instances, args.group_by);
+    if tasks.is_empty() && instances.is_empty() {
+        let client = crate::client::Client::from_env(
+            args.query.endpoint_url.as_deref(),
+            args.query.region.as_deref(),
+        )?;
+        r.notes.push(format!(
+            "no usage in region {} ({}); usage is regional: pass --region for another",
+            client.region(),
+            client.region_source()
+        ));
+    }
     match args.query.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
         Output::Table => print!("{}", render_report(&r)),

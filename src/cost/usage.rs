@@ -39,6 +39,7 @@ fn instance_facts(
     row: &instances::InstanceRow,
     region: &str,
     ended_ms: Option<i64>,
+    billed_before_s: u64,
 ) -> InstanceFacts {
     InstanceFacts {
         arn: row.arn.clone(),
@@ -56,6 +57,7 @@ fn instance_facts(
         spot: row.doc.get("market").and_then(Value::as_str) == Some("spot"),
         started_ms: row.registered_at,
         ended_ms,
+        billed_before_s,
     }
 }
 
@@ -66,7 +68,10 @@ fn load_instance(conn: &Connection, arn: &str) -> ApiResult<Option<InstanceFacts
     let (region, ended): (String, Option<i64>) = conn
         .prepare_cached("SELECT region, deregistered_at FROM container_instances WHERE arn = ?1")?
         .query_row([arn], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(Some(instance_facts(&row, &region, ended)))
+    // An Auto Scaling instance was billed while it booted.
+    let billed_before_s = crate::autoscaling::fleet::load_instance(conn, &row.ec2_instance_id)?
+        .map_or(0, |i| meter::seconds_billed(i.unregistered_billed_ms, 0));
+    Ok(Some(instance_facts(&row, &region, ended, billed_before_s)))
 }
 
 const TASK_FACTS: &str = "SELECT t.arn, t.cluster_arn, t.region, t.family, t.task_definition_arn,
@@ -324,14 +329,26 @@ fn unregistered_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<Ins
         }
         let seconds = ms as f64 / 1000.0;
         let spot = i.market == "spot";
-        // Per second: the 60-second minimum is the instance's, counted with
-        // its time in the cluster.
+        // Per second. The start's one 60-second minimum is counted with the
+        // instance's time in the cluster once it has registered, here
+        // while it has not.
+        let registered: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM container_instances WHERE ec2_instance_id = ?1)",
+            )?
+            .query_row([&i.id], |r| r.get(0))?;
+        let minimum = if registered {
+            0
+        } else {
+            crate::pricing::EC2_MINIMUM_SECONDS
+        };
+        let billed_seconds = meter::seconds_billed(ms, minimum);
         let hourly = if spot {
             crate::pricing::ec2_spot_estimate(&i.region, &i.instance_type)
         } else {
             crate::pricing::ec2_on_demand(&i.region, &i.instance_type)
         };
-        let cost = hourly.map_or(0.0, |h| h * seconds.ceil() / 3600.0);
+        let cost = hourly.map_or(0.0, |h| h * billed_seconds as f64 / 3600.0);
         let running = i.billed_unregistered_now();
         out.push(InstanceUsage {
             container_instance_arn: String::new(),
@@ -344,7 +361,7 @@ fn unregistered_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<Ins
             metered_to: (!running).then(|| i.terminated_at.unwrap_or(scope.now_ms) as f64 / 1000.0),
             running,
             seconds,
-            billed_seconds: seconds.ceil() as u64,
+            billed_seconds,
             cost_usd: cost,
             attributed_usd: 0.0,
             idle_usd: cost,

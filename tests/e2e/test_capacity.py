@@ -605,3 +605,28 @@ def test_groups_survive_kill_9_mid_boot(images, tmp_path):
             AutoScalingGroupNames=[name])["AutoScalingGroups"] == [])
     finally:
         s.stop()
+
+
+def test_a_short_lived_group_instance_is_billed_one_minimum(asg, ec2, ecs):
+    """EC2 bills one 60-second minimum per start: an instance that booted
+    and then spent a few seconds in the cluster is billed 60 s in all, not
+    a minimum for its time in the cluster plus its boot."""
+    cluster = unique("c")
+    ecs.create_cluster(clusterName=cluster)
+    name = unique("short")
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=1, DesiredCapacity=1,
+                                  LaunchTemplate={"LaunchTemplateName": template(ec2, cluster)},
+                                  AvailabilityZones=ZONES)
+    try:
+        [ci] = wait_for("registered", lambda: registered(ecs, cluster))
+        asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=0)
+        wait_for("deregistered", lambda: registered(ecs, cluster) == [])
+        rows = [u for u in instance_usage(ecs.meta.endpoint_url, cluster) if u["ec2InstanceId"] == ci["ec2InstanceId"]]
+        boot = [u for u in rows if u["containerInstanceArn"] == ""]
+        member = [u for u in rows if u["containerInstanceArn"] != ""]
+        assert len(boot) == 1 and len(member) == 1, rows
+        assert BOOT_S <= boot[0]["seconds"] < BOOT_S + 2
+        assert boot[0]["seconds"] + member[0]["seconds"] < 60
+        assert boot[0]["billedSeconds"] + member[0]["billedSeconds"] == 60, rows
+    finally:
+        cleanup(asg, name)

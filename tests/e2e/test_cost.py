@@ -197,3 +197,24 @@ def test_the_usage_api_pages_and_filters(server, ecs, cluster):
     assert usage(server, "--cluster", cluster, "--since", "1h")["tasks"] != []
     bad = berth(server, "cost", "report", "--since", "yesterday-ish", check=False)
     assert bad.returncode != 0 and "--since" in bad.stderr and bad.stdout == ""
+
+
+def test_an_instance_that_ran_no_task_shows_no_negative_cost(server, ecs, cluster):
+    berth(server, "instances", "add", "--cluster", cluster, "--instance-type", "t3.medium")
+    table = berth(server, "cost", "usage", "--cluster", cluster).stdout
+    assert "t3.medium" in table, table
+    assert "$-" not in table, table
+    [i] = usage(server, "--cluster", cluster)["instances"]
+    assert i["attributedUsd"] == 0 and i["idleUsd"] == i["costUsd"]
+
+
+def test_a_cluster_of_another_region_is_not_reported_as_all_zero(server, images):
+    name = unique("elsewhere")
+    client(server.endpoint, region="eu-west-1").create_cluster(clusterName=name)
+    p = berth(server, "cost", "report", "--cluster", name, check=False)
+    assert p.returncode == 1 and p.stdout == "", p.stdout
+    assert f"cluster {name} does not exist in region us-east-1 (from $AWS_REGION or $AWS_DEFAULT_REGION)" \
+           in p.stderr and "pass --region" in p.stderr, p.stderr
+    out = json.loads(berth(server, "cost", "report", "--output", "json", "--cluster", name,
+                           "--region", "eu-west-1").stdout)
+    assert any("no usage in region eu-west-1 (from --region)" in n for n in out["notes"]), out["notes"]

@@ -28,15 +28,44 @@ def test_doctor_reports_each_check(tmp_path):
 
 
 def test_doctor_says_what_to_fix(tmp_path):
-    busy = Server(str(tmp_path)).start()
+    import socket
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
     try:
-        p = subprocess.run([BERTH, "doctor", "--data-dir", str(tmp_path / "d"), "--listen", f"127.0.0.1:{busy.port}"],
-                           capture_output=True, text=True, env=dict(os.environ, DOCKER_HOST="unix:///nonexistent.sock"))
+        p = subprocess.run([BERTH, "doctor", "--data-dir", str(tmp_path / "d"), "--listen",
+                            f"127.0.0.1:{busy.getsockname()[1]}"],
+                           capture_output=True, text=True,
+                           env=dict(os.environ, DOCKER_HOST="unix:///nonexistent.sock", RUST_BACKTRACE="1"))
         assert p.returncode != 0
         assert "FAIL docker" in p.stdout and "apt-get install docker.io" in p.stdout
-        assert "FAIL port" in p.stdout and "--listen" in p.stdout
+        assert "FAIL port" in p.stdout and "--listen" in p.stdout and "not Berth" in p.stdout
+        # Said plainly, even with RUST_BACKTRACE set.
+        assert p.stderr.strip() == "berth: 2 check(s) failed", p.stderr
     finally:
-        busy.stop()
+        busy.close()
+
+
+def test_doctor_on_the_port_berth_serves(tmp_path):
+    s = Server(str(tmp_path)).start()
+    try:
+        p = subprocess.run([BERTH, "doctor", "--data-dir", str(tmp_path / "d"), "--listen", f"127.0.0.1:{s.port}"],
+                           capture_output=True, text=True)
+        port = [l for l in p.stdout.splitlines() if l.split()[1] == "port"][0]
+        assert port.startswith("ok"), p.stdout
+        assert f"Berth is serving on 127.0.0.1:{s.port}: ECS (" in port, port
+        assert "STS (1 operation)" in port and "/_berth/services" in port, port
+        assert p.returncode == 0, p.stdout + p.stderr
+    finally:
+        s.stop()
+
+
+def test_instances_add_help_says_count_defaults_to_one():
+    out = subprocess.run([BERTH, "instances", "add", "--help"], capture_output=True, text=True, check=True).stdout
+    usage = out.splitlines()[2]
+    assert "--count" not in usage, usage
+    count = out[out.index("--count"):].splitlines()
+    assert "default 1" in " ".join(count[:3]) and "How many instances" in " ".join(count[:3]), out
 
 
 def test_sigterm_shuts_down_cleanly(tmp_path):

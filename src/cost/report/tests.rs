@@ -140,6 +140,7 @@ fn lines_group_and_total_and_idle_capacity_counts_once() {
         spot: false,
         started_ms: 0,
         ended_ms: Some(3_600_000),
+        billed_before_s: 0,
     };
     let iu = meter::instance_usage(&inst, &[], None, 0);
     let tasks = [a.clone(), b.clone(), c.clone()];
@@ -232,4 +233,13 @@ fn since_takes_times_dates_and_ages() {
         let e = parse_since(bad, now).unwrap_err().to_string();
         assert!(e.contains("--since"), "{bad}: {e}");
     }
+}
+
+#[test]
+fn no_cost_is_printed_negative() {
+    assert_eq!(usd(-0.0), "$0.0000");
+    assert_eq!(usd(-1e-12), "$0.0000");
+    assert_eq!(usd(0.0), "$0.0000");
+    assert_eq!(usd(0.005), "$0.005000");
+    assert_eq!(usd(-0.25), "$-0.2500");
 }
