@@ -15,6 +15,11 @@ use serde_json::{Map, Value};
 use super::control::ControlPlane;
 use crate::runtime::Runtime;
 
+/// How often a follower stores what it has read.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// The most lines stored in one batch.
+const MAX_BATCH: usize = 500;
+
 /// Where one container's output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -97,22 +102,28 @@ pub async fn follow(
         }
         batch.clear();
     }
+    // Stored in small batches, at least every 200 ms while lines come, so
+    // a container that writes steadily is seen live.
+    let mut every = tokio::time::interval(FLUSH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match tokio::time::timeout(Duration::from_millis(200), lines.next()).await {
-            Ok(Some(Ok((ms, line)))) => {
-                if after.is_none_or(|a| ms > a) {
-                    batch.push((ms, line));
+        tokio::select! {
+            line = lines.next() => match line {
+                Some(Ok((ms, line))) => {
+                    if after.is_none_or(|a| ms > a) {
+                        batch.push((ms, line));
+                    }
+                    if batch.len() >= MAX_BATCH {
+                        flush(&*control, &t, &mut batch).await;
+                    }
                 }
-                if batch.len() >= 500 {
-                    flush(&*control, &t, &mut batch).await;
+                Some(Err(e)) => {
+                    tracing::debug!(container = %container_id, error = %e, "log stream ended");
+                    break;
                 }
-            }
-            Ok(Some(Err(e))) => {
-                tracing::debug!(container = %container_id, error = %e, "log stream ended");
-                break;
-            }
-            Ok(None) => break,
-            Err(_) => flush(&*control, &t, &mut batch).await,
+                None => break,
+            },
+            _ = every.tick() => flush(&*control, &t, &mut batch).await,
         }
     }
     flush(&*control, &t, &mut batch).await;

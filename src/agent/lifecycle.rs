@@ -779,6 +779,10 @@ async fn start_containers(
                     .is_some_and(|s| !s.running && s.started_at.is_none())
             });
             if started {
+                // Started before (an earlier pass, or before a restart).
+                follow_outputs(agent, task, std::slice::from_ref(def), |_| {
+                    Some(state.running)
+                });
                 record_bindings(task, def, mode, host_ip.as_deref(), state);
                 // An essential container that exits while others still wait
                 // to start stops the task; once all have started, the task
@@ -811,7 +815,7 @@ async fn start_containers(
                     if let Some(c) = container_doc(task, name) {
                         c.insert("lastStatus".into(), json!("RUNNING"));
                     }
-                    follow_outputs(agent, task, defs);
+                    follow_outputs(agent, task, defs, |n| (n == name).then_some(true));
                     waiting = true; // look again: it may satisfy others
                     progressed = true;
                 }
@@ -880,14 +884,29 @@ fn log_targets(
         .collect()
 }
 
-/// Make sure every started container with the awslogs driver has its output
-/// copied.
-fn follow_outputs(agent: &Agent, task: &TaskRow, defs: &[Map<String, Value>]) {
+/// Make sure the output of each started container that uses the awslogs
+/// driver is copied. `state` says, by container name, whether it has been
+/// started (`Some`) and is running (`Some(true)`); only started ones are
+/// followed, for the runtime's log stream of a container not yet started
+/// ends at once.
+fn follow_outputs(
+    agent: &Agent,
+    task: &TaskRow,
+    defs: &[Map<String, Value>],
+    state: impl Fn(&str) -> Option<bool>,
+) {
     for (name, target) in log_targets(task, defs) {
         if let (Ok(t), Some(id)) = (target, task.runtime.containers.get(&name)) {
-            agent.follow(t, id);
+            if let Some(running) = state(&name) {
+                agent.follow(t, id, running);
+            }
         }
     }
+}
+
+/// `Some(running)` once the runtime has started a container.
+fn started(info: &ContainerInfo) -> Option<bool> {
+    (info.running || info.started_at.is_some()).then_some(info.running)
 }
 
 /// Record a container's observed state in the task document.
@@ -981,6 +1000,10 @@ async fn monitor(
             None => None,
         };
         observe(task, def, info.as_ref());
+        // Adopted after a restart, or its follower broke off: copy on.
+        if let Some(running) = info.as_ref().and_then(started) {
+            follow_outputs(agent, task, std::slice::from_ref(def), |_| Some(running));
+        }
         let gone = info.as_ref().is_none_or(|i| !i.running);
         if gone && essential(def) && stop_reason.is_none() {
             stop_reason = Some(match info {
@@ -1045,7 +1068,13 @@ async fn stop(
         save(agent, task).await?;
     }
     // What the containers wrote is stored before they go.
-    follow_outputs(agent, task, defs);
+    let mut states = HashMap::new();
+    for (name, id) in &task.runtime.containers {
+        if let Some(s) = rt.inspect(id).await?.as_ref().and_then(started) {
+            states.insert(name.clone(), s);
+        }
+    }
+    follow_outputs(agent, task, defs, |n| states.get(n).copied());
     for id in task.runtime.containers.values() {
         agent.drain(id).await;
         rt.remove(id).await?;

@@ -96,10 +96,17 @@ impl Agent {
         })
     }
 
-    /// Start copying a container's output, unless that is under way.
-    pub(crate) fn follow(&self, target: awslogs::Target, container_id: &str) {
+    /// Start copying a started container's output, unless that is under
+    /// way or done. A follower that ended while its container still runs
+    /// (the runtime's stream broke off) is started again; one that copied
+    /// a stopped container's output to its end is not. A follower resumes
+    /// after the newest event stored, so nothing is copied twice.
+    pub(crate) fn follow(&self, target: awslogs::Target, container_id: &str, running: bool) {
         let mut followers = self.followers.lock().unwrap();
-        if followers.contains_key(container_id) {
+        if followers
+            .get(container_id)
+            .is_some_and(|h| !h.is_finished() || !running)
+        {
             return;
         }
         let handle = tokio::spawn(awslogs::follow(

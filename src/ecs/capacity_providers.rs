@@ -742,11 +742,20 @@ pub fn tick(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
             .into_iter()
             .filter(|i| !i.warm())
             .collect();
-        // Which registered members run tasks (`None`: not registered).
+        // Which registered members run tasks (`None`: not registered), and
+        // how many members count as capacity: an idle member that drains
+        // is on its way out and takes no task.
         let mut running = Vec::with_capacity(members.len());
+        let mut leaving = 0;
         for i in &members {
             running.push(match &i.container_instance_arn {
-                Some(arn) => Some(instances::live_task_count(tx, arn)? > 0),
+                Some(arn) => {
+                    let busy = instances::live_task_count(tx, arn)? > 0;
+                    let draining =
+                        instances::load(tx, arn)?.is_some_and(|r| r.status == "DRAINING");
+                    leaving += i64::from(draining && !busy);
+                    Some(busy)
+                }
                 None => None,
             });
         }
@@ -773,17 +782,18 @@ pub fn tick(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
             .map(catalog::ecs_registered_resources)
             .unwrap_or((0, 0));
         let m = busy + instances_needed(capacity, &waiting);
-        let n = members.len() as i64;
+        let n = members.len() as i64 - leaving;
         let target = p.scaling_int("targetCapacity", 100);
         let metric = reservation(m, n);
+        // The members on their way out stay in the group's count.
         let next = desired_for(
             m,
-            g.desired,
+            g.desired - leaving,
             target,
             p.scaling_int("minimumScalingStepSize", 1),
             p.scaling_int("maximumScalingStepSize", 10000),
-            (g.min, g.max),
-        );
+            ((g.min - leaving).max(0), (g.max - leaving).max(0)),
+        ) + leaving;
         let below = metric < target as f64;
         let since = p.doc.get(BELOW_SINCE).and_then(Value::as_i64);
         match (below, since) {

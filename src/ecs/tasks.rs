@@ -765,6 +765,7 @@ impl Launch {
         req: &RunTaskRequest,
         count: usize,
         only: Option<&HashSet<String>>,
+        can_grow: bool,
     ) -> ApiResult<placement::Decision> {
         let preq = self.placement_request(req, count)?;
         let views: Vec<placement::Instance> =
@@ -773,9 +774,11 @@ impl Launch {
                 .filter(|(row, _)| only.is_none_or(|o| o.contains(&row.arn)))
                 .map(|(_, v)| v)
                 .collect();
-        if only.is_some() && views.is_empty() {
-            // A capacity provider's group with no instance yet: nothing is
-            // placed, and the caller decides whether the tasks wait.
+        if only.is_some() && (views.is_empty() || (can_grow && !views.iter().any(|v| v.active))) {
+            // A capacity provider's group with no instance yet, or (when
+            // managed scaling can add capacity) with every instance
+            // draining: nothing is placed, and the caller decides whether
+            // the tasks wait.
             return Ok(placement::Decision::default());
         }
         let mut rng = rand::thread_rng();
@@ -961,7 +964,7 @@ impl Ecs {
             match launching(tx, ctx, &cluster, &req, count)? {
                 Launching::Type(t) if t == "EC2" => {
                     let launch = Launch::check(tx, ctx, &req, "EC2")?;
-                    let decision = launch.place(tx, ctx, &cluster, &req, count as usize, None)?;
+                    let decision = launch.place(tx, ctx, &cluster, &req, count as usize, None, false)?;
                     for arn in decision.placed {
                         let instance =
                             instances::load(tx, &arn)?.expect("placed on a stored instance");
@@ -994,8 +997,15 @@ impl Ecs {
                         let provider = capacity_providers::find(tx, ctx, name)?
                             .expect("checked with the strategy");
                         let allowed = capacity_providers::group_instances(tx, &provider)?;
-                        let decision =
-                            launch.place(tx, ctx, &cluster, &req, n as usize, Some(&allowed))?;
+                        let decision = launch.place(
+                            tx,
+                            ctx,
+                            &cluster,
+                            &req,
+                            n as usize,
+                            Some(&allowed),
+                            provider.managed_scaling(),
+                        )?;
                         let placed = decision.placed.len() as i64;
                         for arn in decision.placed {
                             let instance =

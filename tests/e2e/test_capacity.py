@@ -630,3 +630,41 @@ def test_a_short_lived_group_instance_is_billed_one_minimum(asg, ec2, ecs):
         assert boot[0]["billedSeconds"] + member[0]["billedSeconds"] == 60, rows
     finally:
         cleanup(asg, name)
+
+
+def test_run_task_waits_while_the_only_instance_drains(asg, ec2, ecs):
+    """With managed scaling, a provider whose instances are all draining can
+    still grow: RunTask puts the task in PROVISIONING, managed scaling
+    launches an instance, and the task runs there."""
+    cluster = unique("c")
+    ecs.create_cluster(clusterName=cluster)
+    name = unique("asg")
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=2, DesiredCapacity=1,
+                                  LaunchTemplate={"LaunchTemplateName": template(ec2, cluster, "t3.small")},
+                                  AvailabilityZones=ZONES)
+    cp = unique("cp")
+    ecs.create_capacity_provider(name=cp, autoScalingGroupProvider={
+        "autoScalingGroupArn": group(asg, name)["AutoScalingGroupARN"],
+        "managedScaling": {"status": "ENABLED", "targetCapacity": 100}})
+    ecs.put_cluster_capacity_providers(cluster=cluster, capacityProviders=[cp], defaultCapacityProviderStrategy=[])
+    td = ecs.register_task_definition(
+        family=unique("job"), requiresCompatibilities=["EC2"], cpu="256", memory="128",
+        containerDefinitions=[{"name": "main", "image": BUSYBOX, "command": ["sleep", "2"]}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    try:
+        [first] = wait_for("registered", lambda: registered(ecs, cluster))
+        ecs.update_container_instances_state(cluster=cluster, containerInstances=[first["containerInstanceArn"]],
+                                             status="DRAINING")
+        out = ecs.run_task(cluster=cluster, taskDefinition=td,
+                           capacityProviderStrategy=[{"capacityProvider": cp, "weight": 1}])
+        assert out["failures"] == []
+        [t] = out["tasks"]
+        assert t["lastStatus"] == "PROVISIONING" and "containerInstanceArn" not in t
+        wait_for("desired 2", lambda: group(asg, name)["DesiredCapacity"] == 2, timeout=10)
+        running = wait_status(ecs, cluster, t["taskArn"], "RUNNING", timeout=60)
+        assert running["containerInstanceArn"] != first["containerInstanceArn"]
+        wait_status(ecs, cluster, t["taskArn"], "STOPPED", timeout=60)
+    finally:
+        ecs.put_cluster_capacity_providers(cluster=cluster, capacityProviders=[], defaultCapacityProviderStrategy=[])
+        ecs.delete_capacity_provider(capacityProvider=cp)
+        cleanup(asg, name)

@@ -472,3 +472,117 @@ def test_awslogs_missing_group_fails_the_task(ecs, cluster):
     assert done["stopCode"] == "TaskFailedToStart"
     assert done["stoppedReason"].startswith("ResourceInitializationError:")
     assert "log group does not exist" in done["stoppedReason"]
+
+
+def awslogs(group, prefix="ecs"):
+    return {"logDriver": "awslogs", "options": {
+        "awslogs-group": group, "awslogs-region": "us-east-1",
+        "awslogs-stream-prefix": prefix, "awslogs-create-group": "true"}}
+
+
+def stream_messages(cli, group, stream):
+    events = cli("logs", "get-log-events", "--log-group-name", group, "--log-stream-name", stream,
+                 "--start-from-head")["events"]
+    return [e["message"] for e in events]
+
+
+def test_awslogs_of_containers_started_after_their_dependencies(ecs, cluster, cli):
+    """Every container's output reaches its stream, whenever it starts:
+    after a dependency COMPLETEs or SUCCEEDs, or beside one it STARTs after."""
+    group = "/ecs/" + unique("deps")
+    td = fargate(ecs, [
+        {"name": "init", "image": TESTAPP, "essential": False,
+         "command": ["sh", "-c", "echo init-done"], "logConfiguration": awslogs(group)},
+        {"name": "main", "image": TESTAPP, "essential": True,
+         "command": ["sh", "-c", "sleep 1; berth-testapp log 3 --interval-ms 100; sleep 1"],
+         "dependsOn": [{"containerName": "init", "condition": "COMPLETE"}],
+         "logConfiguration": awslogs(group)},
+        {"name": "side", "image": TESTAPP, "essential": False,
+         "command": ["sh", "-c", "echo side-started; sleep 30"],
+         "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}],
+         "logConfiguration": awslogs(group)},
+        {"name": "sidecar", "image": TESTAPP, "essential": False,
+         "command": ["sh", "-c", "echo sidecar-started; sleep 30"],
+         "dependsOn": [{"containerName": "side", "condition": "START"}],
+         "logConfiguration": awslogs(group)},
+    ], executionRoleArn=EXEC_ROLE)
+    [t] = run(ecs, cluster, td)
+    done = wait_status(ecs, cluster, t["taskArn"], "STOPPED")
+    assert done["stopCode"] == "EssentialContainerExited", done.get("stoppedReason")
+    tid = t["taskArn"].rsplit("/", 1)[1]
+    assert stream_messages(cli, group, f"ecs/init/{tid}") == ["init-done"]
+    assert stream_messages(cli, group, f"ecs/main/{tid}") == ["line 1", "line 2", "line 3"]
+    assert stream_messages(cli, group, f"ecs/side/{tid}") == ["side-started"]
+    assert stream_messages(cli, group, f"ecs/sidecar/{tid}") == ["sidecar-started"]
+
+
+def test_awslogs_of_a_container_started_later_arrive_live(ecs, cluster, cli):
+    """A container started after its dependency completed has its output
+    in its stream while it runs, not only when the task stops."""
+    group = "/ecs/" + unique("live")
+    td = fargate(ecs, [
+        {"name": "init", "image": TESTAPP, "essential": False,
+         "command": ["true"], "logConfiguration": awslogs(group)},
+        {"name": "main", "image": TESTAPP,
+         "command": ["sh", "-c", "echo up; sleep 60"],
+         "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}],
+         "logConfiguration": awslogs(group)},
+    ], executionRoleArn=EXEC_ROLE)
+    [t] = run(ecs, cluster, td)
+    wait_status(ecs, cluster, t["taskArn"], "RUNNING")
+    tid = t["taskArn"].rsplit("/", 1)[1]
+    deadline = time.time() + 20
+    while time.time() < deadline and stream_messages(cli, group, f"ecs/main/{tid}") != ["up"]:
+        time.sleep(0.3)
+    assert stream_messages(cli, group, f"ecs/main/{tid}") == ["up"]
+    ecs.stop_task(cluster=cluster, task=t["taskArn"])
+    wait_status(ecs, cluster, t["taskArn"], "STOPPED")
+
+
+def test_awslogs_continue_exactly_once_across_a_restart(tmp_path, images):
+    """Output written while the server was down, and after, reaches the
+    stream of an adopted container, live and each line once."""
+    s = Server(str(tmp_path)).start()
+    ecs = client(s.endpoint)
+    logs = client(s.endpoint, service="logs")
+    name = unique("restart-logs")
+    ecs.create_cluster(clusterName=name)
+    group = "/ecs/" + unique("adopted")
+    lines = 120
+    td = fargate(ecs, [{"name": "main", "image": TESTAPP,
+                        "command": ["berth-testapp", "log", str(lines), "--interval-ms", "100"],
+                        "logConfiguration": awslogs(group)}],
+                 executionRoleArn=EXEC_ROLE)
+    [t] = run(ecs, name, td)
+    wait_status(ecs, name, t["taskArn"], "RUNNING")
+    tid = t["taskArn"].rsplit("/", 1)[1]
+    stream = f"ecs/main/{tid}"
+
+    def messages():
+        try:
+            return [e["message"] for e in logs.get_log_events(
+                logGroupName=group, logStreamName=stream, startFromHead=True, limit=10000)["events"]]
+        except logs.exceptions.ResourceNotFoundException:
+            return []
+
+    deadline = time.time() + 20
+    while time.time() < deadline and len(messages()) < 5:
+        time.sleep(0.1)
+    assert len(messages()) >= 5
+    s.kill9()
+    time.sleep(1.5)
+    s.start()
+    ecs = client(s.endpoint)
+    logs = client(s.endpoint, service="logs")
+    try:
+        # Live: lines written after the restart arrive while the task runs.
+        deadline = time.time() + 30
+        while time.time() < deadline and len(messages()) < 60:
+            time.sleep(0.2)
+        seen = len(messages())
+        still_running = ecs.describe_tasks(cluster=name, tasks=[t["taskArn"]])["tasks"][0]["lastStatus"]
+        assert seen >= 60 and still_running == "RUNNING", (seen, still_running)
+        wait_status(ecs, name, t["taskArn"], "STOPPED", timeout=60)
+        assert messages() == [f"line {i}" for i in range(1, lines + 1)]
+    finally:
+        s.stop()
