@@ -575,6 +575,18 @@ pub fn effective_containers(
         .collect()
 }
 
+/// Which instances a placement chooses from.
+enum Among<'a> {
+    /// Every instance of the cluster.
+    Cluster,
+    /// The instances of a capacity provider's group; `can_grow` when
+    /// managed scaling adds capacity for tasks that do not fit.
+    Group {
+        instances: &'a HashSet<String>,
+        can_grow: bool,
+    },
+}
+
 /// A task definition checked against a RunTask or StartTask request: what
 /// every task the request makes is built from.
 struct Launch {
@@ -764,9 +776,15 @@ impl Launch {
         cluster: &clusters::ClusterRow,
         req: &RunTaskRequest,
         count: usize,
-        only: Option<&HashSet<String>>,
-        can_grow: bool,
+        among: Among<'_>,
     ) -> ApiResult<placement::Decision> {
+        let (only, can_grow) = match among {
+            Among::Cluster => (None, false),
+            Among::Group {
+                instances,
+                can_grow,
+            } => (Some(instances), can_grow),
+        };
         let preq = self.placement_request(req, count)?;
         let views: Vec<placement::Instance> =
             instances::snapshot(conn, &cluster.arn, ctx.now_millis())?
@@ -964,7 +982,7 @@ impl Ecs {
             match launching(tx, ctx, &cluster, &req, count)? {
                 Launching::Type(t) if t == "EC2" => {
                     let launch = Launch::check(tx, ctx, &req, "EC2")?;
-                    let decision = launch.place(tx, ctx, &cluster, &req, count as usize, None, false)?;
+                    let decision = launch.place(tx, ctx, &cluster, &req, count as usize, Among::Cluster)?;
                     for arn in decision.placed {
                         let instance =
                             instances::load(tx, &arn)?.expect("placed on a stored instance");
@@ -997,15 +1015,11 @@ impl Ecs {
                         let provider = capacity_providers::find(tx, ctx, name)?
                             .expect("checked with the strategy");
                         let allowed = capacity_providers::group_instances(tx, &provider)?;
-                        let decision = launch.place(
-                            tx,
-                            ctx,
-                            &cluster,
-                            &req,
-                            n as usize,
-                            Some(&allowed),
-                            provider.managed_scaling(),
-                        )?;
+                        let among = Among::Group {
+                            instances: &allowed,
+                            can_grow: provider.managed_scaling(),
+                        };
+                        let decision = launch.place(tx, ctx, &cluster, &req, n as usize, among)?;
                         let placed = decision.placed.len() as i64;
                         for arn in decision.placed {
                             let instance =
