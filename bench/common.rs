@@ -120,13 +120,29 @@ impl ServerGuard {
 }
 
 impl Drop for ServerGuard {
+    /// SIGTERM, so the server removes what it made ahead (its pool of
+    /// network sandboxes); SIGKILL if it has not stopped within 20 s.
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 pub fn berth_binary() -> anyhow::Result<PathBuf> {
+    // Another build to compare with (e.g. an earlier commit's).
+    if let Ok(other) = std::env::var("BERTH_BIN") {
+        return Ok(PathBuf::from(other));
+    }
     // Cargo builds the crate's binaries (with the bench profile, i.e. into
     // target/release) before it runs a benchmark and tells us where.
     let built = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
@@ -289,6 +305,14 @@ impl Client {
             .body(Full::new(body.clone()))?)
     }
 
+    /// An unsigned `GET path` (Berth's own routes: health, metrics).
+    pub async fn get(&mut self, path: &str) -> CallResult {
+        let req = hyper::Request::get(path)
+            .header("host", self.ep.host.as_str())
+            .body(Full::new(Bytes::new()))?;
+        self.send(req).await
+    }
+
     /// Send one request over this client's connection.
     pub async fn send(&mut self, req: hyper::Request<Full<Bytes>>) -> CallResult {
         let result = self.round_trip(req).await;
@@ -407,4 +431,33 @@ pub fn exit_with(result: anyhow::Result<()>) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The `(sum, count)` of each series of a Prometheus histogram in a text
+/// exposition, by the value of its one label: e.g. for
+/// `berth_task_start_phase_seconds`, phase → (seconds, observations).
+pub fn histogram_sums(text: &str, name: &str) -> std::collections::HashMap<String, (f64, f64)> {
+    let mut out: std::collections::HashMap<String, (f64, f64)> = Default::default();
+    for line in text.lines() {
+        for (suffix, slot) in [("_sum{", 0), ("_count{", 1)] {
+            let Some(rest) = line.strip_prefix(&format!("{name}{suffix}")) else {
+                continue;
+            };
+            let Some((labels, value)) = rest.split_once("} ") else {
+                continue;
+            };
+            let label = labels
+                .split_once('=')
+                .map(|(_, v)| v.trim_matches('"').to_string())
+                .unwrap_or_default();
+            let v: f64 = value.trim().parse().unwrap_or(0.0);
+            let e = out.entry(label).or_default();
+            if slot == 0 {
+                e.0 = v;
+            } else {
+                e.1 = v;
+            }
+        }
+    }
+    out
 }

@@ -29,6 +29,16 @@
 //! task definition with one container (64 MiB), placed by RunTask EC2; the
 //! baseline is the same single container.
 //!
+//! `--load N` times each sequential run while N other tasks start (RunTask
+//! calls of up to 10 sent just before it), and each baseline run while N
+//! other `docker run -d` start; the load is stopped and removed between
+//! runs, untimed.
+//!
+//! Where a task's start spends its time is read from the server's
+//! `GET /_berth/metrics` before and after the sequential runs and printed
+//! by phase (per task: pickup, prepare, sandbox, image, create, start, the
+//! saves, and the total).
+//!
 //! Flags (after `--`): `--tasks N` (sequential runs, default 30), `--quick`
 //! (10 runs and a burst of 2 × 10 tasks), `--durability full|normal` (passed
 //! to the server), `--no-metering` (the server does not freeze each task's
@@ -90,6 +100,9 @@ struct Args {
     quick: bool,
     durability: Option<String>,
     no_metering: bool,
+    /// Other task starts (and, for the baseline, `docker run`s) under way
+    /// while each sequential run is timed.
+    load: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -99,6 +112,7 @@ fn parse_args() -> anyhow::Result<Args> {
         quick: false,
         durability: None,
         no_metering: false,
+        load: 0,
     };
     let mut tasks = None;
     for_each_arg(|name, value| {
@@ -106,6 +120,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--tasks" => tasks = Some(positive("--tasks", &value()?)?),
             "--quick" => args.quick = true,
             "--no-metering" => args.no_metering = true,
+            "--load" => args.load = value()?.parse().context("--load takes a number")?,
             "--launch-type" => match value()?.to_ascii_lowercase().as_str() {
                 "ec2" => EC2.store(true, std::sync::atomic::Ordering::Relaxed),
                 "fargate" => {}
@@ -381,9 +396,8 @@ async fn one_task(client: &mut Client, started: &Started) -> anyhow::Result<Task
     })
 }
 
-/// One baseline run: the time `docker run -d` takes to return.
-fn one_docker_run() -> anyhow::Result<Duration> {
-    let t0 = Instant::now();
+/// `docker run -d` of the baseline container; its id.
+fn docker_run() -> anyhow::Result<String> {
     let out = docker(&[
         "run",
         "-d",
@@ -394,13 +408,94 @@ fn one_docker_run() -> anyhow::Result<Duration> {
         "sleep",
         "3600",
     ])?;
-    let elapsed = t0.elapsed();
-    let id = out.trim();
+    let id = out.trim().to_string();
     if id.is_empty() {
         bail!("docker run -d printed no container id");
     }
-    docker(&["rm", "-f", id])?;
+    Ok(id)
+}
+
+/// One baseline run: the time `docker run -d` takes to return, while
+/// `load` other `docker run -d` start.
+fn one_docker_run(load: usize) -> anyhow::Result<Duration> {
+    let others: Vec<_> = (0..load).map(|_| std::thread::spawn(docker_run)).collect();
+    let t0 = Instant::now();
+    let id = docker_run()?;
+    let elapsed = t0.elapsed();
+    let mut ids = vec![id];
+    for o in others {
+        ids.push(
+            o.join()
+                .map_err(|_| anyhow::anyhow!("docker run panicked"))??,
+        );
+    }
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().map(String::as_str));
+    docker(&args)?;
     Ok(elapsed)
+}
+
+/// Start `load` tasks (RunTask calls of up to 10) in the background.
+fn start_load(
+    ep: &Endpoint,
+    load: usize,
+    started: &Started,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<Vec<String>>>> {
+    let mut left = load;
+    let mut calls = Vec::new();
+    while left > 0 {
+        let n = left.min(10);
+        left -= n;
+        let (ep, started) = (ep.clone(), started.clone());
+        calls.push(tokio::spawn(async move {
+            let mut client = Client::new(&ep);
+            run_tasks(&mut client, n, &started).await
+        }));
+    }
+    calls
+}
+
+/// Wait for the load's tasks to run, then stop them and wait until stopped.
+async fn end_load(
+    client: &mut Client,
+    calls: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<String>>>>,
+) -> anyhow::Result<()> {
+    let mut arns = Vec::new();
+    for c in calls {
+        arns.extend(c.await??);
+    }
+    if arns.is_empty() {
+        return Ok(());
+    }
+    let t0 = Instant::now();
+    wait_all(client, &arns, "RUNNING", t0, BURST_POLL, BURST_TIMEOUT).await?;
+    for arn in &arns {
+        client
+            .ecs("StopTask", &json!({"cluster": CLUSTER, "task": arn}))
+            .await?;
+    }
+    wait_all(
+        client,
+        &arns,
+        "STOPPED",
+        Instant::now(),
+        BURST_POLL,
+        BURST_TIMEOUT,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The server's task-start phases so far: phase → (seconds, observations).
+async fn phases(client: &mut Client) -> anyhow::Result<HashMap<String, (f64, f64)>> {
+    let (status, body) = client.get("/_berth/metrics").await?;
+    if status != 200 {
+        bail!("GET /_berth/metrics answered {status}");
+    }
+    Ok(common::histogram_sums(
+        &String::from_utf8_lossy(&body),
+        "berth_task_start_phase_seconds",
+    ))
 }
 
 struct Burst {
@@ -483,6 +578,11 @@ struct Results {
     berth: Vec<TaskRun>,
     docker: Vec<Duration>,
     burst: Burst,
+    /// Per phase, (seconds, observations) over the sequential runs (and
+    /// their load).
+    phases: HashMap<String, (f64, f64)>,
+    /// Tasks started over the sequential runs, load included.
+    phase_tasks: usize,
 }
 
 async fn bench(args: &Args, ep: &Endpoint, started: &Started) -> anyhow::Result<Results> {
@@ -544,15 +644,27 @@ async fn bench(args: &Args, ep: &Endpoint, started: &Started) -> anyhow::Result<
     eprintln!("warm-up: one task, one docker run");
     // The first task creates the task network the baseline joins.
     let warmup_task = one_task(&mut client, started).await?;
-    let warmup_docker = one_docker_run()?;
+    let warmup_docker = one_docker_run(0)?;
 
+    let before = phases(&mut client).await?;
     let mut berth = Vec::new();
     let mut docker = Vec::new();
     for i in 0..args.tasks {
         eprintln!("sequential run {}/{}", i + 1, args.tasks);
+        let load = start_load(ep, args.load, started);
         berth.push(one_task(&mut client, started).await?);
-        docker.push(one_docker_run()?);
+        end_load(&mut client, load).await?;
+        docker.push(one_docker_run(args.load)?);
     }
+    let after = phases(&mut client).await?;
+    let phases: HashMap<String, (f64, f64)> = after
+        .into_iter()
+        .map(|(k, (s, c))| {
+            let (s0, c0) = before.get(&k).copied().unwrap_or_default();
+            (k, (s - s0, c - c0))
+        })
+        .collect();
+    let phase_tasks = args.tasks * (1 + args.load);
 
     eprintln!(
         "burst: {} RunTask calls of count {BURST_COUNT} at once",
@@ -565,6 +677,8 @@ async fn bench(args: &Args, ep: &Endpoint, started: &Started) -> anyhow::Result<
         berth,
         docker,
         burst,
+        phases,
+        phase_tasks,
     })
 }
 
@@ -629,6 +743,12 @@ fn print_results(args: &Args, ep: &Endpoint, durability: &str, r: &Results) {
         "runs:        {n} sequential of each, alternating (after one untimed warm-up of each); DescribeTasks every {} ms",
         SEQUENTIAL_POLL.as_millis()
     );
+    if args.load > 0 {
+        println!(
+            "load:        each run timed while {} other tasks start (baseline: {} other docker run -d)",
+            args.load, args.load
+        );
+    }
     println!();
     println!(
         "{:<44} {:>5} {:>9} {:>9} {:>9}",
@@ -662,6 +782,40 @@ fn print_results(args: &Args, ep: &Endpoint, durability: &str, r: &Results) {
         ms(r.warmup_task.start),
         ms(r.warmup_docker)
     );
+
+    println!();
+    println!(
+        "where a task's start goes (server side, per task, over the {} tasks the sequential runs started)",
+        r.phase_tasks
+    );
+    println!("{:<44} {:>9} {:>9}", "phase", "ms/task", "calls");
+    let per_task = |phase: &str| {
+        r.phases.get(phase).map(|(s, c)| {
+            (
+                s * 1000.0 / r.phase_tasks.max(1) as f64,
+                c / r.phase_tasks.max(1) as f64,
+            )
+        })
+    };
+    for (phase, what) in [
+        ("pickup", "createdAt -> agent takes it up"),
+        ("prepare", "address, network, image, cgroup"),
+        ("sandbox", "network sandbox"),
+        ("image", "image inspect (pull)"),
+        ("create", "container create"),
+        ("start", "container start"),
+        ("save", "saves of what it observed"),
+        ("total", "createdAt -> RUNNING saved"),
+    ] {
+        if let Some((ms_per_task, calls)) = per_task(phase) {
+            println!(
+                "{:<44} {:>9.1} {:>9.1}",
+                format!("{phase}: {what}"),
+                ms_per_task,
+                calls
+            );
+        }
+    }
 
     let b = &r.burst;
     let tasks_per_s = b.tasks as f64 / b.all_running.as_secs_f64();

@@ -14,6 +14,7 @@ pub mod ec2;
 pub mod ecs;
 pub mod error;
 pub mod logs;
+pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod placement;

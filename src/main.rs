@@ -136,6 +136,11 @@ enum Command {
         /// (0: only `berth instances interrupt`).
         #[arg(long, default_value_t = 0.0)]
         spot_interruption_rate: f64,
+        /// Network sandboxes kept started ahead of their tasks, so an
+        /// `awsvpc` task (every FARGATE task) need not wait for its own
+        /// (0: none).
+        #[arg(long, default_value_t = 4)]
+        sandbox_pool: usize,
     },
     /// Run the agent of a container instance on this Docker host, for a
     /// cluster of a server elsewhere: register, heartbeat, run the tasks
@@ -223,6 +228,7 @@ fn main() -> anyhow::Result<()> {
             spot_notice_seconds,
             managed_scale_in_seconds,
             spot_interruption_rate,
+            sandbox_pool,
         } => {
             berth::cost::usage::set_enabled(!no_metering);
             berth::autoscaling::FleetSettings {
@@ -245,7 +251,9 @@ fn main() -> anyhow::Result<()> {
             let ecs = Arc::new(Ecs::new(store.clone()));
             let events = ecs.task_events.clone();
             let logs = Arc::new(berth::logs::Logs::new(store.clone()));
+            let metrics = Arc::new(berth::metrics::Metrics::default());
             let app = Arc::new(App {
+                metrics: metrics.clone(),
                 registry: berth::services::registry(&ecs, &logs),
                 credentials,
                 authorizer: Box::new(berth::wire::authorize::AllowAll),
@@ -260,7 +268,15 @@ fn main() -> anyhow::Result<()> {
                     agent_grace_seconds as i64 * 1000,
                 ));
                 tokio::spawn(run_fleet(store.clone(), events.clone()));
-                tokio::spawn(run_agent(store, events));
+                let agent = Arc::new(std::sync::OnceLock::new());
+                let pool = Arc::new(berth::agent::pool::SandboxPool::new(sandbox_pool));
+                tokio::spawn(run_agent(
+                    store,
+                    events,
+                    metrics,
+                    pool.clone(),
+                    agent.clone(),
+                ));
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
@@ -270,6 +286,11 @@ fn main() -> anyhow::Result<()> {
                     "berth is serving"
                 );
                 berth::server::serve(listener, app, shutdown_signal()).await?;
+                // What the agent made ahead goes; tasks keep running.
+                pool.close();
+                if let Some(agent) = agent.get() {
+                    agent.shutdown().await;
+                }
                 tracing::info!("berth stopped");
                 anyhow::Ok(())
             })
@@ -545,12 +566,18 @@ async fn run_fleet(store: Arc<Store>, events: Arc<tokio::sync::Notify>) {
 }
 
 /// Connect to Docker Engine and run the agent.
-async fn run_agent(store: Arc<Store>, events: Arc<tokio::sync::Notify>) {
+async fn run_agent(
+    store: Arc<Store>,
+    events: Arc<tokio::sync::Notify>,
+    metrics: Arc<berth::metrics::Metrics>,
+    pool: Arc<berth::agent::pool::SandboxPool>,
+    slot: Arc<std::sync::OnceLock<Arc<berth::agent::Agent>>>,
+) {
     let runtime = connect_docker().await;
     tracing::info!("agent connected to Docker Engine");
-    berth::agent::Agent::new(store, Arc::new(runtime), events)
-        .run()
-        .await;
+    let agent = berth::agent::Agent::new(store, Arc::new(runtime), events, metrics, pool);
+    let _ = slot.set(agent.clone());
+    agent.run().await;
 }
 
 /// Docker Engine, retrying until it answers.

@@ -17,6 +17,10 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/_berth/health", get(|| async { "ok\n" }))
         .route("/_berth/services", get(services))
+        .route(
+            "/_berth/metrics",
+            get(|State(app): State<Arc<App>>| async move { app.metrics.encode() }),
+        )
         .fallback(any(api))
         .with_state(app)
 }

@@ -258,6 +258,64 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pending_placements_by_cluster ON pending_placements (cluster_arn, created_at);
     "#,
+    // 9: each cluster's placement version: bumped, by triggers, by every
+    // write that changes what placement sees of the cluster (instances,
+    // their status, registration and attributes; tasks placed, moved or
+    // stopped), so a placement index kept in memory knows when it is
+    // stale, whatever code wrote.
+    r#"
+    CREATE TABLE placement_versions (
+        cluster_arn TEXT PRIMARY KEY,
+        version     INTEGER NOT NULL
+    );
+    CREATE TRIGGER placement_task_placed AFTER INSERT ON tasks
+        WHEN NEW.container_instance_arn IS NOT NULL
+    BEGIN
+        INSERT OR IGNORE INTO placement_versions VALUES (NEW.cluster_arn, 0);
+        UPDATE placement_versions SET version = version + 1 WHERE cluster_arn = NEW.cluster_arn;
+    END;
+    CREATE TRIGGER placement_task_changed AFTER UPDATE OF container_instance_arn, reserved, last_status ON tasks
+        WHEN (NEW.container_instance_arn IS NOT NULL OR OLD.container_instance_arn IS NOT NULL)
+         AND (OLD.container_instance_arn IS NOT NEW.container_instance_arn
+              OR OLD.reserved IS NOT NEW.reserved
+              OR (NEW.last_status = 'STOPPED' AND OLD.last_status != 'STOPPED'))
+    BEGIN
+        INSERT OR IGNORE INTO placement_versions VALUES (NEW.cluster_arn, 0);
+        UPDATE placement_versions SET version = version + 1 WHERE cluster_arn = NEW.cluster_arn;
+    END;
+    CREATE TRIGGER placement_instance_added AFTER INSERT ON container_instances
+    BEGIN
+        INSERT OR IGNORE INTO placement_versions VALUES (NEW.cluster_arn, 0);
+        UPDATE placement_versions SET version = version + 1 WHERE cluster_arn = NEW.cluster_arn;
+    END;
+    CREATE TRIGGER placement_instance_changed AFTER UPDATE OF status, doc, cluster_arn, address ON container_instances
+    BEGIN
+        INSERT OR IGNORE INTO placement_versions VALUES (NEW.cluster_arn, 0);
+        UPDATE placement_versions SET version = version + 1 WHERE cluster_arn IN (NEW.cluster_arn, OLD.cluster_arn);
+    END;
+    CREATE TRIGGER placement_instance_removed AFTER DELETE ON container_instances
+    BEGIN
+        UPDATE placement_versions SET version = version + 1 WHERE cluster_arn = OLD.cluster_arn;
+    END;
+    CREATE TRIGGER placement_attribute_added AFTER INSERT ON attributes
+    BEGIN
+        INSERT OR IGNORE INTO placement_versions VALUES (NEW.cluster_arn, 0);
+        UPDATE placement_versions SET version = version + 1 WHERE cluster_arn = NEW.cluster_arn;
+    END;
+    CREATE TRIGGER placement_attribute_changed AFTER UPDATE ON attributes
+    BEGIN
+        UPDATE placement_versions SET version = version + 1 WHERE cluster_arn IN (NEW.cluster_arn, OLD.cluster_arn);
+    END;
+    CREATE TRIGGER placement_attribute_removed AFTER DELETE ON attributes
+    BEGIN
+        UPDATE placement_versions SET version = version + 1 WHERE cluster_arn = OLD.cluster_arn;
+    END;
+    -- What the server's own agent runs, found without reading every live
+    -- task (most may run on instances whose agents are elsewhere).
+    CREATE INDEX tasks_live_fargate ON tasks (created_at)
+        WHERE launch_type = 'FARGATE' AND container_instance_arn IS NULL AND last_status != 'STOPPED';
+    CREATE INDEX container_instances_local ON container_instances (arn) WHERE agent = 'local';
+    "#,
 ];
 
 const READERS: usize = 4;
@@ -342,10 +400,23 @@ impl Store {
     /// Run `f` in a write transaction; it commits when `f` returns `Ok` and
     /// rolls back (changing nothing) when it returns `Err`.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> ApiResult<T>) -> ApiResult<T> {
+        self.write_then(f, |_| {})
+    }
+
+    /// [`Store::write`], then `committed` on the value once the
+    /// transaction has committed, before any other write can begin: for
+    /// state kept in memory beside the store that must follow its commits
+    /// exactly (the placement index).
+    pub fn write_then<T>(
+        &self,
+        f: impl FnOnce(&Transaction) -> ApiResult<T>,
+        committed: impl FnOnce(&mut T),
+    ) -> ApiResult<T> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
+        let mut value = f(&tx)?;
         tx.commit()?;
+        committed(&mut value);
         Ok(value)
     }
 }

@@ -2,7 +2,7 @@
 //! its desired state. Every transition is saved before the next effect.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{json, Map, Value};
@@ -11,6 +11,7 @@ use super::network::{self, NetworkMode};
 use super::{awslogs, Agent};
 use crate::context::epoch_seconds;
 use crate::ecs::tasks::{self, TaskRow};
+use crate::metrics::Phase;
 use crate::runtime::pause::{pause_elf, tar_one, PAUSE_IMAGE};
 use crate::runtime::{
     ContainerInfo, ContainerSpec, HealthSpec, NetworkAttach, PublishedPort, RuntimeError,
@@ -29,7 +30,16 @@ fn now() -> f64 {
 }
 
 async fn save(agent: &Agent, task: &TaskRow) -> anyhow::Result<()> {
-    agent.control.save_task(task).await
+    let t0 = Instant::now();
+    let r = agent.control.save_task(task).await;
+    agent.metrics.task_phase(Phase::Save, t0.elapsed());
+    r
+}
+
+/// How long ago the task was created (RunTask committed), by the wall clock.
+fn since_created(task: &TaskRow) -> Option<Duration> {
+    let created = task.doc.get("createdAt").and_then(Value::as_f64)?;
+    Some(Duration::from_secs_f64((now() - created).max(0.0)))
 }
 
 /// Re-read what the API decides (desired status, stop reason).
@@ -396,6 +406,12 @@ async fn provision(
     mode: NetworkMode,
 ) -> Result<(), RuntimeError> {
     let rt = &agent.runtime;
+    if task.runtime.cgroup.is_none() && task.runtime.pause_id.is_none() {
+        if let Some(d) = since_created(task) {
+            agent.metrics.task_phase(Phase::Pickup, d);
+        }
+    }
+    let t0 = Instant::now();
     let host_ip = host_address(task, mode)?;
     if let Some(ip) = &host_ip {
         rt.ensure_host_address(ip).await?;
@@ -421,12 +437,15 @@ async fn provision(
             .await
             .map_err(|e| RuntimeError::Other(e.to_string()))?;
     }
+    agent.metrics.task_phase(Phase::Prepare, t0.elapsed());
     if mode.has_sandbox() {
+        let t0 = Instant::now();
         let ports = network::sandbox_ports(mode, defs, host_ip.as_deref().unwrap_or_default());
         let sandbox = sandbox(agent, task, ports).await?;
         if mode == NetworkMode::Awsvpc {
             attach_eni(task, &sandbox);
         }
+        agent.metrics.task_phase(Phase::Sandbox, t0.elapsed());
     }
     set(task, "connectivity", json!("CONNECTED"));
     set(task, "connectivityAt", json!(now()));
@@ -449,7 +468,11 @@ async fn sandbox(
         Some(id) => rt.inspect(id).await?,
         None => None,
     };
-    let pause = match existing {
+    let pooled = match (&existing, ports.is_empty()) {
+        (None, true) => from_pool(agent, task).await?,
+        _ => None,
+    };
+    let pause = match existing.or(pooled) {
         Some(info) => info,
         None => {
             let spec = ContainerSpec {
@@ -478,6 +501,34 @@ async fn sandbox(
         rt.start(&pause.id).await?;
     }
     Ok(rt.inspect(&pause.id).await?.unwrap_or(pause))
+}
+
+/// A sandbox from the pool, recorded as the task's and named for it; `None`
+/// when the pool has none ready (or the one it had is no longer running).
+async fn from_pool(
+    agent: &Agent,
+    task: &mut TaskRow,
+) -> Result<Option<ContainerInfo>, RuntimeError> {
+    let rt = &agent.runtime;
+    let Some(id) = agent.pool.take() else {
+        return Ok(None);
+    };
+    agent.refill();
+    let info = rt.inspect(&id).await?.filter(|i| i.running);
+    let Some(info) = info else {
+        agent.pool.settled(&id);
+        rt.remove(&id).await?;
+        return Ok(None);
+    };
+    task.runtime.pause_id = Some(id.clone());
+    let saved = save(agent, task).await;
+    agent.pool.settled(&id);
+    saved.map_err(|e| RuntimeError::Other(e.to_string()))?;
+    // Named as the task's own sandbox would be; a leftover of that name goes.
+    let name = format!("berth-{}-pause", task_id(&task.arn));
+    rt.remove(&name).await?;
+    rt.rename(&id, &name).await?;
+    Ok(Some(info))
 }
 
 /// Report the sandbox's address as the task's ENI (`awsvpc`), in its first
@@ -656,6 +707,7 @@ async fn start_containers(
     let arch = task_arch(task, &native);
     let foreign_platform = (arch != native).then(|| format!("linux/{arch}"));
     let mut platforms: HashMap<String, Option<String>> = HashMap::new();
+    let t0 = Instant::now();
     for def in defs {
         let (name, image) = (
             name_of(def).to_string(),
@@ -703,6 +755,7 @@ async fn start_containers(
             c.insert("imageDigest".into(), json!(digest));
         }
     }
+    agent.metrics.task_phase(Phase::Image, t0.elapsed());
     if task.doc.get("pullStoppedAt").is_none() {
         set(task, "pullStoppedAt", json!(now()));
         save(agent, task).await?;
@@ -719,6 +772,7 @@ async fn start_containers(
         }
     }
     // Create the containers that do not exist yet.
+    let t0 = Instant::now();
     for def in defs {
         let name = name_of(def).to_string();
         let existing = match task.runtime.containers.get(&name) {
@@ -745,7 +799,9 @@ async fn start_containers(
             }
         }
     }
+    agent.metrics.task_phase(Phase::Create, t0.elapsed());
     // Start in dependency order.
+    let t0 = Instant::now();
     let mut states: HashMap<String, ContainerInfo> = HashMap::new();
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(
@@ -851,6 +907,7 @@ async fn start_containers(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    agent.metrics.task_phase(Phase::Start, t0.elapsed());
     // RUNNING is reported with what the containers are now (health that a
     // `dependsOn` waited for, exits), not only from the next monitor pass.
     for def in defs {
@@ -865,6 +922,9 @@ async fn start_containers(
     set_status(task, "RUNNING");
     set(task, "startedAt", json!(now()));
     save(agent, task).await?;
+    if let Some(d) = since_created(task) {
+        agent.metrics.task_phase(Phase::Total, d);
+    }
     Ok(())
 }
 

@@ -31,6 +31,7 @@ pub mod awslogs;
 pub mod control;
 mod lifecycle;
 mod network;
+pub mod pool;
 pub mod remote;
 
 use std::collections::{HashMap, HashSet};
@@ -38,7 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::logs::Logs;
-use crate::runtime::{Runtime, LABEL_TASK};
+use crate::metrics::Metrics;
+use crate::runtime::{Runtime, LABEL_POOL, LABEL_TASK};
 use crate::store::Store;
 
 pub use control::{ControlPlane, LocalControlPlane, RemoteControlPlane};
@@ -58,6 +60,10 @@ pub struct Agent {
     /// This installation's id: the value of the `berth.managed` label on
     /// every container it creates, and the only ones it ever sweeps.
     pub owner: String,
+    /// Where task starts' phases are timed.
+    pub metrics: Arc<Metrics>,
+    /// Network sandboxes started ahead of their tasks.
+    pub pool: Arc<pool::SandboxPool>,
     in_flight: Mutex<HashSet<String>>,
     /// Container id → the task copying its output to CloudWatch Logs.
     followers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
@@ -68,6 +74,8 @@ impl Agent {
         store: Arc<Store>,
         runtime: Arc<dyn Runtime>,
         events: Arc<tokio::sync::Notify>,
+        metrics: Arc<Metrics>,
+        pool: Arc<pool::SandboxPool>,
     ) -> Arc<Agent> {
         let logs = Arc::new(Logs::new(store.clone()));
         let owner = store.owner_id().unwrap_or_else(|e| {
@@ -75,7 +83,7 @@ impl Agent {
             "unknown".into()
         });
         let control = Arc::new(LocalControlPlane { store, logs });
-        Agent::with_control_plane(control, runtime, events, owner)
+        Agent::with_control_plane(control, runtime, events, owner, metrics, pool)
     }
 
     /// An agent driving the tasks `control` hands it, labelling its
@@ -85,9 +93,13 @@ impl Agent {
         runtime: Arc<dyn Runtime>,
         events: Arc<tokio::sync::Notify>,
         owner: String,
+        metrics: Arc<Metrics>,
+        pool: Arc<pool::SandboxPool>,
     ) -> Arc<Agent> {
         Arc::new(Agent {
             owner,
+            metrics,
+            pool,
             control,
             runtime,
             events,
@@ -126,11 +138,76 @@ impl Agent {
         }
     }
 
+    /// Refill the sandbox pool in the background.
+    pub(crate) fn refill(&self) {
+        if self.pool.size() == 0 {
+            return;
+        }
+        let (pool, runtime, owner) = (self.pool.clone(), self.runtime.clone(), self.owner.clone());
+        tokio::spawn(async move {
+            if let Err(e) = pool.fill(&*runtime, &owner).await {
+                tracing::warn!(error = %e, "cannot make network sandboxes ahead");
+            }
+        });
+    }
+
+    /// Remove what the agent made ahead and no task holds; tasks' own
+    /// containers keep running, to be adopted at the next start.
+    pub async fn shutdown(&self) {
+        self.pool.drain(&*self.runtime).await;
+        // Left by an earlier run and not yet taken back (a sweep under way).
+        let loose = match self.runtime.list_managed(&self.owner).await {
+            Ok(all) => self.loose_sandboxes(all).await,
+            Err(e) => Err(e.into()),
+        };
+        match loose {
+            Ok(loose) => {
+                for c in loose {
+                    if let Err(e) = self.runtime.remove(&c.id).await {
+                        tracing::warn!(container = %c.id, error = %e, "cannot remove a pooled sandbox");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list pooled sandboxes"),
+        }
+    }
+
+    /// The pooled sandboxes among `containers` that no live task holds and
+    /// the pool does not hold either.
+    async fn loose_sandboxes(
+        &self,
+        containers: Vec<crate::runtime::ContainerInfo>,
+    ) -> anyhow::Result<Vec<crate::runtime::ContainerInfo>> {
+        let pooled: Vec<_> = containers
+            .into_iter()
+            .filter(|c| c.labels.contains_key(LABEL_POOL))
+            .collect();
+        if pooled.is_empty() {
+            return Ok(pooled);
+        }
+        let mut held = HashSet::new();
+        for arn in self.control.live_tasks().await? {
+            if let Some(id) = self
+                .control
+                .load_task(&arn)
+                .await?
+                .and_then(|t| t.runtime.pause_id)
+            {
+                held.insert(id);
+            }
+        }
+        Ok(pooled
+            .into_iter()
+            .filter(|c| !held.contains(&c.id) && !self.pool.holds(&c.id))
+            .collect())
+    }
+
     /// Run until the process ends.
     pub async fn run(self: Arc<Self>) {
         if let Err(e) = self.sweep().await {
             tracing::warn!(error = %e, "could not sweep orphaned containers");
         }
+        self.refill();
         let mut last_sweep = tokio::time::Instant::now();
         loop {
             self.pass().await;
@@ -172,9 +249,36 @@ impl Agent {
         }
     }
 
-    /// Remove managed containers whose task is gone or STOPPED.
+    /// Remove managed containers whose task is gone or STOPPED, and pooled
+    /// sandboxes no task holds and the pool does not want.
     pub async fn sweep(&self) -> anyhow::Result<()> {
         let containers = self.runtime.list_managed(&self.owner).await?;
+        let (pooled, containers): (Vec<_>, Vec<_>) = containers
+            .into_iter()
+            .partition(|c| c.labels.contains_key(LABEL_POOL));
+        if !pooled.is_empty() {
+            let mut held = HashSet::new();
+            for arn in self.control.live_tasks().await? {
+                if let Some(id) = self
+                    .control
+                    .load_task(&arn)
+                    .await?
+                    .and_then(|t| t.runtime.pause_id)
+                {
+                    held.insert(id);
+                }
+            }
+            let loose: Vec<_> = pooled
+                .into_iter()
+                .filter(|c| !held.contains(&c.id) && !self.pool.holds(&c.id))
+                .collect();
+            let (running, stopped): (Vec<_>, Vec<_>) = loose.into_iter().partition(|c| c.running);
+            let extra = self.pool.adopt(running.into_iter().map(|c| c.id).collect());
+            for id in extra.iter().chain(stopped.iter().map(|c| &c.id)) {
+                tracing::info!(container = %id, "removing a pooled sandbox no task holds");
+                self.runtime.remove(id).await?;
+            }
+        }
         for c in containers {
             let Some(task_arn) = c.labels.get(LABEL_TASK) else {
                 continue;

@@ -205,9 +205,17 @@ pub async fn run(client: Client, opts: Options, runtime: Arc<dyn Runtime>) -> an
         container_instance_arn: arn,
     });
     let events = Arc::new(tokio::sync::Notify::new());
-    Agent::with_control_plane(control, runtime, events, state.owner)
-        .run()
-        .await;
+    Agent::with_control_plane(
+        control,
+        runtime,
+        events,
+        state.owner,
+        Arc::new(crate::metrics::Metrics::default()),
+        // An agent on another host makes its sandboxes when needed.
+        Arc::new(super::pool::SandboxPool::new(0)),
+    )
+    .run()
+    .await;
     Ok(())
 }
 

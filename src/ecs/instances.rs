@@ -354,8 +354,18 @@ pub fn stop_disconnected(conn: &Connection, now_ms: i64, grace_ms: i64) -> ApiRe
 
 /// Record that a remote instance's agent was heard from.
 pub fn heard_from(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<()> {
+    let before: Option<(Option<i64>, String)> = conn
+        .prepare_cached("SELECT last_seen, cluster_arn FROM container_instances WHERE arn = ?1")?
+        .query_row([arn], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     conn.prepare_cached("UPDATE container_instances SET last_seen = ?2 WHERE arn = ?1")?
         .execute(params![arn, now_ms])?;
+    // An agent counted disconnected is back: placement sees it again.
+    if let Some((seen, cluster)) = before {
+        if seen.is_none_or(|t| now_ms - t > agent_timeout_ms()) {
+            super::placements::bump(conn, &cluster)?;
+        }
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod capacity_providers;
 pub mod clusters;
 pub mod instances;
 pub mod paging;
+pub mod placements;
 pub mod tags;
 pub mod taskdef_rules;
 pub mod taskdefs;
@@ -32,6 +33,8 @@ pub struct Ecs {
     /// Woken whenever a task's desired state changes, so the agent acts at
     /// once instead of at its next tick.
     pub task_events: Arc<tokio::sync::Notify>,
+    /// Each cluster's placement index, kept across RunTask calls.
+    pub placements: placements::Placements,
 }
 
 impl Ecs {
@@ -39,6 +42,7 @@ impl Ecs {
         Ecs {
             store,
             task_events: Arc::new(tokio::sync::Notify::new()),
+            placements: placements::Placements::default(),
         }
     }
 

@@ -51,6 +51,9 @@ pub fn load(conn: &Connection, resource_arn: &str) -> ApiResult<Vec<Value>> {
 /// resource would end with more than 50.
 pub fn put(conn: &Connection, resource_arn: &str, tags: &[Tag]) -> ApiResult<()> {
     check_user_tags(tags)?;
+    if tags.is_empty() {
+        return Ok(());
+    }
     let mut stmt = conn.prepare_cached(
         "INSERT INTO tags (resource_arn, key, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (resource_arn, key) DO UPDATE SET value = excluded.value",
@@ -58,11 +61,9 @@ pub fn put(conn: &Connection, resource_arn: &str, tags: &[Tag]) -> ApiResult<()>
     for t in tags {
         stmt.execute(params![resource_arn, t.key, t.value])?;
     }
-    let n: i64 = conn.query_row(
-        "SELECT count(*) FROM tags WHERE resource_arn = ?1",
-        [resource_arn],
-        |r| r.get(0),
-    )?;
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM tags WHERE resource_arn = ?1")?
+        .query_row([resource_arn], |r| r.get(0))?;
     if n as usize > MAX_TAGS {
         return Err(too_many());
     }

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use rand::Rng;
 
-use super::{capacity_providers, clusters, instances, paging, tags, taskdefs, Ecs};
+use super::{capacity_providers, clusters, instances, paging, placements, tags, taskdefs, Ecs};
 use crate::context::millis_to_epoch;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -115,11 +115,14 @@ pub fn load(conn: &Connection, arn: &str) -> ApiResult<Option<TaskRow>> {
 pub fn live_arns(conn: &Connection) -> ApiResult<Vec<String>> {
     let arns = conn
         .prepare_cached(
-            "SELECT arn FROM tasks WHERE last_status != 'STOPPED'
-               AND ((container_instance_arn IS NULL AND launch_type = 'FARGATE')
-                    OR container_instance_arn IN
-                    (SELECT arn FROM container_instances WHERE agent = 'local'))
-             ORDER BY created_at",
+            "SELECT arn, created_at FROM tasks INDEXED BY tasks_live_fargate
+               WHERE launch_type = 'FARGATE' AND container_instance_arn IS NULL
+                 AND last_status != 'STOPPED'
+             UNION ALL
+             SELECT t.arn, t.created_at FROM container_instances ci
+               JOIN tasks t ON t.container_instance_arn = ci.arn
+              WHERE ci.agent = 'local' AND t.last_status != 'STOPPED'
+             ORDER BY 2",
         )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -575,6 +578,26 @@ pub fn effective_containers(
         .collect()
 }
 
+/// Whom new tasks give work: (the server's own agent, for FARGATE tasks
+/// and tasks on its local instances; the fleet, for tasks waiting without
+/// an instance).
+fn wakes(conn: &Connection, tasks: &[Value]) -> ApiResult<(bool, bool)> {
+    let (mut agent, mut fleet) = (false, false);
+    let mut seen = HashSet::new();
+    for t in tasks {
+        match t.get("containerInstanceArn").and_then(Value::as_str) {
+            None if t["launchType"] == "FARGATE" => agent = true,
+            None => fleet = true,
+            Some(arn) if !agent && seen.insert(arn) => {
+                agent =
+                    instances::load(conn, arn)?.is_some_and(|i| i.agent == instances::LOCAL_AGENT);
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((agent, fleet))
+}
+
 /// Which instances a placement chooses from.
 enum Among<'a> {
     /// Every instance of the cluster.
@@ -804,6 +827,35 @@ impl Launch {
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))
     }
 
+    /// Decide where `count` tasks go on any instance of the cluster, with
+    /// the cluster's kept placer (returned, to be kept again once the
+    /// caller's transaction commits). A request whose constraints read
+    /// `runningTasksCount`, which tasks change by starting (no write the
+    /// placement version sees), is placed on a fresh snapshot.
+    fn place_kept(
+        &self,
+        conn: &Connection,
+        ctx: &Ctx,
+        cluster: &clusters::ClusterRow,
+        req: &RunTaskRequest,
+        count: usize,
+        placements: &placements::Placements,
+    ) -> ApiResult<(placement::Decision, Option<placements::Checkout>)> {
+        let spec = self.placement_spec(req);
+        if spec.constraints.to_string().contains("runningTasksCount") {
+            let d = self.place(conn, ctx, cluster, req, count, Among::Cluster)?;
+            return Ok((d, None));
+        }
+        let preq = spec.placement(count)?;
+        let mut checkout = placements.take(conn, &cluster.arn, ctx.now_millis())?;
+        let mut rng = rand::thread_rng();
+        let decision = checkout
+            .placer
+            .place(&preq, &mut |n| rng.gen_range(0..n))
+            .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+        Ok((decision, Some(checkout)))
+    }
+
     /// Store one new task, PROVISIONING, on `instance` when it has one.
     fn insert(
         &self,
@@ -975,14 +1027,17 @@ impl Ecs {
             )));
         }
         tags::check_user_tags(&req.tags)?;
-        let out = self.store.write(|tx| {
+        let out = self.store.write_then(|tx| {
             let cluster = clusters::resolve_or_create_default(tx, ctx, req.cluster.as_deref())?;
             let mut tasks = Vec::new();
             let mut failures = Vec::new();
+            let mut kept = None;
             match launching(tx, ctx, &cluster, &req, count)? {
                 Launching::Type(t) if t == "EC2" => {
                     let launch = Launch::check(tx, ctx, &req, "EC2")?;
-                    let decision = launch.place(tx, ctx, &cluster, &req, count as usize, Among::Cluster)?;
+                    let (decision, checkout) =
+                        launch.place_kept(tx, ctx, &cluster, &req, count as usize, &self.placements)?;
+                    kept = checkout;
                     for arn in decision.placed {
                         let instance =
                             instances::load(tx, &arn)?.expect("placed on a stored instance");
@@ -1049,10 +1104,28 @@ impl Ecs {
                     }
                 }
             }
-            Ok(json!({"tasks": tasks, "failures": failures}))
+            // The placer, current as of this transaction's last write.
+            let kept = match kept {
+                Some(c) => Some((cluster.arn.clone(), placements::version(tx, &cluster.arn)?, c)),
+                None => None,
+            };
+            let wake = wakes(tx, &tasks)?;
+            Ok((json!({"tasks": tasks, "failures": failures}), kept, wake))
+        }, |(_, kept, _)| {
+            // Kept before the next write can change the cluster.
+            if let Some((cluster, version, checkout)) = kept.take() {
+                self.placements.put_back(&cluster, version, checkout);
+            }
         })?;
-        self.task_events.notify_one();
-        crate::autoscaling::fleet::wake();
+        let (out, _, (agent, fleet)) = out;
+        // Only who has work to do is woken: the server's agent for tasks it
+        // runs, the fleet for tasks waiting for capacity.
+        if agent {
+            self.task_events.notify_one();
+        }
+        if fleet {
+            crate::autoscaling::fleet::wake();
+        }
         Ok(out)
     }
 

@@ -10,7 +10,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+    LogsOptions, RemoveContainerOptions, RenameContainerOptions, StartContainerOptions,
+    StopContainerOptions,
 };
 use bollard::Docker;
 use chrono::{DateTime, Utc};
@@ -418,6 +419,13 @@ impl Runtime for DockerRuntime {
             Err(e) if is_404(&e) => Ok(()),
             Err(e) => Err(other(e)),
         }
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> Result<(), RuntimeError> {
+        let opts = RenameContainerOptions {
+            name: name.to_string(),
+        };
+        self.docker.rename_container(id, opts).await.map_err(other)
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {

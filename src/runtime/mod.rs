@@ -29,6 +29,10 @@ pub const LABEL_CONTAINER: &str = "berth.container";
 /// The name the per-task network sandbox (the "pause" container) carries in
 /// `LABEL_CONTAINER`.
 pub const PAUSE_CONTAINER: &str = "~pause";
+/// Set on the network sandboxes made ahead of their tasks (the agent's
+/// pool): they carry no `LABEL_TASK`, and the task that takes one records
+/// it as its sandbox and gives it its name.
+pub const LABEL_POOL: &str = "berth.pool";
 
 /// The Docker network tasks get their addresses on: FARGATE and `awsvpc`
 /// tasks' sandboxes, `host` tasks' sandboxes, and each container of a
@@ -209,6 +213,8 @@ pub trait Runtime: Send + Sync {
     /// SIGTERM, then SIGKILL after `timeout_s`; returns when it has stopped.
     async fn stop(&self, id: &str, timeout_s: i64) -> Result<(), RuntimeError>;
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Give a container another name.
+    async fn rename(&self, id: &str, name: &str) -> Result<(), RuntimeError>;
     /// `None` when the container does not exist.
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError>;
     /// The container's output (stdout and stderr), one `(epoch ms, line)` per

@@ -49,6 +49,8 @@ pub struct App {
     /// Check every response against the model's output shape and fail the
     /// call (500) when it emits a field the model does not declare.
     pub strict_output: bool,
+    /// What the server measures, served at `GET /_berth/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -61,6 +63,7 @@ impl App {
             authorizer: Box::new(authorize::AllowAll),
             clock: Arc::new(crate::clock::SystemClock),
             strict_output: true,
+            metrics: Arc::default(),
         }
     }
 

@@ -242,8 +242,13 @@ def wait_status(ecs, cluster, arn, status, timeout=60):
 
 
 def managed_containers(task_arn=None):
-    """Names of the Docker containers Berth manages (of one task, if given)."""
-    label = f"berth.task={task_arn}" if task_arn else "berth.managed"
-    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}"],
+    """Names of the Docker containers Berth manages (of one task, if given:
+    those labelled with it, and the network sandbox it took from the pool,
+    which is named for it). Sandboxes waiting in a pool belong to no task."""
+    out = subprocess.run(["docker", "ps", "-a", "--filter", "label=berth.managed", "--format", "{{.Names}}\t{{.Label \"berth.task\"}}"],
                          capture_output=True, text=True, check=True).stdout
-    return [l for l in out.splitlines() if l]
+    rows = [l.split("\t") for l in out.splitlines() if l]
+    if task_arn is None:
+        return [r[0] for r in rows if not r[0].startswith("berth-pool-")]
+    tid = task_arn.rsplit("/", 1)[1]
+    return [r[0] for r in rows if (len(r) > 1 and r[1] == task_arn) or r[0] == f"berth-{tid}-pause"]
