@@ -490,7 +490,8 @@ async fn end_load(
 async fn phases(client: &mut Client) -> anyhow::Result<HashMap<String, (f64, f64)>> {
     let (status, body) = client.get("/_berth/metrics").await?;
     if status != 200 {
-        bail!("GET /_berth/metrics answered {status}");
+        // A build from before the server measured itself.
+        return Ok(HashMap::new());
     }
     Ok(common::histogram_sums(
         &String::from_utf8_lossy(&body),

@@ -25,4 +25,6 @@ pub mod server;
 pub mod services;
 pub mod store;
 pub mod sts;
+#[cfg(test)]
+pub mod testing;
 pub mod wire;

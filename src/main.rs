@@ -575,7 +575,12 @@ async fn run_agent(
 ) {
     let runtime = connect_docker().await;
     tracing::info!("agent connected to Docker Engine");
-    let agent = berth::agent::Agent::new(store, Arc::new(runtime), events, metrics, pool);
+    let setup = berth::agent::Setup {
+        metrics,
+        pool,
+        clock: Arc::new(berth::clock::SystemClock),
+    };
+    let agent = berth::agent::Agent::new(store, Arc::new(runtime), events, setup);
     let _ = slot.set(agent.clone());
     agent.run().await;
 }

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use serde_json::{json, Map, Value};
 
 use super::network::{self, NetworkMode};
@@ -25,8 +24,9 @@ pub const FARGATE_MAX_STOP_TIMEOUT: i64 = 120;
 /// How long a container may wait for its `dependsOn` conditions by default.
 pub const DEFAULT_START_TIMEOUT: i64 = 180;
 
-fn now() -> f64 {
-    epoch_seconds(Utc::now())
+/// Now, from the agent's clock, as the epoch seconds ECS reports.
+fn now(agent: &Agent) -> f64 {
+    epoch_seconds(agent.clock.now())
 }
 
 async fn save(agent: &Agent, task: &TaskRow) -> anyhow::Result<()> {
@@ -37,9 +37,9 @@ async fn save(agent: &Agent, task: &TaskRow) -> anyhow::Result<()> {
 }
 
 /// How long ago the task was created (RunTask committed), by the wall clock.
-fn since_created(task: &TaskRow) -> Option<Duration> {
+fn since_created(agent: &Agent, task: &TaskRow) -> Option<Duration> {
     let created = task.doc.get("createdAt").and_then(Value::as_f64)?;
-    Some(Duration::from_secs_f64((now() - created).max(0.0)))
+    Some(Duration::from_secs_f64((now(agent) - created).max(0.0)))
 }
 
 /// Re-read what the API decides (desired status, stop reason).
@@ -407,7 +407,7 @@ async fn provision(
 ) -> Result<(), RuntimeError> {
     let rt = &agent.runtime;
     if task.runtime.cgroup.is_none() && task.runtime.pause_id.is_none() {
-        if let Some(d) = since_created(task) {
+        if let Some(d) = since_created(agent, task) {
             agent.metrics.task_phase(Phase::Pickup, d);
         }
     }
@@ -448,7 +448,7 @@ async fn provision(
         agent.metrics.task_phase(Phase::Sandbox, t0.elapsed());
     }
     set(task, "connectivity", json!("CONNECTED"));
-    set(task, "connectivityAt", json!(now()));
+    set(task, "connectivityAt", json!(now(agent)));
     set_status(task, "PENDING");
     save(agent, task)
         .await
@@ -698,7 +698,7 @@ async fn start_containers(
     };
     // Pull what is missing.
     if task.doc.get("pullStartedAt").is_none() {
-        set(task, "pullStartedAt", json!(now()));
+        set(task, "pullStartedAt", json!(now(agent)));
         save(agent, task).await?;
     }
     // Only a task for another architecture than the machine's looks at its
@@ -757,7 +757,7 @@ async fn start_containers(
     }
     agent.metrics.task_phase(Phase::Image, t0.elapsed());
     if task.doc.get("pullStoppedAt").is_none() {
-        set(task, "pullStoppedAt", json!(now()));
+        set(task, "pullStoppedAt", json!(now(agent)));
         save(agent, task).await?;
     }
     // Log groups and streams, before any container writes a line.
@@ -920,9 +920,9 @@ async fn start_containers(
     set_status(task, "ACTIVATING");
     save(agent, task).await?;
     set_status(task, "RUNNING");
-    set(task, "startedAt", json!(now()));
+    set(task, "startedAt", json!(now(agent)));
     save(agent, task).await?;
-    if let Some(d) = since_created(task) {
+    if let Some(d) = since_created(agent, task) {
         agent.metrics.task_phase(Phase::Total, d);
     }
     Ok(())
@@ -1094,7 +1094,7 @@ async fn stop(
         task.last_status(),
         "DEACTIVATING" | "STOPPING" | "DEPROVISIONING"
     ) {
-        set(task, "stoppingAt", json!(now()));
+        set(task, "stoppingAt", json!(now(agent)));
         set_status(task, "DEACTIVATING");
         save(agent, task).await?;
     }
@@ -1112,7 +1112,7 @@ async fn stop(
         for r in futures_util::future::join_all(stops).await {
             r?;
         }
-        set(task, "executionStoppedAt", json!(now()));
+        set(task, "executionStoppedAt", json!(now(agent)));
         for def in defs {
             let info = match task.runtime.containers.get(name_of(def)) {
                 Some(id) => rt.inspect(id).await?,
@@ -1156,7 +1156,7 @@ async fn stop(
     {
         att["status"] = json!("DELETED");
     }
-    set(task, "stoppedAt", json!(now()));
+    set(task, "stoppedAt", json!(now(agent)));
     set_status(task, "STOPPED");
     save(agent, task).await?;
     Ok(())
@@ -1190,7 +1190,7 @@ mod tests {
     fn started(running: bool) -> ContainerInfo {
         ContainerInfo {
             running,
-            started_at: Some(Utc::now()),
+            started_at: Some(chrono::Utc::now()),
             ..Default::default()
         }
     }

@@ -33,11 +33,14 @@ mod lifecycle;
 mod network;
 pub mod pool;
 pub mod remote;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::logs::Logs;
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, LABEL_POOL, LABEL_TASK};
@@ -64,18 +67,40 @@ pub struct Agent {
     pub metrics: Arc<Metrics>,
     /// Network sandboxes started ahead of their tasks.
     pub pool: Arc<pool::SandboxPool>,
+    /// Where the times it reports come from.
+    pub clock: Arc<dyn Clock>,
     in_flight: Mutex<HashSet<String>>,
     /// Container id → the task copying its output to CloudWatch Logs.
     followers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
+/// What an agent is given besides its control plane and runtime.
+pub struct Setup {
+    /// Where task starts' phases are timed.
+    pub metrics: Arc<Metrics>,
+    /// Network sandboxes started ahead of their tasks.
+    pub pool: Arc<pool::SandboxPool>,
+    /// Where the times it reports come from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            metrics: Arc::default(),
+            pool: Arc::new(pool::SandboxPool::new(0)),
+            clock: Arc::new(crate::clock::SystemClock),
+        }
+    }
+}
+
 impl Agent {
+    /// The agent inside `berth server`: the store is its control plane.
     pub fn new(
         store: Arc<Store>,
         runtime: Arc<dyn Runtime>,
         events: Arc<tokio::sync::Notify>,
-        metrics: Arc<Metrics>,
-        pool: Arc<pool::SandboxPool>,
+        setup: Setup,
     ) -> Arc<Agent> {
         let logs = Arc::new(Logs::new(store.clone()));
         let owner = store.owner_id().unwrap_or_else(|e| {
@@ -83,7 +108,7 @@ impl Agent {
             "unknown".into()
         });
         let control = Arc::new(LocalControlPlane { store, logs });
-        Agent::with_control_plane(control, runtime, events, owner, metrics, pool)
+        Agent::with_control_plane(control, runtime, events, owner, setup)
     }
 
     /// An agent driving the tasks `control` hands it, labelling its
@@ -93,13 +118,13 @@ impl Agent {
         runtime: Arc<dyn Runtime>,
         events: Arc<tokio::sync::Notify>,
         owner: String,
-        metrics: Arc<Metrics>,
-        pool: Arc<pool::SandboxPool>,
+        setup: Setup,
     ) -> Arc<Agent> {
         Arc::new(Agent {
             owner,
-            metrics,
-            pool,
+            metrics: setup.metrics,
+            pool: setup.pool,
+            clock: setup.clock,
             control,
             runtime,
             events,

@@ -210,9 +210,8 @@ pub async fn run(client: Client, opts: Options, runtime: Arc<dyn Runtime>) -> an
         runtime,
         events,
         state.owner,
-        Arc::new(crate::metrics::Metrics::default()),
         // An agent on another host makes its sandboxes when needed.
-        Arc::new(super::pool::SandboxPool::new(0)),
+        super::Setup::default(),
     )
     .run()
     .await;

@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod docker;
+pub mod fake;
 pub mod hostaddr;
 pub mod pause;
 
