@@ -35,9 +35,15 @@ pub fn net() -> Value {
     json!({"awsvpcConfiguration": {"subnets": ["subnet-0a1b2c3d"]}})
 }
 
+impl Default for World {
+    fn default() -> World {
+        World::with_pool(0)
+    }
+}
+
 impl World {
     pub fn new() -> World {
-        World::with_pool(0)
+        World::default()
     }
 
     /// A world whose agent keeps `pool` network sandboxes ready.
