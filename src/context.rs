@@ -52,6 +52,17 @@ impl Ctx {
     pub fn now_millis(&self) -> i64 {
         self.now.timestamp_millis()
     }
+
+    /// The call's random source (placement's tie-breaks), seeded from its
+    /// request id: nothing draws from a global one, and a call replayed
+    /// with the same id decides the same.
+    pub fn rng(&self) -> rand::rngs::StdRng {
+        use rand::SeedableRng;
+        let seed = self.request_id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+        rand::rngs::StdRng::seed_from_u64(seed)
+    }
 }
 
 /// Epoch seconds with millisecond precision, as AWS JSON timestamps are sent.

@@ -5,7 +5,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use berth::config::{default_data_dir, Credentials};
-use berth::ecs::Ecs;
+use berth::controllers::Runner;
+use berth::events::Topic;
+use berth::services::Services;
+use berth::settings::Settings;
 use berth::store::{Durability, Store};
 use berth::wire::App;
 
@@ -230,15 +233,18 @@ fn main() -> anyhow::Result<()> {
             spot_interruption_rate,
             sandbox_pool,
         } => {
-            berth::cost::usage::set_enabled(!no_metering);
-            berth::autoscaling::FleetSettings {
-                boot_ms: (instance_boot_seconds * 1000.0) as i64,
-                spot_notice_ms: (spot_notice_seconds * 1000.0) as i64,
-                scale_in_after_ms: (managed_scale_in_seconds * 1000.0) as i64,
-                interruption_rate_per_hour: spot_interruption_rate,
-            }
-            .apply();
-            berth::ecs::instances::set_agent_timeout_ms(agent_timeout_seconds as i64 * 1000);
+            let settings = Settings {
+                agent_timeout_ms: agent_timeout_seconds as i64 * 1000,
+                agent_grace_ms: agent_grace_seconds as i64 * 1000,
+                metering: !no_metering,
+                sandbox_pool,
+                fleet: berth::settings::FleetSettings {
+                    boot_ms: (instance_boot_seconds * 1000.0) as i64,
+                    spot_notice_ms: (spot_notice_seconds * 1000.0) as i64,
+                    scale_in_after_ms: (managed_scale_in_seconds * 1000.0) as i64,
+                    interruption_rate_per_hour: spot_interruption_rate,
+                },
+            };
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -248,34 +254,59 @@ fn main() -> anyhow::Result<()> {
                 DurabilityArg::Normal => Durability::Normal,
             };
             let store = Arc::new(Store::open(&data_dir.join("berth.db"), durability)?);
-            let ecs = Arc::new(Ecs::new(store.clone()));
-            let events = ecs.task_events.clone();
-            let logs = Arc::new(berth::logs::Logs::new(store.clone()));
+            let clock: Arc<dyn berth::clock::Clock> = Arc::new(berth::clock::SystemClock);
+            let services = Services::new(store.clone(), settings, clock.clone());
             let metrics = Arc::new(berth::metrics::Metrics::default());
             let app = Arc::new(App {
                 metrics: metrics.clone(),
-                registry: berth::services::registry(&ecs, &logs),
+                registry: services.registry(),
                 credentials,
                 authorizer: Box::new(berth::wire::authorize::AllowAll),
-                clock: Arc::new(berth::clock::SystemClock),
+                clock: clock.clone(),
                 strict_output,
             });
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
-                tokio::spawn(watch_agents(
-                    store.clone(),
-                    events.clone(),
-                    agent_grace_seconds as i64 * 1000,
+                let runner = Arc::new(Runner::new(metrics.clone()));
+                let bus = &services.bus;
+                runner.start(
+                    Arc::new(berth::ecs::janitor::Janitor {
+                        ecs: services.ecs.clone(),
+                        clock: clock.clone(),
+                    }),
+                    bus.topic(Topic::Janitor),
+                );
+                runner.start(
+                    Arc::new(berth::autoscaling::controller::FleetController::new(
+                        services.autoscaling.clone(),
+                        clock.clone(),
+                        rand::random(),
+                    )),
+                    bus.topic(Topic::Fleet),
+                );
+                if services.settings.metering {
+                    runner.start(
+                        Arc::new(berth::cost::metering::Metering {
+                            store: store.clone(),
+                            clock: clock.clone(),
+                        }),
+                        bus.topic(Topic::Metering),
+                    );
+                }
+                let pool = Arc::new(berth::agent::pool::SandboxPool::new(
+                    services.settings.sandbox_pool,
                 ));
-                tokio::spawn(run_fleet(store.clone(), events.clone()));
                 let agent = Arc::new(std::sync::OnceLock::new());
-                let pool = Arc::new(berth::agent::pool::SandboxPool::new(sandbox_pool));
                 tokio::spawn(run_agent(
                     store,
-                    events,
-                    metrics,
-                    pool.clone(),
+                    bus.topic(Topic::Tasks),
+                    berth::agent::Setup {
+                        metrics,
+                        pool: pool.clone(),
+                        clock,
+                    },
                     agent.clone(),
+                    runner.clone(),
                 ));
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
@@ -286,8 +317,10 @@ fn main() -> anyhow::Result<()> {
                     "berth is serving"
                 );
                 berth::server::serve(listener, app, shutdown_signal()).await?;
-                // What the agent made ahead goes; tasks keep running.
+                // Controllers finish their passes; what the agent made ahead
+                // goes; tasks keep running.
                 pool.close();
+                runner.shutdown().await;
                 if let Some(agent) = agent.get() {
                     agent.shutdown().await;
                 }
@@ -518,71 +551,19 @@ fn print_instances(out: &serde_json::Value) {
     );
 }
 
-/// Stop the tasks of instances whose agent stayed disconnected past the
-/// grace period, every second.
-async fn watch_agents(store: Arc<Store>, events: Arc<tokio::sync::Notify>, grace_ms: i64) {
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let now = chrono::Utc::now().timestamp_millis();
-        match store.write(|tx| berth::ecs::instances::stop_disconnected(tx, now, grace_ms)) {
-            Ok(stopped) if !stopped.is_empty() => {
-                for t in &stopped {
-                    tracing::warn!(task = %t, "stopped: its container instance's agent is disconnected");
-                }
-                events.notify_one();
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot stop the tasks of disconnected agents"),
-        }
-    }
-}
-
-/// Run the fleet of Auto Scaling groups and capacity providers' managed
-/// scaling: every 250 ms, or at once when an API call changes them.
-async fn run_fleet(store: Arc<Store>, events: Arc<tokio::sync::Notify>) {
-    let mut last = chrono::Utc::now().timestamp_millis();
-    loop {
-        berth::autoscaling::fleet::wait(std::time::Duration::from_millis(250)).await;
-        let now = chrono::Utc::now().timestamp_millis();
-        let elapsed = now - last;
-        last = now;
-        let store2 = store.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            store2.write(|tx| {
-                let mut rng = rand::thread_rng();
-                let mut changed = berth::autoscaling::fleet::tick(tx, now, elapsed, &mut rng)?;
-                changed |= berth::ecs::capacity_providers::tick(tx, now)?;
-                Ok(changed)
-            })
-        })
-        .await;
-        match result {
-            Ok(Ok(true)) => events.notify_one(),
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "fleet step failed"),
-            Err(e) => tracing::error!(error = %e, "fleet step panicked"),
-        }
-    }
-}
-
-/// Connect to Docker Engine and run the agent.
+/// Connect to Docker Engine and run the agent under the runner.
 async fn run_agent(
     store: Arc<Store>,
-    events: Arc<tokio::sync::Notify>,
-    metrics: Arc<berth::metrics::Metrics>,
-    pool: Arc<berth::agent::pool::SandboxPool>,
+    events: Arc<berth::events::Wake>,
+    setup: berth::agent::Setup,
     slot: Arc<std::sync::OnceLock<Arc<berth::agent::Agent>>>,
+    runner: Arc<Runner>,
 ) {
     let runtime = connect_docker().await;
     tracing::info!("agent connected to Docker Engine");
-    let setup = berth::agent::Setup {
-        metrics,
-        pool,
-        clock: Arc::new(berth::clock::SystemClock),
-    };
-    let agent = berth::agent::Agent::new(store, Arc::new(runtime), events, setup);
+    let agent = berth::agent::Agent::new(store, Arc::new(runtime), events.clone(), setup);
     let _ = slot.set(agent.clone());
-    agent.run().await;
+    runner.start(Arc::new(berth::agent::AgentLoop::new(agent)), events);
 }
 
 /// Docker Engine, retrying until it answers.

@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::agent::control::{task_from_wire, task_to_wire};
 use crate::context::Ctx;
@@ -97,7 +97,7 @@ fn interrupt_spot(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
             "Name at least one spot instance (instanceIds) or FARGATE_SPOT task (tasks).",
         ));
     }
-    let settings = crate::autoscaling::FleetSettings::current();
+    let settings = ecs.settings.fleet;
     let now = ctx.now_millis();
     let out = ecs.store.write(|tx| {
         let mut done = Vec::new();
@@ -144,8 +144,8 @@ fn interrupt_spot(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
         }
         Ok(json!({"interruptions": done, "failures": failures}))
     })?;
-    ecs.task_events.notify_one();
-    crate::autoscaling::fleet::wake();
+    ecs.tasks_changed();
+    ecs.bus.wake(crate::events::Topic::Fleet);
     Ok(out)
 }
 
@@ -217,10 +217,7 @@ fn agent_task(
     instance: &InstanceRow,
     task_arn: &str,
 ) -> ApiResult<Option<tasks::TaskRow>> {
-    let placed: Option<Option<String>> = conn
-        .prepare_cached("SELECT container_instance_arn FROM tasks WHERE arn = ?1")?
-        .query_row([task_arn], |r| r.get(0))
-        .optional()?;
+    let placed = instances::instance_of_task(conn, task_arn)?;
     match placed {
         None => Ok(None),
         Some(Some(ci)) if ci == instance.arn => tasks::load(conn, task_arn),
@@ -237,8 +234,8 @@ fn required<'a>(v: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
 }
 
 /// The internal API of remote agents.
-fn agent_operation(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
-    let now = ctx.now_millis();
+fn agent_operation(p: &Platform, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
+    let ecs = &p.ecs;
     if operation.ends_with("LogStream")
         || operation.ends_with("LogEvent")
         || operation.ends_with("LogEvents")
@@ -246,7 +243,7 @@ fn agent_operation(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiRe
         let req: AgentLogRequest = serde_json::from_value(input)?;
         ecs.store
             .read(|c| agent_instance(c, ctx, &req.container_instance_arn))?;
-        let logs = Logs::new(ecs.store.clone());
+        let logs = &p.logs;
         let (account, region) = (ctx.account.as_str(), req.region.as_str());
         let (group, stream) = (req.log_group_name.as_str(), req.log_stream_name.as_str());
         return match operation {
@@ -278,14 +275,8 @@ fn agent_operation(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiRe
     match operation {
         "AgentHeartbeat" => ecs.store.write(|tx| {
             let row = agent_instance(tx, ctx, &req.container_instance_arn)?;
-            instances::heard_from(tx, &row.arn, now)?;
-            let arns: Vec<String> = tx
-                .prepare_cached(
-                    "SELECT arn FROM tasks WHERE container_instance_arn = ?1
-                       AND last_status != 'STOPPED' ORDER BY created_at",
-                )?
-                .query_map([&row.arn], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+            instances::heard_from(tx, &row.arn, ecs.liveness(ctx))?;
+            let arns = instances::live_tasks_on(tx, &row.arn)?;
             Ok(json!({"taskArns": arns}))
         }),
         "AgentGetTask" => ecs.store.read(|conn| {
@@ -351,8 +342,12 @@ fn agent_operation(ecs: &Ecs, ctx: &Ctx, operation: &str, input: Value) -> ApiRe
 }
 
 /// The summary `berth instances list` prints.
-fn summary(conn: &rusqlite::Connection, row: &InstanceRow, now_ms: i64) -> ApiResult<Value> {
-    let full = instances::render(conn, row, now_ms, false)?;
+fn summary(
+    conn: &rusqlite::Connection,
+    row: &InstanceRow,
+    at: instances::Liveness,
+) -> ApiResult<Value> {
+    let full = instances::render(conn, row, at, false)?;
     let res = |key: &str, name: &str| {
         full[key]
             .as_array()
@@ -398,11 +393,11 @@ fn add_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
                 &req.instance_type,
                 req.availability_zone.as_deref(),
             )?;
-            added.push(summary(tx, &row, ctx.now_millis())?);
+            added.push(summary(tx, &row, ecs.liveness(ctx))?);
         }
         Ok(json!({"instances": added}))
     })?;
-    ecs.task_events.notify_one();
+    ecs.tasks_changed();
     Ok(out)
 }
 
@@ -411,18 +406,12 @@ fn list_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
     ecs.store.read(|conn| {
         let clusters: Vec<String> = match &req.cluster {
             Some(c) => vec![clusters::resolve_active(conn, ctx, Some(c))?.arn],
-            None => conn
-                .prepare_cached(
-                    "SELECT DISTINCT cluster_arn FROM container_instances
-                         WHERE account = ?1 AND region = ?2 ORDER BY cluster_arn",
-                )?
-                .query_map([&ctx.account, &ctx.region], |r| r.get(0))?
-                .collect::<Result<_, _>>()?,
+            None => instances::clusters_with_instances(conn, &ctx.account, &ctx.region)?,
         };
         let mut out = Vec::new();
         for c in clusters {
             for row in instances::registered(conn, &c)? {
-                out.push(summary(conn, &row, ctx.now_millis())?);
+                out.push(summary(conn, &row, ecs.liveness(ctx))?);
             }
         }
         Ok(json!({"instances": out}))
@@ -432,34 +421,33 @@ fn list_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
 fn remove_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
     let req: RemoveRequest = serde_json::from_value(input)?;
     let out = ecs.store.write(|tx| {
-            let cluster = clusters::resolve_active(tx, ctx, Some(&req.cluster))?;
-            let mut removed = Vec::new();
-            let mut failures = Vec::new();
-            for ident in &req.instances {
-                // An instance is named by its id, ARN or EC2 instance id.
-                let by_ec2: Option<String> = tx
-                    .prepare_cached(
-                        "SELECT arn FROM container_instances WHERE cluster_arn = ?1 AND ec2_instance_id = ?2",
-                    )?
-                    .query_row([&cluster.arn, ident], |r| r.get(0))
-                    .ok();
-                let arn = by_ec2
-                    .unwrap_or_else(|| instances::instance_arn(ctx, &cluster, ident));
-                match instances::load(tx, &arn)?.filter(|r| {
-                    r.cluster_arn == cluster.arn && r.status != "INACTIVE"
-                }) {
-                    Some(row) if row.agent == LOCAL_AGENT => {
-                        instances::deregister(tx, &row, "Container instance removed")?;
-                        let row = instances::load(tx, &arn)?.expect("exists");
-                        removed.push(summary(tx, &row, ctx.now_millis())?);
-                    }
-                    Some(_) => failures.push(json!({"arn": arn, "reason": "NOT_LOCAL"})),
-                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+        let cluster = clusters::resolve_active(tx, ctx, Some(&req.cluster))?;
+        let mut removed = Vec::new();
+        let mut failures = Vec::new();
+        for ident in &req.instances {
+            // An instance is named by its id, ARN or EC2 instance id.
+            let by_ec2 = instances::by_ec2_instance_id(tx, &cluster.arn, ident)?;
+            let arn = by_ec2.unwrap_or_else(|| instances::instance_arn(ctx, &cluster, ident));
+            match instances::load(tx, &arn)?
+                .filter(|r| r.cluster_arn == cluster.arn && r.status != "INACTIVE")
+            {
+                Some(row) if row.agent == LOCAL_AGENT => {
+                    instances::deregister(
+                        tx,
+                        &row,
+                        "Container instance removed",
+                        ctx.now_millis(),
+                    )?;
+                    let row = instances::load(tx, &arn)?.expect("exists");
+                    removed.push(summary(tx, &row, ecs.liveness(ctx))?);
                 }
+                Some(_) => failures.push(json!({"arn": arn, "reason": "NOT_LOCAL"})),
+                None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
             }
-            Ok(json!({"instances": removed, "failures": failures}))
-        })?;
-    ecs.task_events.notify_one();
+        }
+        Ok(json!({"instances": removed, "failures": failures}))
+    })?;
+    ecs.tasks_changed();
     Ok(out)
 }
 
@@ -493,18 +481,30 @@ fn list_instance_usage(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
     Ok(json!({ "usage": usage }))
 }
 
+/// What Berth's own API works on: ECS (its instances, tasks and settings)
+/// and CloudWatch Logs (for remote agents' output).
+pub struct Platform {
+    pub ecs: Arc<Ecs>,
+    pub logs: Arc<Logs>,
+}
+
 /// Berth's own API, registered once in the request pipeline.
-pub fn service(ecs: Arc<Ecs>) -> Service {
-    let mut b = Service::builder("Berth's own API", "berth", "ecs", model::berth(), ecs)
-        .op("AddInstances", add_instances)
-        .op("ListInstances", list_instances)
-        .op("RemoveInstances", remove_instances)
-        .op("InterruptSpot", interrupt_spot)
-        .op("ListTaskUsage", list_task_usage)
-        .op("ListInstanceUsage", list_instance_usage);
+pub fn service(state: Arc<Platform>) -> Service {
+    fn on_ecs(
+        f: fn(&Ecs, &Ctx, Value) -> ApiResult<Value>,
+    ) -> impl Fn(&Platform, &Ctx, Value) -> ApiResult<Value> + Send + Sync {
+        move |p, ctx, input| f(&p.ecs, ctx, input)
+    }
+    let mut b = Service::builder("Berth's own API", "berth", "ecs", model::berth(), state)
+        .op("AddInstances", on_ecs(add_instances))
+        .op("ListInstances", on_ecs(list_instances))
+        .op("RemoveInstances", on_ecs(remove_instances))
+        .op("InterruptSpot", on_ecs(interrupt_spot))
+        .op("ListTaskUsage", on_ecs(list_task_usage))
+        .op("ListInstanceUsage", on_ecs(list_instance_usage));
     for op in AGENT_OPERATIONS {
-        b = b.op(op, move |ecs: &Ecs, ctx: &Ctx, input: Value| {
-            agent_operation(ecs, ctx, op, input)
+        b = b.op(op, move |p: &Platform, ctx: &Ctx, input: Value| {
+            agent_operation(p, ctx, op, input)
         });
     }
     b.build()

@@ -1,21 +1,83 @@
-//! Every service Berth serves, registered once in the request pipeline.
-//! Adding a service is its own folder and one line here.
+//! Every service Berth serves, made once over the state they share (the
+//! store, the bus, the settings) and registered once in the request
+//! pipeline. Adding a service is its own folder and one line in
+//! [`Services::registry`].
+//!
+//! Services reach one another only through what they are given here: ECS
+//! asks Auto Scaling's groups through [`ScalingGroups`], EC2 lists the
+//! instances Auto Scaling launches through [`LaunchedInstances`], and
+//! everyone tells the controllers of changes on the [`Bus`].
+//!
+//! [`ScalingGroups`]: crate::ecs::capacity_providers::ScalingGroups
+//! [`LaunchedInstances`]: crate::ec2::instances::LaunchedInstances
 
 use std::sync::Arc;
 
+use crate::autoscaling::Autoscaling;
+use crate::clock::Clock;
+use crate::ec2::Ec2;
 use crate::ecs::Ecs;
+use crate::events::Bus;
 use crate::logs::Logs;
+use crate::settings::Settings;
+use crate::store::Store;
 use crate::wire::Registry;
 use crate::{autoscaling, ec2, platform, sts};
 
-/// The registry of every service, over the state they share.
-pub fn registry(ecs: &Arc<Ecs>, logs: &Arc<Logs>) -> Registry {
-    let mut r = Registry::default();
-    r.add(ecs.clone().service())
-        .add(logs.clone().service())
-        .add(ec2::service(ecs.clone()))
-        .add(autoscaling::service(ecs.clone()))
-        .add(sts::service())
-        .add(platform::service(ecs.clone()));
-    r
+pub struct Services {
+    pub store: Arc<Store>,
+    pub bus: Arc<Bus>,
+    pub settings: Arc<Settings>,
+    pub ecs: Arc<Ecs>,
+    pub logs: Arc<Logs>,
+    pub ec2: Arc<Ec2>,
+    pub autoscaling: Arc<Autoscaling>,
+}
+
+impl Services {
+    pub fn new(store: Arc<Store>, settings: Settings, clock: Arc<dyn Clock>) -> Services {
+        let bus = Bus::new();
+        let settings = Arc::new(settings);
+        let ecs = Arc::new(Ecs::new(
+            store.clone(),
+            bus.clone(),
+            settings.clone(),
+            Arc::new(autoscaling::managed::Groups),
+        ));
+        let logs = Arc::new(Logs::new(store.clone(), clock));
+        let ec2 = Arc::new(Ec2 {
+            store: store.clone(),
+            bus: bus.clone(),
+            launched: Arc::new(autoscaling::fleet::Launched),
+        });
+        let autoscaling = Arc::new(Autoscaling {
+            store: store.clone(),
+            bus: bus.clone(),
+            settings: settings.clone(),
+        });
+        Services {
+            store,
+            bus,
+            settings,
+            ecs,
+            logs,
+            ec2,
+            autoscaling,
+        }
+    }
+
+    /// The registry of every service.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        r.add(self.ecs.clone().service())
+            .add(self.logs.clone().service())
+            .add(ec2::service(self.ec2.clone()))
+            .add(autoscaling::service(self.autoscaling.clone()))
+            .add(sts::service())
+            .add(platform::service(Arc::new(platform::Platform {
+                ecs: self.ecs.clone(),
+                logs: self.logs.clone(),
+            })));
+        r
+    }
 }

@@ -316,6 +316,30 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE launch_type = 'FARGATE' AND container_instance_arn IS NULL AND last_status != 'STOPPED';
     CREATE INDEX container_instances_local ON container_instances (arn) WHERE agent = 'local';
     "#,
+    // 10: metering owns its frozen usage (moved out of `tasks.usage`), and
+    // each task that stops gets the next stop sequence number, so the
+    // metering controller finds those it has not yet frozen.
+    r#"
+    CREATE TABLE task_usage (
+        task_arn TEXT PRIMARY KEY,
+        usage    TEXT NOT NULL
+    );
+    INSERT INTO task_usage SELECT arn, usage FROM tasks WHERE usage IS NOT NULL;
+    ALTER TABLE tasks DROP COLUMN usage;
+    ALTER TABLE tasks ADD COLUMN stop_seq INTEGER;
+    UPDATE tasks SET stop_seq = rowid WHERE last_status = 'STOPPED';
+    CREATE INDEX tasks_by_stop_seq ON tasks (stop_seq) WHERE stop_seq IS NOT NULL;
+    CREATE TRIGGER task_stop_seq AFTER UPDATE OF last_status ON tasks
+        WHEN NEW.last_status = 'STOPPED' AND OLD.last_status != 'STOPPED'
+    BEGIN
+        UPDATE tasks SET stop_seq = (SELECT coalesce(max(stop_seq), 0) + 1 FROM tasks WHERE stop_seq IS NOT NULL)
+         WHERE arn = NEW.arn;
+    END;
+    CREATE TABLE metering_state (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    "#,
 ];
 
 const READERS: usize = 4;
@@ -457,6 +481,16 @@ impl Store {
             )
         })
     }
+}
+
+/// This installation's id as stored (`None` before [`Store::owner_id`]
+/// first made it).
+pub fn owner_in(conn: &Connection) -> ApiResult<Option<String>> {
+    optional(
+        conn.query_row("SELECT value FROM meta WHERE key = 'owner'", [], |r| {
+            r.get(0)
+        }),
+    )
 }
 
 /// Map "no row" to `None`.

@@ -14,8 +14,9 @@ use crate::clock::{Clock, ManualClock};
 use crate::context::Ctx;
 use crate::ecs::Ecs;
 use crate::error::ApiResult;
-use crate::logs::Logs;
 use crate::runtime::fake::FakeRuntime;
+use crate::services::Services;
+use crate::settings::Settings;
 use crate::store::Store;
 use crate::wire::App;
 
@@ -52,9 +53,9 @@ impl World {
         let store = Arc::new(Store::open_in(dir.path()).expect("a store"));
         let clock = Arc::new(ManualClock::at_ms(1_800_000_000_000));
         let fake = Arc::new(FakeRuntime::new(clock.clone()));
-        let ecs = Arc::new(Ecs::new(store.clone()));
-        let logs = Arc::new(Logs::new(store.clone()));
-        let mut app = App::in_process(crate::services::registry(&ecs, &logs));
+        let services = Services::new(store.clone(), Settings::default(), clock.clone());
+        let ecs = services.ecs.clone();
+        let mut app = App::in_process(services.registry());
         app.clock = clock.clone();
         let agent = Self::agent_on(&store, &ecs, &fake, &clock, pool);
         World {
@@ -79,7 +80,7 @@ impl World {
         Agent::new(
             store.clone(),
             fake.clone(),
-            ecs.task_events.clone(),
+            ecs.bus.topic(crate::events::Topic::Tasks),
             Setup {
                 metrics: Arc::default(),
                 pool: Arc::new(SandboxPool::new(pool)),

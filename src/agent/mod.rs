@@ -41,6 +41,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::controllers::Controller;
+use crate::events::Wake;
 use crate::logs::Logs;
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, LABEL_POOL, LABEL_TASK};
@@ -59,7 +61,8 @@ pub struct Agent {
     /// `berth server`) or a server over the API (`berth agent`).
     pub control: Arc<dyn ControlPlane>,
     pub runtime: Arc<dyn Runtime>,
-    pub events: Arc<tokio::sync::Notify>,
+    /// Its topic on the bus: woken when tasks change.
+    pub events: Arc<Wake>,
     /// This installation's id: the value of the `berth.managed` label on
     /// every container it creates, and the only ones it ever sweeps.
     pub owner: String,
@@ -99,10 +102,10 @@ impl Agent {
     pub fn new(
         store: Arc<Store>,
         runtime: Arc<dyn Runtime>,
-        events: Arc<tokio::sync::Notify>,
+        events: Arc<Wake>,
         setup: Setup,
     ) -> Arc<Agent> {
-        let logs = Arc::new(Logs::new(store.clone()));
+        let logs = Arc::new(Logs::new(store.clone(), setup.clock.clone()));
         let owner = store.owner_id().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the installation id");
             "unknown".into()
@@ -116,7 +119,7 @@ impl Agent {
     pub fn with_control_plane(
         control: Arc<dyn ControlPlane>,
         runtime: Arc<dyn Runtime>,
-        events: Arc<tokio::sync::Notify>,
+        events: Arc<Wake>,
         owner: String,
         setup: Setup,
     ) -> Arc<Agent> {
@@ -227,30 +230,8 @@ impl Agent {
             .collect())
     }
 
-    /// Run until the process ends.
-    pub async fn run(self: Arc<Self>) {
-        if let Err(e) = self.sweep().await {
-            tracing::warn!(error = %e, "could not sweep orphaned containers");
-        }
-        self.refill();
-        let mut last_sweep = tokio::time::Instant::now();
-        loop {
-            self.pass().await;
-            tokio::select! {
-                _ = self.events.notified() => {}
-                _ = tokio::time::sleep(TICK) => {}
-            }
-            if last_sweep.elapsed() >= SWEEP_EVERY {
-                last_sweep = tokio::time::Instant::now();
-                if let Err(e) = self.sweep().await {
-                    tracing::warn!(error = %e, "could not sweep orphaned containers");
-                }
-            }
-        }
-    }
-
     /// Start a reconcile for every live task that has none running.
-    async fn pass(self: &Arc<Self>) {
+    pub async fn pass(self: &Arc<Self>) {
         let live = match self.control.live_tasks().await {
             Ok(l) => l,
             Err(e) => {
@@ -269,7 +250,7 @@ impl Agent {
                 }
                 me.in_flight.lock().unwrap().remove(&arn);
                 // What it did may enable the next step at once.
-                me.events.notify_one();
+                me.events.notify();
             });
         }
     }
@@ -278,32 +259,17 @@ impl Agent {
     /// sandboxes no task holds and the pool does not want.
     pub async fn sweep(&self) -> anyhow::Result<()> {
         let containers = self.runtime.list_managed(&self.owner).await?;
-        let (pooled, containers): (Vec<_>, Vec<_>) = containers
-            .into_iter()
-            .partition(|c| c.labels.contains_key(LABEL_POOL));
-        if !pooled.is_empty() {
-            let mut held = HashSet::new();
-            for arn in self.control.live_tasks().await? {
-                if let Some(id) = self
-                    .control
-                    .load_task(&arn)
-                    .await?
-                    .and_then(|t| t.runtime.pause_id)
-                {
-                    held.insert(id);
-                }
-            }
-            let loose: Vec<_> = pooled
-                .into_iter()
-                .filter(|c| !held.contains(&c.id) && !self.pool.holds(&c.id))
-                .collect();
-            let (running, stopped): (Vec<_>, Vec<_>) = loose.into_iter().partition(|c| c.running);
-            let extra = self.pool.adopt(running.into_iter().map(|c| c.id).collect());
-            for id in extra.iter().chain(stopped.iter().map(|c| &c.id)) {
-                tracing::info!(container = %id, "removing a pooled sandbox no task holds");
-                self.runtime.remove(id).await?;
-            }
+        let loose = self.loose_sandboxes(containers.clone()).await?;
+        let (running, stopped): (Vec<_>, Vec<_>) = loose.into_iter().partition(|c| c.running);
+        let extra = self.pool.adopt(running.into_iter().map(|c| c.id).collect());
+        for id in extra.iter().chain(stopped.iter().map(|c| &c.id)) {
+            tracing::info!(container = %id, "removing a pooled sandbox no task holds");
+            self.runtime.remove(id).await?;
         }
+        let containers: Vec<_> = containers
+            .into_iter()
+            .filter(|c| !c.labels.contains_key(LABEL_POOL))
+            .collect();
         for c in containers {
             let Some(task_arn) = c.labels.get(LABEL_TASK) else {
                 continue;
@@ -319,6 +285,58 @@ impl Agent {
             self.runtime.remove_host_address(&address).await?;
             self.control.address_released(&address).await?;
         }
+        Ok(())
+    }
+}
+
+/// The agent as a controller: each pass starts a reconcile for every live
+/// task that has none under way (each saves before its next effect and
+/// wakes the agent when done); the first pass, and one every
+/// `SWEEP_EVERY`, sweeps what belongs to no live task.
+pub struct AgentLoop {
+    pub agent: Arc<Agent>,
+    last_sweep: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl AgentLoop {
+    pub fn new(agent: Arc<Agent>) -> AgentLoop {
+        AgentLoop {
+            agent,
+            last_sweep: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Controller for AgentLoop {
+    fn name(&self) -> &'static str {
+        "agent"
+    }
+
+    fn tick(&self) -> Duration {
+        TICK
+    }
+
+    async fn pass(&self, _woken: Vec<String>) -> anyhow::Result<()> {
+        let due = {
+            let last = self.last_sweep.lock().unwrap();
+            last.is_none_or(|t| t.elapsed() >= SWEEP_EVERY)
+        };
+        if due {
+            let first = self
+                .last_sweep
+                .lock()
+                .unwrap()
+                .replace(tokio::time::Instant::now())
+                .is_none();
+            if let Err(e) = self.agent.sweep().await {
+                tracing::warn!(error = %e, "could not sweep orphaned containers");
+            }
+            if first {
+                self.agent.refill();
+            }
+        }
+        self.agent.pass().await;
         Ok(())
     }
 }

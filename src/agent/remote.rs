@@ -204,17 +204,18 @@ pub async fn run(client: Client, opts: Options, runtime: Arc<dyn Runtime>) -> an
         client,
         container_instance_arn: arn,
     });
-    let events = Arc::new(tokio::sync::Notify::new());
-    Agent::with_control_plane(
+    let events = Arc::new(crate::events::Wake::default());
+    let agent = Agent::with_control_plane(
         control,
         runtime,
-        events,
+        events.clone(),
         state.owner,
         // An agent on another host makes its sandboxes when needed.
         super::Setup::default(),
-    )
-    .run()
-    .await;
+    );
+    let runner = crate::controllers::Runner::new(Arc::default());
+    runner.start(Arc::new(super::AgentLoop::new(agent)), events);
+    std::future::pending::<()>().await;
     Ok(())
 }
 

@@ -15,7 +15,6 @@
 //! goes DRAINING and its tasks are stopped as soon as the notice comes.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use rand::Rng;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -225,21 +224,6 @@ fn set_lifecycle(
     Ok(())
 }
 
-fn wake_signal() -> &'static tokio::sync::Notify {
-    static N: OnceLock<tokio::sync::Notify> = OnceLock::new();
-    N.get_or_init(tokio::sync::Notify::new)
-}
-
-/// Have the fleet act now rather than at its next tick.
-pub fn wake() {
-    wake_signal().notify_one();
-}
-
-/// Wait for `wake` or `timeout`, whichever comes first.
-pub async fn wait(timeout: std::time::Duration) {
-    let _ = tokio::time::timeout(timeout, wake_signal().notified()).await;
-}
-
 fn as_member(conn: &Connection, i: &InstanceRow) -> ApiResult<Option<Member>> {
     let Some(lifecycle) = Lifecycle::parse(&i.lifecycle) else {
         return Ok(None);
@@ -271,7 +255,7 @@ fn end_instance(
 ) -> ApiResult<()> {
     if let Some(arn) = &inst.container_instance_arn {
         if let Some(ci) = instances::load(tx, arn)?.filter(|c| c.status != "INACTIVE") {
-            instances::deregister_with(tx, &ci, code, reason)?;
+            instances::deregister_with(tx, &ci, code, reason, now_ms)?;
         }
     }
     set_lifecycle(tx, &inst.id, "Terminated", None, now_ms)?;
@@ -366,30 +350,16 @@ pub fn interrupt(
         .execute(params![inst.id, at])?;
     if inst.spot_draining() {
         if let Some(arn) = &inst.container_instance_arn {
-            tx.prepare_cached(
-                "UPDATE container_instances SET status = 'DRAINING',
-                   doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
-                 WHERE arn = ?1 AND status = 'ACTIVE'",
-            )?
-            .execute([arn])?;
-            let live: Vec<String> = tx
-                .prepare_cached(
-                    "SELECT arn FROM tasks WHERE container_instance_arn = ?1 AND desired_status != 'STOPPED'",
-                )?
-                .query_map([arn], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            for t in live {
-                crate::ecs::tasks::request_stop(
-                    tx,
-                    &t,
-                    SPOT_STOP_CODE,
-                    &format!(
-                        "Spot interruption: instance {} is reclaimed at {} (spot instance draining)",
-                        inst.id,
-                        groups::when(at)
-                    ),
-                )?;
-            }
+            instances::drain_for_interruption(
+                tx,
+                arn,
+                SPOT_STOP_CODE,
+                &format!(
+                    "Spot interruption: instance {} is reclaimed at {} (spot instance draining)",
+                    inst.id,
+                    groups::when(at)
+                ),
+            )?;
         }
     }
     Ok(true)
@@ -482,12 +452,7 @@ fn launched(tx: &Connection, g: &GroupRow, id: &str, now_ms: i64) -> ApiResult<(
 
 /// The capacity provider that uses group `g`, if any.
 fn provider_of(tx: &Connection, g: &GroupRow) -> ApiResult<Option<String>> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT name FROM capacity_providers WHERE group_arn = ?1 AND status = 'ACTIVE'",
-        )?
-        .query_row([&g.arn], |r| r.get(0))
-        .optional()?)
+    crate::ecs::capacity_providers::provider_of_group(tx, &g.arn)
 }
 
 /// Register an instance in service with its cluster, when the cluster
@@ -639,7 +604,12 @@ fn step_group(
                 };
                 if let Some(arn) = &inst.container_instance_arn {
                     if let Some(ci) = instances::load(tx, arn)?.filter(|c| c.status != "INACTIVE") {
-                        instances::deregister(tx, &ci, "Instance returned to the warm pool")?;
+                        instances::deregister(
+                            tx,
+                            &ci,
+                            "Instance returned to the warm pool",
+                            now_ms,
+                        )?;
                     }
                 }
                 let state = match g
@@ -798,14 +768,73 @@ fn spot_interruptions(
 
 /// One step of the fleet over every group. Returns whether anything
 /// changed (so the agent is woken).
-pub fn tick(tx: &Connection, now_ms: i64, elapsed_ms: i64, rng: &mut impl Rng) -> ApiResult<bool> {
-    let settings = FleetSettings::current();
-    let mut changed = spot_interruptions(tx, now_ms, elapsed_ms, &settings, rng)?;
+pub fn tick(
+    tx: &Connection,
+    now_ms: i64,
+    elapsed_ms: i64,
+    settings: &FleetSettings,
+    rng: &mut impl Rng,
+) -> ApiResult<bool> {
+    let mut changed = spot_interruptions(tx, now_ms, elapsed_ms, settings, rng)?;
     changed |= finish_boots(tx, now_ms)?;
     for g in groups::all(tx)? {
-        changed |= step_group(tx, &g, now_ms, &settings)?;
+        changed |= step_group(tx, &g, now_ms, settings)?;
     }
     // Instances launched with no boot time are ready at once.
     changed |= finish_boots(tx, now_ms)?;
     Ok(changed)
+}
+
+/// The instances the fleet launches, as EC2 lists and terminates them.
+pub struct Launched;
+
+fn as_launched(i: InstanceRow) -> crate::ec2::instances::Launched {
+    crate::ec2::instances::Launched {
+        state: i.state(),
+        live: i.live(),
+        spot: i.market == "spot",
+        launch_template_id: i
+            .launch_template
+            .get("LaunchTemplateId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        id: i.id,
+        account: i.account,
+        region: i.region,
+        instance_type: i.instance_type,
+        az: i.az,
+        launched_at_ms: i.launched_at,
+        group_name: i.group_name,
+        container_instance_arn: i.container_instance_arn,
+    }
+}
+
+impl crate::ec2::instances::LaunchedInstances for Launched {
+    fn all(
+        &self,
+        conn: &Connection,
+        account: &str,
+        region: &str,
+        now_ms: i64,
+    ) -> ApiResult<Vec<crate::ec2::instances::Launched>> {
+        Ok(all_instances(conn, account, region, now_ms)?
+            .into_iter()
+            .map(as_launched)
+            .collect())
+    }
+
+    fn get(
+        &self,
+        conn: &Connection,
+        id: &str,
+    ) -> ApiResult<Option<crate::ec2::instances::Launched>> {
+        Ok(load_instance(conn, id)?.map(as_launched))
+    }
+
+    fn terminate(&self, tx: &Connection, id: &str, now_ms: i64) -> ApiResult<()> {
+        match load_instance(tx, id)? {
+            Some(i) if i.live() => terminate_by_ec2(tx, &i, now_ms),
+            _ => Ok(()),
+        }
+    }
 }

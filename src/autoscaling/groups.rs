@@ -12,7 +12,6 @@ use super::validation;
 use crate::catalog;
 use crate::context::Ctx;
 use crate::ec2::{iso_time, launch_templates};
-use crate::ecs::Ecs;
 use crate::error::{ApiError, ApiResult};
 use crate::store::Store;
 
@@ -582,13 +581,13 @@ pub fn delete(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn terminate_instance(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
+pub fn terminate_instance(a: &super::Autoscaling, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     let id = str_of(input, "InstanceId").unwrap_or_default().to_string();
     let decrement = input
         .get("ShouldDecrementDesiredCapacity")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let out = ecs.store.write(|tx| {
+    let out = a.store.write(|tx| {
         let inst = fleet::load_instance(tx, &id)?
             .filter(|i| i.account == ctx.account && i.region == ctx.region && i.live())
             .filter(|i| i.group_name.is_some())
@@ -620,7 +619,7 @@ pub fn terminate_instance(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Valu
         let activity = fleet::terminate(tx, &g, &inst, &cause, ctx.now_millis())?;
         Ok(json!({"Activity": activity_json(&g.arn, &activity)}))
     })?;
-    ecs.task_events.notify_one();
+    a.bus.wake(crate::events::Topic::Tasks);
     Ok(out)
 }
 

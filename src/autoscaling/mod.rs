@@ -17,87 +17,43 @@
 //! instances to it. Errors carry Auto Scaling's codes (`ValidationError`,
 //! `AlreadyExists`, `ResourceInUse`, `ScalingActivityInProgress`).
 
+pub mod controller;
 pub mod fleet;
 pub mod groups;
+pub mod managed;
 pub mod plan;
 pub mod warm_pools;
-
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde_json::Value;
 
 use std::sync::Arc;
 
 use crate::context::Ctx;
-use crate::ecs::Ecs;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{Bus, Topic};
 use crate::model;
+use crate::settings::Settings;
+use crate::store::Store;
 use crate::wire::Service;
 
-static BOOT_MS: AtomicI64 = AtomicI64::new(3_000);
-static SPOT_NOTICE_MS: AtomicI64 = AtomicI64::new(120_000);
-static SCALE_IN_AFTER_MS: AtomicI64 = AtomicI64::new(900_000);
-static INTERRUPTION_RATE_BITS: AtomicU64 = AtomicU64::new(0);
+pub use crate::settings::FleetSettings;
 
-/// How the fleet's instances behave: boot time, spot notice, managed
-/// scaling's scale-in delay, the rehearsal interruption rate. Set once by
-/// `berth server`.
-#[derive(Debug, Clone, Copy)]
-pub struct FleetSettings {
-    /// From launch to the agent registering a cold instance.
-    pub boot_ms: i64,
-    /// From a spot interruption notice to termination.
-    pub spot_notice_ms: i64,
-    /// How long managed scaling's metric must stay below target before it
-    /// scales in (ECS: 15 one-minute datapoints).
-    pub scale_in_after_ms: i64,
-    /// Random spot interruptions per spot instance-hour (0: none).
-    pub interruption_rate_per_hour: f64,
-}
-
-impl FleetSettings {
-    pub fn apply(self) {
-        BOOT_MS.store(self.boot_ms.max(0), Ordering::Relaxed);
-        SPOT_NOTICE_MS.store(self.spot_notice_ms.max(0), Ordering::Relaxed);
-        SCALE_IN_AFTER_MS.store(self.scale_in_after_ms.max(0), Ordering::Relaxed);
-        INTERRUPTION_RATE_BITS.store(
-            self.interruption_rate_per_hour.max(0.0).to_bits(),
-            Ordering::Relaxed,
-        );
-    }
-
-    pub fn current() -> FleetSettings {
-        FleetSettings {
-            boot_ms: BOOT_MS.load(Ordering::Relaxed),
-            spot_notice_ms: SPOT_NOTICE_MS.load(Ordering::Relaxed),
-            scale_in_after_ms: SCALE_IN_AFTER_MS.load(Ordering::Relaxed),
-            interruption_rate_per_hour: f64::from_bits(
-                INTERRUPTION_RATE_BITS.load(Ordering::Relaxed),
-            ),
-        }
-    }
-
-    /// How long an instance leaving the warm pool takes to join: a stopped
-    /// instance starts without its first-boot work (a quarter of a cold
-    /// boot), a running one only has its agent register (a tenth).
-    pub fn warm_join_ms(&self, from_running: bool) -> i64 {
-        if from_running {
-            self.boot_ms / 10
-        } else {
-            self.boot_ms / 4
-        }
-    }
+/// Auto Scaling's state: the store, the bus and the fleet's settings.
+pub struct Autoscaling {
+    pub store: Arc<Store>,
+    pub bus: Arc<Bus>,
+    pub settings: Arc<Settings>,
 }
 
 /// EC2 Auto Scaling (the subset Berth serves), registered once in the
 /// request pipeline. After each call the fleet acts on what changed at once
 /// rather than at its next tick.
-pub fn service(ecs: Arc<Ecs>) -> Service {
-    type Handler = fn(&Ecs, &Ctx, &Value) -> ApiResult<Value>;
-    fn waking(f: Handler) -> impl Fn(&Ecs, &Ctx, Value) -> ApiResult<Value> + Send + Sync {
-        move |ecs, ctx, input| {
-            let out = f(ecs, ctx, &input);
-            fleet::wake();
+pub fn service(state: Arc<Autoscaling>) -> Service {
+    type Handler = fn(&Autoscaling, &Ctx, &Value) -> ApiResult<Value>;
+    fn waking(f: Handler) -> impl Fn(&Autoscaling, &Ctx, Value) -> ApiResult<Value> + Send + Sync {
+        move |a, ctx, input| {
+            let out = f(a, ctx, &input);
+            a.bus.wake(Topic::Fleet);
             out
         }
     }
@@ -106,7 +62,7 @@ pub fn service(ecs: Arc<Ecs>) -> Service {
         "autoscaling",
         "autoscaling",
         model::autoscaling(),
-        ecs,
+        state,
     )
     .op(
         "CreateAutoScalingGroup",

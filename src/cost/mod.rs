@@ -5,6 +5,7 @@
 
 pub mod estimate;
 pub mod meter;
+pub mod metering;
 pub mod pack;
 pub mod report;
 pub mod usage;

@@ -1,37 +1,25 @@
-//! The store edge of metering: reads the facts of tasks and instances, meters
-//! them (`cost::meter`), freezes a task's usage in the `usage` column when it
-//! stops (so a stopped task's bill never changes, even when the price files
-//! do), and lists usage for Berth's API (`ListTaskUsage`,
-//! `ListInstanceUsage` in `platform.rs`).
-
-use std::sync::atomic::{AtomicBool, Ordering};
+//! The store edge of metering: reads the facts of tasks and instances
+//! (through ECS's and Auto Scaling's own functions), meters them
+//! (`cost::meter`), freezes a stopped task's usage in metering's own table
+//! `task_usage` (so its bill never changes, even when the price files do;
+//! the metering controller, `metering.rs`, does it within a pass of the
+//! stop), and lists usage for Berth's API (`ListTaskUsage`,
+//! `ListInstanceUsage` in `platform.rs`). A stopped task not yet frozen is
+//! metered from the same facts, so it reads the same.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::meter::{self, InstanceFacts, InstanceUsage, TaskFacts, TaskUsage};
 use crate::catalog::Arch;
-use crate::ecs::instances::{self, Reservation};
+use crate::ecs::instances;
 use crate::ecs::taskdef_rules::{parse_cpu, parse_memory};
+use crate::ecs::tasks::{self, TaskRecord};
 use crate::error::ApiResult;
-
-static ENABLED: AtomicBool = AtomicBool::new(true);
-
-/// Turn the recording of usage at task stop on or off (`berth server
-/// --metering`). Off, stopped tasks are metered from their timestamps when
-/// asked, at the prices of the day, instead of frozen when they stop.
-pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Ordering::Relaxed);
-}
 
 fn epoch_ms(v: Option<&Value>) -> Option<i64> {
     v.and_then(Value::as_f64)
         .map(|s| (s * 1000.0).round() as i64)
-}
-
-fn parse_json(s: Option<String>) -> Map<String, Value> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default()
 }
 
 /// An instance's metering facts from its row.
@@ -65,34 +53,35 @@ fn load_instance(conn: &Connection, arn: &str) -> ApiResult<Option<InstanceFacts
     let Some(row) = instances::load(conn, arn)? else {
         return Ok(None);
     };
-    let (region, ended): (String, Option<i64>) = conn
-        .prepare_cached("SELECT region, deregistered_at FROM container_instances WHERE arn = ?1")?
-        .query_row([arn], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let region = crate::ecs::arn::parse(arn)
+        .map(|a| a.region.to_string())
+        .unwrap_or_default();
+    let ended = instances::deregistered_at(conn, arn)?;
     // An Auto Scaling instance was billed while it booted.
     let billed_before_s = crate::autoscaling::fleet::load_instance(conn, &row.ec2_instance_id)?
         .map_or(0, |i| meter::seconds_billed(i.unregistered_billed_ms, 0));
     Ok(Some(instance_facts(&row, &region, ended, billed_before_s)))
 }
 
-const TASK_FACTS: &str = "SELECT t.arn, t.cluster_arn, t.region, t.family, t.task_definition_arn,
-    t.launch_type, t.started_by, t.task_group, t.created_at, t.doc, t.reserved,
-    t.container_instance_arn, d.doc, t.usage
-    FROM tasks t LEFT JOIN task_definitions d ON d.arn = t.task_definition_arn";
-
-/// A task row as read for metering: its facts, and its frozen usage if any.
+/// A task as read for metering: its facts, and its frozen usage if any.
 struct Row {
     facts: TaskFacts,
     instance_arn: Option<String>,
     usage: Option<String>,
 }
 
-fn row_from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let doc = parse_json(r.get(9)?);
-    let td = parse_json(r.get(12)?);
-    let reserved: Option<Reservation> = r
-        .get::<_, Option<String>>(10)?
-        .and_then(|s| serde_json::from_str(&s).ok());
-    let arch = match td
+/// The frozen usage of a task, if metering has frozen it.
+fn frozen(conn: &Connection, task_arn: &str) -> ApiResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT usage FROM task_usage WHERE task_arn = ?1")?
+        .query_row([task_arn], |r| r.get(0))
+        .optional()?)
+}
+
+fn row_of(conn: &Connection, r: TaskRecord) -> ApiResult<Row> {
+    let doc = &r.doc;
+    let arch = match r
+        .task_definition
         .get("runtimePlatform")
         .and_then(|p| p.get("cpuArchitecture"))
         .and_then(Value::as_str)
@@ -106,7 +95,7 @@ fn row_from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             .and_then(parse)
             .unwrap_or(0)
     };
-    let (cpu, memory) = match &reserved {
+    let (cpu, memory) = match &r.reserved {
         Some(res) => (res.cpu.max(0) as u32, res.memory.max(0) as u32),
         None => (size("cpu", parse_cpu), size("memory", parse_memory)),
     };
@@ -118,31 +107,32 @@ fn row_from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let stopped_ms = (doc.get("lastStatus").and_then(Value::as_str) == Some("STOPPED"))
         .then(|| epoch_ms(doc.get("stoppedAt")))
         .flatten();
+    let usage = frozen(conn, &r.arn)?;
     Ok(Row {
         facts: TaskFacts {
-            task_arn: r.get(0)?,
-            cluster_arn: r.get(1)?,
-            region: r.get(2)?,
-            family: r.get(3)?,
-            task_definition_arn: r.get(4)?,
-            launch_type: r.get(5)?,
-            started_by: r.get(6)?,
-            group: r.get(7)?,
-            created_ms: r.get(8)?,
             capacity_provider: doc
                 .get("capacityProviderName")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            pull_started_ms: epoch_ms(doc.get("pullStartedAt")),
+            task_arn: r.arn,
+            cluster_arn: r.cluster_arn,
+            region: r.region,
+            family: r.family,
+            task_definition_arn: r.task_definition_arn,
+            launch_type: r.launch_type,
+            started_by: r.started_by,
+            group: r.group,
+            created_ms: r.created_ms,
             arch,
             cpu,
             memory,
             ephemeral_gib,
-            pull_started_ms: epoch_ms(doc.get("pullStartedAt")),
             stopped_ms,
             instance: None,
         },
-        instance_arn: r.get(11)?,
-        usage: r.get(13)?,
+        instance_arn: r.container_instance_arn,
+        usage,
     })
 }
 
@@ -166,36 +156,24 @@ fn meter_row(conn: &Connection, mut row: Row, now_ms: i64) -> ApiResult<TaskUsag
     Ok(meter::task_usage(&row.facts, now_ms))
 }
 
-/// Freeze a task's usage once it is STOPPED (called where the agent's
-/// observations are saved). Does nothing for a task not yet stopped, one
-/// already frozen, or when metering is off.
-pub fn record_if_stopped(
-    conn: &Connection,
-    task_arn: &str,
-    doc: &Map<String, Value>,
-) -> ApiResult<()> {
-    if !ENABLED.load(Ordering::Relaxed)
-        || doc.get("lastStatus").and_then(Value::as_str) != Some("STOPPED")
-    {
-        return Ok(());
+/// Freeze the usage of a stopped task, unless it is frozen already.
+/// Returns whether it froze it.
+pub fn freeze(conn: &Connection, task: TaskRecord, now_ms: i64) -> ApiResult<bool> {
+    if task.doc.get("lastStatus").and_then(Value::as_str) != Some("STOPPED") {
+        return Ok(false);
     }
-    let Some(row) = conn
-        .prepare_cached(&format!(
-            "{TASK_FACTS} WHERE t.arn = ?1 AND t.usage IS NULL"
-        ))?
-        .query_row([task_arn], row_from_sql)
-        .optional()?
-    else {
-        return Ok(());
-    };
-    let now = chrono::Utc::now().timestamp_millis();
-    let usage = meter_row(conn, row, now)?;
-    conn.prepare_cached("UPDATE tasks SET usage = ?2 WHERE arn = ?1")?
+    let row = row_of(conn, task)?;
+    if row.usage.is_some() {
+        return Ok(false);
+    }
+    let arn = row.facts.task_arn.clone();
+    let usage = meter_row(conn, row, now_ms)?;
+    conn.prepare_cached("INSERT OR IGNORE INTO task_usage (task_arn, usage) VALUES (?1, ?2)")?
         .execute(params![
-            task_arn,
+            arn,
             serde_json::to_string(&usage).expect("serialises")
         ])?;
-    Ok(())
+    Ok(true)
 }
 
 /// Whose usage a listing covers.
@@ -226,32 +204,21 @@ pub fn task_usage(
         now_ms,
     } = *scope;
     let (after_ms, after_arn) = after.unwrap_or((i64::MIN, String::new()));
-    let rows: Vec<Row> = conn
-        .prepare_cached(&format!(
-            "{TASK_FACTS} WHERE t.account = ?1 AND t.region = ?2
-               AND (?3 IS NULL OR t.cluster_arn = ?3) AND t.created_at >= ?4
-               AND (t.created_at, t.arn) > (?5, ?6)
-             ORDER BY t.created_at, t.arn LIMIT ?7"
-        ))?
-        .query_map(
-            params![
-                account,
-                region,
-                cluster_arn,
-                since_ms,
-                after_ms,
-                after_arn,
-                limit as i64
-            ],
-            row_from_sql,
-        )?
-        .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|r| {
-            let created = r.facts.created_ms;
-            Ok((created, meter_row(conn, r, now_ms)?))
-        })
-        .collect()
+    tasks::records(
+        conn,
+        account,
+        region,
+        cluster_arn,
+        since_ms,
+        (after_ms, &after_arn),
+        limit,
+    )?
+    .into_iter()
+    .map(|r| {
+        let created = r.created_ms;
+        Ok((created, meter_row(conn, row_of(conn, r)?, now_ms)?))
+    })
+    .collect()
 }
 
 /// The container instances in `scope` registered at any time in
@@ -265,31 +232,15 @@ pub fn instance_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<Ins
         since_ms,
         now_ms,
     } = *scope;
-    let arns: Vec<String> = conn
-        .prepare_cached(
-            "SELECT arn FROM container_instances WHERE account = ?1 AND region = ?2
-               AND (?3 IS NULL OR cluster_arn = ?3)
-               AND (deregistered_at IS NULL OR deregistered_at >= ?4)
-             ORDER BY registered_at, arn",
-        )?
-        .query_map(params![account, region, cluster_arn, since_ms], |r| {
-            r.get(0)
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(arns.len());
-    for arn in arns {
-        let Some(facts) = load_instance(conn, &arn)? else {
+    let registered = instances::registered_since(conn, account, region, cluster_arn, since_ms)?;
+    let mut out = Vec::with_capacity(registered.len());
+    for (row, _) in registered {
+        let Some(facts) = load_instance(conn, &row.arn)? else {
             continue;
         };
-        let rows: Vec<Row> = conn
-            .prepare_cached(&format!(
-                "{TASK_FACTS} WHERE t.container_instance_arn = ?1 AND t.created_at >= ?2"
-            ))?
-            .query_map(params![arn, since_ms], row_from_sql)?
-            .collect::<Result<_, _>>()?;
-        let tasks = rows
+        let tasks = tasks::records_on(conn, &row.arn, since_ms)?
             .into_iter()
-            .map(|r| meter_row(conn, r, now_ms))
+            .map(|r| meter_row(conn, row_of(conn, r)?, now_ms))
             .collect::<ApiResult<Vec<_>>>()?;
         let since = (since_ms > i64::MIN).then_some(since_ms);
         out.push(meter::instance_usage(&facts, &tasks, since, now_ms));
@@ -332,11 +283,7 @@ fn unregistered_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<Ins
         // Per second. The start's one 60-second minimum is counted with the
         // instance's time in the cluster once it has registered, here
         // while it has not.
-        let registered: bool = conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM container_instances WHERE ec2_instance_id = ?1)",
-            )?
-            .query_row([&i.id], |r| r.get(0))?;
+        let registered = instances::ever_registered(conn, &i.id)?;
         let minimum = if registered {
             0
         } else {

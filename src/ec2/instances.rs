@@ -7,16 +7,54 @@
 //! `instance-state-name`, `availability-zone`, `private-ip-address`,
 //! `architecture`.
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde_json::{json, Value};
 
-use super::{any_matches, filters, invalid_value, iso_time, page, page_size, page_start};
-use crate::autoscaling::fleet;
+use super::{any_matches, filters, invalid_value, iso_time, page, page_size, page_start, Ec2};
 use crate::catalog;
 use crate::context::Ctx;
-use crate::ecs::instances::{self, InstanceRow, LOCAL_AGENT};
-use crate::ecs::Ecs;
+use crate::ecs::instances::{self, InstanceRow};
 use crate::error::{ApiError, ApiResult};
+use crate::events::Topic;
+
+/// An instance another service launched (an Auto Scaling group's), as EC2
+/// presents it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launched {
+    pub id: String,
+    pub account: String,
+    pub region: String,
+    pub instance_type: String,
+    pub az: String,
+    pub spot: bool,
+    /// EC2's state `(code, name)`.
+    pub state: (i64, &'static str),
+    pub launched_at_ms: i64,
+    pub launch_template_id: Option<String>,
+    pub group_name: Option<String>,
+    /// The container instance it registered, while it is registered.
+    pub container_instance_arn: Option<String>,
+    /// Not terminated.
+    pub live: bool,
+}
+
+/// The instances other services launch, which EC2 lists and terminates;
+/// Auto Scaling implements it (EC2 does not reach into its tables).
+pub trait LaunchedInstances: Send + Sync {
+    /// Those of an account and region (terminated ones for an hour, as EC2
+    /// shows them), oldest first.
+    fn all(
+        &self,
+        conn: &Connection,
+        account: &str,
+        region: &str,
+        now_ms: i64,
+    ) -> ApiResult<Vec<Launched>>;
+    fn get(&self, conn: &Connection, id: &str) -> ApiResult<Option<Launched>>;
+    /// Terminate a live one, as TerminateInstances does (its launcher
+    /// records why and replaces it).
+    fn terminate(&self, tx: &Connection, id: &str, now_ms: i64) -> ApiResult<()>;
+}
 
 const FILTERS: [&str; 6] = [
     "instance-id",
@@ -37,20 +75,7 @@ pub fn state(row: &InstanceRow) -> (i64, &'static str) {
 }
 
 fn local_instances(conn: &Connection, ctx: &Ctx) -> ApiResult<Vec<InstanceRow>> {
-    let arns: Vec<String> = conn
-        .prepare_cached(
-            "SELECT arn FROM container_instances
-             WHERE account = ?1 AND region = ?2 AND agent = ?3 ORDER BY registered_at, arn",
-        )?
-        .query_map(params![ctx.account, ctx.region, LOCAL_AGENT], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut rows = Vec::new();
-    for arn in arns {
-        if let Some(r) = instances::load(conn, &arn)? {
-            rows.push(r);
-        }
-    }
-    Ok(rows)
+    instances::local_instances(conn, &ctx.account, &ctx.region)
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -122,27 +147,23 @@ fn render(conn: &Connection, row: &InstanceRow) -> ApiResult<Value> {
 }
 
 /// One `Instance` launched for an Auto Scaling group.
-fn render_launched(conn: &Connection, i: &fleet::InstanceRow) -> ApiResult<Value> {
-    let (code, name) = i.state();
+fn render_launched(conn: &Connection, i: &Launched) -> ApiResult<Value> {
+    let (code, name) = i.state;
     let mut v = json!({
         "InstanceId": i.id,
         "InstanceType": i.instance_type,
         "State": {"Code": code, "Name": name},
-        "LaunchTime": iso_time(i.launched_at),
+        "LaunchTime": iso_time(i.launched_at_ms),
         "Placement": {"AvailabilityZone": i.az},
         "ImageId": "ami-berth-local",
     });
     if let Some(t) = catalog::find(&i.instance_type) {
         v["Architecture"] = json!(t.arch.as_str());
     }
-    if i.market == "spot" {
+    if i.spot {
         v["InstanceLifecycle"] = json!("spot");
     }
-    if let Some(lt) = i
-        .launch_template
-        .get("LaunchTemplateId")
-        .and_then(Value::as_str)
-    {
+    if let Some(lt) = &i.launch_template_id {
         let mut tags = vec![json!({"Key": "aws:ec2launchtemplate:id", "Value": lt})];
         if let Some(g) = &i.group_name {
             tags.push(json!({"Key": "aws:autoscaling:groupName", "Value": g}));
@@ -172,7 +193,7 @@ fn matches(v: &Value, f: &super::Filter) -> bool {
 }
 
 /// `DescribeInstances`: one reservation per instance.
-pub fn describe(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
+pub fn describe(ec2: &Ec2, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     let ids = requested_ids(input)?;
     let filters = filters(input);
     for f in &filters {
@@ -180,14 +201,16 @@ pub fn describe(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
             return Err(invalid_value(format!("The filter '{}' is invalid", f.name)));
         }
     }
-    let rendered = ecs.store.read(|c| {
-        let launched = fleet::all_instances(c, &ctx.account, &ctx.region, ctx.now_millis())?;
+    let rendered = ec2.store.read(|c| {
+        let launched = ec2
+            .launched
+            .all(c, &ctx.account, &ctx.region, ctx.now_millis())?;
         let mut out: Vec<Value> = Vec::new();
         for i in &launched {
             out.push(render_launched(c, i)?);
         }
         for r in local_instances(c, ctx)? {
-            if fleet::load_instance(c, &r.ec2_instance_id)?.is_none() {
+            if ec2.launched.get(c, &r.ec2_instance_id)?.is_none() {
                 out.push(render(c, &r)?);
             }
         }
@@ -230,7 +253,7 @@ pub fn describe(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
 }
 
 /// `TerminateInstances`: deregister each local instance (its tasks stop).
-pub fn terminate(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
+pub fn terminate(ec2: &Ec2, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     let ids = requested_ids(input)?;
     if ids.is_empty() {
         return Err(ApiError::new(
@@ -238,16 +261,18 @@ pub fn terminate(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
             "The request must contain the parameter InstanceId",
         ));
     }
-    let out = ecs.store.write(|tx| {
+    let out = ec2.store.write(|tx| {
         let rows = local_instances(tx, ctx)?;
         let mut changes = Vec::new();
         for id in &ids {
-            if let Some(i) = fleet::load_instance(tx, id)?
+            if let Some(i) = ec2
+                .launched
+                .get(tx, id)?
                 .filter(|i| i.account == ctx.account && i.region == ctx.region)
             {
-                let (code, name) = i.state();
-                let current = if i.live() {
-                    fleet::terminate_by_ec2(tx, &i, ctx.now_millis())?;
+                let (code, name) = i.state;
+                let current = if i.live {
+                    ec2.launched.terminate(tx, id, ctx.now_millis())?;
                     json!({"Code": 32, "Name": "shutting-down"})
                 } else {
                     json!({"Code": code, "Name": name})
@@ -265,7 +290,12 @@ pub fn terminate(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
                 .ok_or_else(|| not_found(id))?;
             let (code, name) = state(row);
             let current = if name == "running" {
-                instances::deregister(tx, row, "Instance terminated (TerminateInstances)")?;
+                instances::deregister(
+                    tx,
+                    row,
+                    "Instance terminated (TerminateInstances)",
+                    ctx.now_millis(),
+                )?;
                 json!({"Code": 32, "Name": "shutting-down"})
             } else {
                 json!({"Code": code, "Name": name})
@@ -278,6 +308,7 @@ pub fn terminate(ecs: &Ecs, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
         }
         Ok(json!({"TerminatingInstances": changes}))
     })?;
-    ecs.task_events.notify_one();
+    ec2.bus.wake(Topic::Tasks);
+    ec2.bus.wake(Topic::Fleet);
     Ok(out)
 }

@@ -26,55 +26,60 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use crate::context::Ctx;
-use crate::ecs::Ecs;
 use crate::error::{ApiError, ApiResult};
+use crate::events::Bus;
 use crate::model;
+use crate::store::Store;
 use crate::wire::Service;
 
 pub use user_data::ecs_config_from_user_data;
 
+/// EC2's state: the store, the bus, and the instances other services launch.
+pub struct Ec2 {
+    pub store: Arc<Store>,
+    pub bus: Arc<Bus>,
+    pub launched: Arc<dyn instances::LaunchedInstances>,
+}
+
 /// EC2 (the subset Berth serves), registered once in the request pipeline.
-pub fn service(ecs: Arc<Ecs>) -> Service {
-    Service::builder("EC2", "ec2", "ec2", model::ec2(), ecs)
-        .op("DescribeInstances", |ecs: &Ecs, ctx: &Ctx, input: Value| {
-            instances::describe(ecs, ctx, &input)
+pub fn service(state: Arc<Ec2>) -> Service {
+    Service::builder("EC2", "ec2", "ec2", model::ec2(), state)
+        .op("DescribeInstances", |e: &Ec2, ctx: &Ctx, input: Value| {
+            instances::describe(e, ctx, &input)
         })
-        .op(
-            "TerminateInstances",
-            |ecs: &Ecs, ctx: &Ctx, input: Value| instances::terminate(ecs, ctx, &input),
-        )
-        .op("DescribeInstanceTypes", |_: &Ecs, _: &Ctx, input: Value| {
+        .op("TerminateInstances", |e: &Ec2, ctx: &Ctx, input: Value| {
+            instances::terminate(e, ctx, &input)
+        })
+        .op("DescribeInstanceTypes", |_: &Ec2, _: &Ctx, input: Value| {
             instance_types::describe(&input)
         })
         .op(
             "CreateLaunchTemplate",
-            |ecs: &Ecs, ctx: &Ctx, input: Value| launch_templates::create(&ecs.store, ctx, &input),
+            |e: &Ec2, ctx: &Ctx, input: Value| launch_templates::create(&e.store, ctx, &input),
         )
         .op(
             "CreateLaunchTemplateVersion",
-            |ecs: &Ecs, ctx: &Ctx, input: Value| {
-                launch_templates::create_version(&ecs.store, ctx, &input)
+            |e: &Ec2, ctx: &Ctx, input: Value| {
+                launch_templates::create_version(&e.store, ctx, &input)
             },
         )
         .op(
             "DescribeLaunchTemplates",
-            |ecs: &Ecs, ctx: &Ctx, input: Value| {
-                launch_templates::describe(&ecs.store, ctx, &input)
-            },
+            |e: &Ec2, ctx: &Ctx, input: Value| launch_templates::describe(&e.store, ctx, &input),
         )
         .op(
             "DescribeLaunchTemplateVersions",
-            |ecs: &Ecs, ctx: &Ctx, input: Value| {
-                launch_templates::describe_versions(&ecs.store, ctx, &input)
+            |e: &Ec2, ctx: &Ctx, input: Value| {
+                launch_templates::describe_versions(&e.store, ctx, &input)
             },
         )
         .op(
             "DeleteLaunchTemplate",
-            |ecs: &Ecs, ctx: &Ctx, input: Value| launch_templates::delete(&ecs.store, ctx, &input),
+            |e: &Ec2, ctx: &Ctx, input: Value| launch_templates::delete(&e.store, ctx, &input),
         )
         .op(
             "ModifyLaunchTemplate",
-            |ecs: &Ecs, ctx: &Ctx, input: Value| launch_templates::modify(&ecs.store, ctx, &input),
+            |e: &Ec2, ctx: &Ctx, input: Value| launch_templates::modify(&e.store, ctx, &input),
         )
         .precheck(validate)
         .validation_errors(validation_error)

@@ -17,9 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{clusters, instances, paging, tags, Ecs};
-use crate::autoscaling::{fleet, groups as asg, FleetSettings};
-use crate::catalog;
+use super::{clusters, paging, tags, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 
@@ -56,7 +54,7 @@ impl ProviderRow {
         self.managed().is_some()
     }
 
-    fn managed_termination_protection(&self) -> bool {
+    pub fn managed_termination_protection(&self) -> bool {
         self.doc
             .get("autoScalingGroupProvider")
             .and_then(|a| a.get("managedTerminationProtection"))
@@ -64,7 +62,7 @@ impl ProviderRow {
             == Some("ENABLED")
     }
 
-    fn scaling_int(&self, k: &str, default: i64) -> i64 {
+    pub fn scaling_int(&self, k: &str, default: i64) -> i64 {
         self.managed()
             .and_then(|m| m.get(k))
             .and_then(Value::as_i64)
@@ -165,7 +163,7 @@ fn managed_scaling(given: Option<&Value>) -> ApiResult<Value> {
 fn check_termination_protection(
     protection: &str,
     scaling: &Value,
-    group: &asg::GroupRow,
+    group: &GroupFacts,
 ) -> ApiResult<()> {
     if protection != "ENABLED" {
         return Ok(());
@@ -175,7 +173,7 @@ fn check_termination_protection(
             "The managed termination protection setting for the capacity provider is invalid. To enable managed termination protection for a capacity provider, managed scaling must also be enabled.",
         ));
     }
-    if !asg::protects_new_instances(group) {
+    if !group.protects_new_instances {
         return Err(ApiError::invalid_parameter(
             "The managed termination protection setting for the capacity provider is invalid. To enable managed termination protection for a capacity provider, the Auto Scaling group must have instance protection from scale in enabled.",
         ));
@@ -364,23 +362,80 @@ pub fn split(items: &[Item], n: i64) -> Vec<i64> {
     counts
 }
 
-/// The container instances of a provider's Auto Scaling group.
-pub fn group_instances(conn: &Connection, p: &ProviderRow) -> ApiResult<HashSet<String>> {
-    let Some(g) = group_of(conn, p)? else {
-        return Ok(HashSet::new());
-    };
-    Ok(fleet::members(conn, &g)?
-        .into_iter()
-        .filter_map(|i| i.container_instance_arn)
-        .collect())
+/// What ECS knows of an Auto Scaling group behind a capacity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFacts {
+    pub arn: String,
+    /// `NewInstancesProtectedFromScaleIn`: needed for managed termination
+    /// protection.
+    pub protects_new_instances: bool,
 }
 
-fn group_of(conn: &Connection, p: &ProviderRow) -> ApiResult<Option<asg::GroupRow>> {
-    let name = p
-        .group_arn
-        .split_once(":autoScalingGroupName/")
-        .map_or(p.group_arn.as_str(), |(_, n)| n);
-    Ok(asg::find(conn, &p.account, &p.region, name)?.filter(|g| g.arn == p.group_arn))
+/// What ECS needs of the Auto Scaling groups its capacity providers use.
+/// Auto Scaling implements it (ECS does not reach into its tables).
+pub trait ScalingGroups: Send + Sync {
+    /// The group with this ARN in the caller's account and region.
+    fn group(&self, conn: &Connection, ctx: &Ctx, arn: &str) -> ApiResult<Option<GroupFacts>>;
+    /// The container instances the group's instances registered.
+    fn container_instances(
+        &self,
+        conn: &Connection,
+        account: &str,
+        region: &str,
+        group_arn: &str,
+    ) -> ApiResult<HashSet<String>>;
+}
+
+/// The container instances of a provider's Auto Scaling group.
+pub fn group_instances(
+    conn: &Connection,
+    groups: &dyn ScalingGroups,
+    p: &ProviderRow,
+) -> ApiResult<HashSet<String>> {
+    groups.container_instances(conn, &p.account, &p.region, &p.group_arn)
+}
+
+/// The name of the provider (not deleted) that uses a group.
+pub fn provider_of_group(conn: &Connection, group_arn: &str) -> ApiResult<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT name FROM capacity_providers WHERE group_arn = ?1 AND status = 'ACTIVE'",
+        )?
+        .query_row([group_arn], |r| r.get(0))
+        .optional()?)
+}
+
+/// The providers not deleted, oldest first (for managed scaling).
+pub fn all_active(conn: &Connection) -> ApiResult<Vec<ProviderRow>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE status = 'ACTIVE' ORDER BY created_at"
+        ))?
+        .query_map([], from_sql)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Since when (epoch ms) managed scaling has seen the provider's metric
+/// below its target (`None`: it is not), kept across passes.
+pub fn below_target_since(p: &ProviderRow) -> Option<i64> {
+    p.doc.get(BELOW_SINCE).and_then(Value::as_i64)
+}
+
+/// Record since when the metric has been below target (`None`: it is not).
+pub fn set_below_target_since(
+    tx: &Connection,
+    p: &mut ProviderRow,
+    since: Option<i64>,
+) -> ApiResult<()> {
+    if below_target_since(p) == since {
+        return Ok(());
+    }
+    match since {
+        Some(ms) => p.doc.insert(BELOW_SINCE.into(), json!(ms)),
+        None => p.doc.remove(BELOW_SINCE),
+    };
+    save(tx, p)
 }
 
 /// Check the providers and default strategy a cluster is given (by
@@ -461,8 +516,7 @@ impl Ecs {
                     req.name
                 )));
             }
-            let group = asg::find_named(tx, ctx, &group_arn)?
-                .filter(|g| g.arn == group_arn)
+            let group = self.groups.group(tx, ctx, &group_arn)?
                 .ok_or_else(|| {
                     ApiError::invalid_parameter(format!(
                         "The specified Auto Scaling group ARN is invalid: no Auto Scaling group has the ARN {group_arn}."
@@ -531,7 +585,7 @@ impl Ecs {
                     asgp[k] = v.clone();
                 }
             }
-            if let Some(g) = group_of(tx, &p)? {
+            if let Some(g) = self.groups.group(tx, ctx, &p.group_arn)? {
                 check_termination_protection(
                     asgp["managedTerminationProtection"]
                         .as_str()
@@ -663,173 +717,6 @@ impl Ecs {
     }
 }
 
-/// `CapacityProviderReservation`: the instances the provider needs (`m`,
-/// those running tasks plus those the waiting tasks need) over those it has
-/// (`n`), ×100. ECS's conventions: 100 when both are zero, 200 when tasks
-/// wait and there are no instances.
-pub fn reservation(m: i64, n: i64) -> f64 {
-    match (m, n) {
-        (0, 0) => 100.0,
-        (_, 0) => 200.0,
-        _ => m as f64 * 100.0 / n as f64,
-    }
-}
-
-/// How many instances of `capacity` (cpu, memory) the `tasks` (cpu, memory
-/// each) need, packed first-fit in decreasing size. A task larger than an
-/// empty instance needs none (it can never be placed).
-pub fn instances_needed(capacity: (i64, i64), tasks: &[(i64, i64)]) -> i64 {
-    let mut sorted: Vec<(i64, i64)> = tasks
-        .iter()
-        .copied()
-        .filter(|(c, m)| *c <= capacity.0 && *m <= capacity.1)
-        .collect();
-    sorted.sort_by_key(|(c, m)| std::cmp::Reverse((*m, *c)));
-    let mut bins: Vec<(i64, i64)> = Vec::new();
-    for (c, m) in sorted {
-        match bins.iter_mut().find(|b| b.0 >= c && b.1 >= m) {
-            Some(b) => {
-                b.0 -= c;
-                b.1 -= m;
-            }
-            None => bins.push((capacity.0 - c, capacity.1 - m)),
-        }
-    }
-    bins.len() as i64
-}
-
-/// The desired capacity managed scaling asks for: enough instances that
-/// `m` of them are `target`% of the group, moved from `current` by at least
-/// the minimum and at most the maximum step, within the group's bounds.
-pub fn desired_for(
-    m: i64,
-    current: i64,
-    target: i64,
-    min_step: i64,
-    max_step: i64,
-    bounds: (i64, i64),
-) -> i64 {
-    let want = (m * 100 + target.max(1) - 1) / target.max(1);
-    let next = if want > current {
-        current + (want - current).clamp(min_step.max(1), max_step.max(1))
-    } else if want < current {
-        current - (current - want).min(max_step.max(1))
-    } else {
-        current
-    };
-    next.clamp(bounds.0, bounds.1)
-}
-
-/// Managed scaling for every provider that has it, after placing the tasks
-/// waiting for capacity. Returns whether anything changed.
-pub fn tick(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
-    let mut changed = super::tasks::place_pending(tx, now_ms)?;
-    let providers: Vec<ProviderRow> = tx
-        .prepare_cached(&format!(
-            "{SELECT} WHERE status = 'ACTIVE' ORDER BY created_at"
-        ))?
-        .query_map([], from_sql)?
-        .collect::<Result<_, _>>()?;
-    let settings = FleetSettings::current();
-    for mut p in providers {
-        let Some(mut g) = group_of(tx, &p)? else {
-            continue;
-        };
-        if g.deleting {
-            continue;
-        }
-        let members: Vec<fleet::InstanceRow> = fleet::members(tx, &g)?
-            .into_iter()
-            .filter(|i| !i.warm())
-            .collect();
-        // Which registered members run tasks (`None`: not registered), and
-        // how many members count as capacity: an idle member that drains
-        // is on its way out and takes no task.
-        let mut running = Vec::with_capacity(members.len());
-        let mut leaving = 0;
-        for i in &members {
-            running.push(match &i.container_instance_arn {
-                Some(arn) => {
-                    let busy = instances::live_task_count(tx, arn)? > 0;
-                    let draining =
-                        instances::load(tx, arn)?.is_some_and(|r| r.status == "DRAINING");
-                    leaving += i64::from(draining && !busy);
-                    Some(busy)
-                }
-                None => None,
-            });
-        }
-        if p.managed_termination_protection() {
-            for (i, busy) in members.iter().zip(&running) {
-                if let Some(busy) = *busy {
-                    if busy != i.protected {
-                        fleet::set_protected(tx, &i.id, busy)?;
-                        changed = true;
-                    }
-                }
-            }
-        }
-        if !p.managed_scaling() {
-            continue;
-        }
-        let busy = running.iter().filter(|b| **b == Some(true)).count() as i64;
-        let waiting = super::tasks::pending_reservations(tx, &p.name, &p.account, &p.region)?;
-        let ctx = Ctx::internal(&p.account, &p.region, now_ms);
-        let capacity = asg::resolve_launch(tx, &ctx, &g.doc)
-            .ok()
-            .and_then(|l| l.types.first().cloned())
-            .and_then(|t| catalog::find(&t))
-            .map(catalog::ecs_registered_resources)
-            .unwrap_or((0, 0));
-        let m = busy + instances_needed(capacity, &waiting);
-        let n = members.len() as i64 - leaving;
-        let target = p.scaling_int("targetCapacity", 100);
-        let metric = reservation(m, n);
-        // The members on their way out stay in the group's count.
-        let next = desired_for(
-            m,
-            g.desired - leaving,
-            target,
-            p.scaling_int("minimumScalingStepSize", 1),
-            p.scaling_int("maximumScalingStepSize", 10000),
-            ((g.min - leaving).max(0), (g.max - leaving).max(0)),
-        ) + leaving;
-        let below = metric < target as f64;
-        let since = p.doc.get(BELOW_SINCE).and_then(Value::as_i64);
-        match (below, since) {
-            (true, None) => {
-                p.doc.insert(BELOW_SINCE.into(), json!(now_ms));
-                save(tx, &p)?;
-            }
-            (false, Some(_)) => {
-                p.doc.remove(BELOW_SINCE);
-                save(tx, &p)?;
-            }
-            _ => {}
-        }
-        let scale_in_due = since.is_some_and(|s| now_ms - s >= settings.scale_in_after_ms);
-        let apply = (next > g.desired) || (next < g.desired && below && scale_in_due);
-        if apply {
-            let why = format!(
-                "a monitor alarm TargetTracking-{}-Alarm{} in state ALARM triggered policy ECSManagedAutoScalingPolicy-{} (CapacityProviderReservation {metric:.0} against target {target})",
-                g.name,
-                if next > g.desired { "High" } else { "Low" },
-                p.name
-            );
-            tracing::info!(provider = %p.name, group = %g.name, from = g.desired, to = next, reservation = metric, "managed scaling");
-            let scaled_in = next < g.desired;
-            asg::change_desired(tx, &mut g, next, &why, now_ms)?;
-            if scaled_in {
-                // The next scale-in waits for another full period below target.
-                p.doc.remove(BELOW_SINCE);
-                save(tx, &p)?;
-            }
-            changed = true;
-        }
-    }
-    Ok(changed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -852,41 +739,5 @@ mod tests {
         assert_eq!(split(&[item("a", 0, 1), item("b", 0, 1)], 3), [2, 1]);
         assert_eq!(split(&[item("a", 0, 0), item("b", 0, 1)], 3), [0, 3]);
         assert_eq!(split(&[item("a", 5, 0), item("b", 0, 1)], 3), [3, 0]);
-    }
-
-    #[test]
-    fn reservation_conventions() {
-        assert_eq!(reservation(0, 0), 100.0);
-        assert_eq!(reservation(3, 0), 200.0);
-        assert_eq!(reservation(1, 2), 50.0);
-        assert_eq!(reservation(3, 2), 150.0);
-    }
-
-    #[test]
-    fn packing_counts_instances() {
-        let cap = (2048, 3800);
-        assert_eq!(instances_needed(cap, &[]), 0);
-        assert_eq!(instances_needed(cap, &[(1024, 1000); 2]), 1);
-        assert_eq!(instances_needed(cap, &[(1024, 1000); 3]), 2);
-        assert_eq!(instances_needed(cap, &[(256, 3000), (256, 3000)]), 2);
-        // Too big for any instance: needs none.
-        assert_eq!(instances_needed(cap, &[(4096, 100)]), 0);
-    }
-
-    #[test]
-    fn desired_follows_target_and_steps() {
-        // 3 needed at target 100: 3.
-        assert_eq!(desired_for(3, 0, 100, 1, 10000, (0, 10)), 3);
-        // Target 50: twice as many.
-        assert_eq!(desired_for(3, 0, 50, 1, 10000, (0, 10)), 6);
-        // Maximum step 2.
-        assert_eq!(desired_for(5, 0, 100, 1, 2, (0, 10)), 2);
-        // Minimum step 3.
-        assert_eq!(desired_for(1, 0, 100, 3, 10, (0, 10)), 3);
-        // Scale in, bounded by the group.
-        assert_eq!(desired_for(0, 3, 100, 1, 10000, (1, 10)), 1);
-        assert_eq!(desired_for(0, 3, 100, 1, 10000, (0, 10)), 0);
-        // Above the group's max: the max.
-        assert_eq!(desired_for(20, 0, 100, 1, 10000, (0, 3)), 3);
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 
 use super::{clusters, paging, tags, Ecs};
 use crate::catalog;
-use crate::context::{epoch_seconds, millis_to_epoch, Ctx};
+use crate::context::{millis_to_epoch, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::placement::{self, query};
 
@@ -29,20 +29,12 @@ pub const LOCAL_AGENT: &str = "local";
 pub const REMOTE_AGENT: &str = "remote";
 /// The container agent version Berth reports.
 pub const AGENT_VERSION: &str = "1.89.0";
-/// A remote agent not heard from for this long shows `agentConnected: false`
-/// (by default; `berth server --agent-timeout-seconds` changes it).
-pub const AGENT_TIMEOUT_MS: i64 = 30_000;
-static AGENT_TIMEOUT: std::sync::atomic::AtomicI64 =
-    std::sync::atomic::AtomicI64::new(AGENT_TIMEOUT_MS);
-
-/// Set how long a remote agent may go unheard before it is disconnected.
-pub fn set_agent_timeout_ms(ms: i64) {
-    AGENT_TIMEOUT.store(ms, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// How long a remote agent may go unheard before it is disconnected.
-pub fn agent_timeout_ms() -> i64 {
-    AGENT_TIMEOUT.load(std::sync::atomic::Ordering::Relaxed)
+/// When connectivity is judged: now, and how long a remote agent may go
+/// unheard before it counts as disconnected (`--agent-timeout-seconds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub now_ms: i64,
+    pub timeout_ms: i64,
 }
 
 /// The stop code and reason of tasks whose instance's agent stayed
@@ -313,20 +305,21 @@ fn resources(cpu: i64, memory: i64, tcp: &BTreeSet<u16>, udp: &BTreeSet<u16>) ->
     ])
 }
 
-pub fn agent_connected(row: &InstanceRow, now_ms: i64) -> bool {
+pub fn agent_connected(row: &InstanceRow, at: Liveness) -> bool {
     row.status != "INACTIVE"
         && (row.agent == LOCAL_AGENT
             || row
                 .last_seen
-                .is_some_and(|t| now_ms - t <= agent_timeout_ms()))
+                .is_some_and(|t| at.now_ms - t <= at.timeout_ms))
 }
 
 /// Stop the tasks of remote instances whose agent has been disconnected
 /// (not heard from for the agent timeout) for longer than `grace_ms`: no
 /// agent reports their end, so they end here, with a reason that says so.
 /// Returns the tasks stopped.
-pub fn stop_disconnected(conn: &Connection, now_ms: i64, grace_ms: i64) -> ApiResult<Vec<String>> {
-    let cutoff = now_ms - agent_timeout_ms() - grace_ms;
+pub fn stop_disconnected(conn: &Connection, at: Liveness, grace_ms: i64) -> ApiResult<Vec<String>> {
+    let now_ms = at.now_ms;
+    let cutoff = now_ms - at.timeout_ms - grace_ms;
     let rows: Vec<(String, String, Option<i64>)> = conn
         .prepare_cached(
             "SELECT t.arn, ci.ec2_instance_id, ci.last_seen FROM tasks t
@@ -353,7 +346,8 @@ pub fn stop_disconnected(conn: &Connection, now_ms: i64, grace_ms: i64) -> ApiRe
 }
 
 /// Record that a remote instance's agent was heard from.
-pub fn heard_from(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<()> {
+pub fn heard_from(conn: &Connection, arn: &str, at: Liveness) -> ApiResult<()> {
+    let now_ms = at.now_ms;
     let before: Option<(Option<i64>, String)> = conn
         .prepare_cached("SELECT last_seen, cluster_arn FROM container_instances WHERE arn = ?1")?
         .query_row([arn], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -362,7 +356,7 @@ pub fn heard_from(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<()> {
         .execute(params![arn, now_ms])?;
     // An agent counted disconnected is back: placement sees it again.
     if let Some((seen, cluster)) = before {
-        if seen.is_none_or(|t| now_ms - t > agent_timeout_ms()) {
+        if seen.is_none_or(|t| now_ms - t > at.timeout_ms) {
             super::placements::bump(conn, &cluster)?;
         }
     }
@@ -387,7 +381,7 @@ pub fn attributes_of(
 pub fn render(
     conn: &Connection,
     row: &InstanceRow,
-    now_ms: i64,
+    at: Liveness,
     with_tags: bool,
 ) -> ApiResult<Value> {
     let u = usage(conn, &row.arn)?;
@@ -414,7 +408,7 @@ pub fn render(
         "remainingResources": remaining,
         "registeredResources": row.doc.get("registeredResources").cloned().unwrap_or(json!([])),
         "status": row.status,
-        "agentConnected": agent_connected(row, now_ms),
+        "agentConnected": agent_connected(row, at),
         "runningTasksCount": u.running,
         "pendingTasksCount": u.pending,
         "attributes": attributes,
@@ -437,7 +431,7 @@ pub fn render(
 pub fn placement_view(
     conn: &Connection,
     row: &InstanceRow,
-    now_ms: i64,
+    at: Liveness,
 ) -> ApiResult<placement::Instance> {
     let u = usage(conn, &row.arn)?;
     Ok(placement::Instance {
@@ -455,7 +449,7 @@ pub fn placement_view(
             .copied()
             .collect(),
         active: row.status == "ACTIVE",
-        agent_connected: agent_connected(row, now_ms),
+        agent_connected: agent_connected(row, at),
         agent_version: row
             .doc
             .get("versionInfo")
@@ -474,12 +468,12 @@ pub fn placement_view(
 pub fn snapshot(
     conn: &Connection,
     cluster_arn: &str,
-    now_ms: i64,
+    at: Liveness,
 ) -> ApiResult<Vec<(InstanceRow, placement::Instance)>> {
     registered(conn, cluster_arn)?
         .into_iter()
         .map(|row| {
-            let view = placement_view(conn, &row, now_ms)?;
+            let view = placement_view(conn, &row, at)?;
             Ok((row, view))
         })
         .collect()
@@ -596,12 +590,7 @@ pub fn insert(
 /// (128 to 191) comes from this installation's owner id, so two Berth
 /// servers on one machine are unlikely to hand out the same addresses.
 fn next_local_address(conn: &Connection) -> ApiResult<String> {
-    let owner: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'owner'", [], |r| {
-            r.get(0)
-        })
-        .optional()?
-        .unwrap_or_default();
+    let owner: String = crate::store::owner_in(conn)?.unwrap_or_default();
     let second = 128
         + owner
             .bytes()
@@ -725,8 +714,13 @@ pub fn add_local_instance(
 }
 
 /// Mark an instance INACTIVE and stop what still runs on it, with `reason`.
-pub fn deregister(conn: &Connection, row: &InstanceRow, reason: &str) -> ApiResult<()> {
-    deregister_with(conn, row, "TaskFailedToStart", reason)
+pub fn deregister(
+    conn: &Connection,
+    row: &InstanceRow,
+    reason: &str,
+    now_ms: i64,
+) -> ApiResult<()> {
+    deregister_with(conn, row, "TaskFailedToStart", reason, now_ms)
 }
 
 /// Mark an instance INACTIVE and stop what still runs on it with `code`
@@ -736,6 +730,7 @@ pub fn deregister_with(
     row: &InstanceRow,
     code: &str,
     reason: &str,
+    now_ms: i64,
 ) -> ApiResult<()> {
     conn.prepare_cached(
         "UPDATE container_instances SET status = 'INACTIVE',
@@ -743,7 +738,7 @@ pub fn deregister_with(
            doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
          WHERE arn = ?1",
     )?
-    .execute(params![&row.arn, (now_epoch() * 1000.0) as i64])?;
+    .execute(params![&row.arn, now_ms])?;
     let live: Vec<String> = conn
         .prepare_cached(
             "SELECT arn FROM tasks WHERE container_instance_arn = ?1 AND desired_status != 'STOPPED'",
@@ -754,7 +749,7 @@ pub fn deregister_with(
         super::tasks::request_stop(conn, &t, code, reason)?;
         if row.agent != LOCAL_AGENT {
             // No agent of ours will stop it: it ends here.
-            super::tasks::mark_stopped(conn, &t, now_epoch())?;
+            super::tasks::mark_stopped(conn, &t, millis_to_epoch(now_ms))?;
         }
     }
     Ok(())
@@ -783,10 +778,6 @@ pub fn forget_address(conn: &Connection, address: &str) -> ApiResult<()> {
     )?
     .execute([address])?;
     Ok(())
-}
-
-fn now_epoch() -> f64 {
-    epoch_seconds(chrono::Utc::now())
 }
 
 /// Tasks on an instance that are not yet STOPPED.
@@ -989,7 +980,7 @@ impl Ecs {
                     set_attribute(tx, &cluster.arn, &row.arn, &a.name, a.value.as_deref())?;
                 }
                 let row = load(tx, arn)?.expect("exists");
-                return render(tx, &row, ctx.now_millis(), true);
+                return render(tx, &row, self.liveness(ctx), true);
             }
             let arch = text("architecture")
                 .map(|a| if a == "aarch64" { "arm64".into() } else { a })
@@ -1025,7 +1016,7 @@ impl Ecs {
                 },
             )?;
             tags::put(tx, &row.arn, &req.tags)?;
-            render(tx, &row, ctx.now_millis(), true)
+            render(tx, &row, self.liveness(ctx), true)
         })?;
         Ok(json!({"containerInstance": out}))
     }
@@ -1053,12 +1044,12 @@ impl Ecs {
                         "The container instance has tasks that are still running or pending. Stop them first, or deregister with force to stop them.",
                     ));
                 }
-                deregister(tx, &row, "Container instance deregistered")?;
+                deregister(tx, &row, "Container instance deregistered", ctx.now_millis())?;
             }
             let row = load(tx, &arn)?.expect("exists");
-            render(tx, &row, ctx.now_millis(), false)
+            render(tx, &row, self.liveness(ctx), false)
         })?;
-        self.task_events.notify_one();
+        self.tasks_changed();
         Ok(json!({"containerInstance": out}))
     }
 
@@ -1077,7 +1068,7 @@ impl Ecs {
             for ident in &req.container_instances {
                 let arn = instance_arn(ctx, &cluster, ident);
                 match load(conn, &arn)?.filter(|r| r.cluster_arn == cluster.arn) {
-                    Some(row) => found.push(render(conn, &row, ctx.now_millis(), with_tags)?),
+                    Some(row) => found.push(render(conn, &row, self.liveness(ctx), with_tags)?),
                     None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
                 }
             }
@@ -1123,7 +1114,7 @@ impl Ecs {
             let mut matching = Vec::new();
             for row in rows {
                 if let Some(f) = &filter {
-                    if !f.eval(&placement_view(conn, &row, ctx.now_millis())?) {
+                    if !f.eval(&placement_view(conn, &row, self.liveness(ctx))?) {
                         continue;
                     }
                 }
@@ -1176,7 +1167,7 @@ impl Ecs {
                             .execute(params![row.arn, req.status])?;
                         }
                         let row = load(tx, &arn)?.expect("exists");
-                        found.push(render(tx, &row, ctx.now_millis(), false)?);
+                        found.push(render(tx, &row, self.liveness(ctx), false)?);
                     }
                     None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
                 }
@@ -1318,6 +1309,144 @@ impl Ecs {
             Ok(out)
         })
     }
+}
+
+// ----- What other services ask of container instances -----
+
+/// The instance a task is placed on (`Some(None)`: the task exists and is
+/// on none; `None`: no such task).
+pub fn instance_of_task(conn: &Connection, task_arn: &str) -> ApiResult<Option<Option<String>>> {
+    Ok(conn
+        .prepare_cached("SELECT container_instance_arn FROM tasks WHERE arn = ?1")?
+        .query_row([task_arn], |r| r.get(0))
+        .optional()?)
+}
+
+/// The tasks on an instance not yet STOPPED, oldest first.
+pub fn live_tasks_on(conn: &Connection, instance_arn: &str) -> ApiResult<Vec<String>> {
+    let arns = conn
+        .prepare_cached(
+            "SELECT arn FROM tasks WHERE container_instance_arn = ?1
+               AND last_status != 'STOPPED' ORDER BY created_at",
+        )?
+        .query_map([instance_arn], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(arns)
+}
+
+/// The clusters of an account and region that have had instances.
+pub fn clusters_with_instances(
+    conn: &Connection,
+    account: &str,
+    region: &str,
+) -> ApiResult<Vec<String>> {
+    let arns = conn
+        .prepare_cached(
+            "SELECT DISTINCT cluster_arn FROM container_instances
+             WHERE account = ?1 AND region = ?2 ORDER BY cluster_arn",
+        )?
+        .query_map([account, region], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(arns)
+}
+
+/// The instance of a cluster registered for an EC2 instance id.
+pub fn by_ec2_instance_id(
+    conn: &Connection,
+    cluster_arn: &str,
+    ec2_id: &str,
+) -> ApiResult<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT arn FROM container_instances WHERE cluster_arn = ?1 AND ec2_instance_id = ?2",
+        )?
+        .query_row([cluster_arn, ec2_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// The server's own (local) instances of an account and region, oldest
+/// first, whatever their status.
+pub fn local_instances(
+    conn: &Connection,
+    account: &str,
+    region: &str,
+) -> ApiResult<Vec<InstanceRow>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE account = ?1 AND region = ?2 AND agent = ?3 ORDER BY registered_at, arn"
+        ))?
+        .query_map(params![account, region, LOCAL_AGENT], from_sql)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// A spot interruption notice with draining on: the instance goes
+/// DRAINING and its tasks are asked to stop with `code` and `reason`.
+pub fn drain_for_interruption(
+    conn: &Connection,
+    instance_arn: &str,
+    code: &str,
+    reason: &str,
+) -> ApiResult<()> {
+    conn.prepare_cached(
+        "UPDATE container_instances SET status = 'DRAINING',
+           doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
+         WHERE arn = ?1 AND status = 'ACTIVE'",
+    )?
+    .execute([instance_arn])?;
+    let live: Vec<String> = conn
+        .prepare_cached(
+            "SELECT arn FROM tasks WHERE container_instance_arn = ?1 AND desired_status != 'STOPPED'",
+        )?
+        .query_map([instance_arn], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for t in live {
+        super::tasks::request_stop(conn, &t, code, reason)?;
+    }
+    Ok(())
+}
+
+/// The instances of an account and region (of one cluster, if given)
+/// registered at any time since `since_ms`, with when each was
+/// deregistered, oldest first (for metering).
+pub fn registered_since(
+    conn: &Connection,
+    account: &str,
+    region: &str,
+    cluster_arn: Option<&str>,
+    since_ms: i64,
+) -> ApiResult<Vec<(InstanceRow, Option<i64>)>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT arn, id, cluster_arn, ec2_instance_id, status, registered_at, agent,
+               last_seen, address, doc, deregistered_at FROM container_instances
+             WHERE account = ?1 AND region = ?2 AND (?3 IS NULL OR cluster_arn = ?3)
+               AND (deregistered_at IS NULL OR deregistered_at >= ?4)
+             ORDER BY registered_at, arn",
+        )?
+        .query_map(params![account, region, cluster_arn, since_ms], |r| {
+            Ok((from_sql(r)?, r.get(10)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Whether an EC2 instance ever registered a container instance.
+pub fn ever_registered(conn: &Connection, ec2_id: &str) -> ApiResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM container_instances WHERE ec2_instance_id = ?1)",
+        )?
+        .query_row([ec2_id], |r| r.get(0))?)
+}
+
+/// When an instance was deregistered, if it has been.
+pub fn deregistered_at(conn: &Connection, arn: &str) -> ApiResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT deregistered_at FROM container_instances WHERE arn = ?1")?
+        .query_row([arn], |r| r.get(0))
+        .optional()?
+        .flatten())
 }
 
 #[cfg(test)]

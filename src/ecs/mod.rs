@@ -11,6 +11,7 @@ pub mod arn;
 pub mod capacity_providers;
 pub mod clusters;
 pub mod instances;
+pub mod janitor;
 pub mod paging;
 pub mod placements;
 pub mod tags;
@@ -23,27 +24,53 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::context::Ctx;
+use crate::events::{Bus, Topic};
 use crate::model;
+use crate::settings::Settings;
 use crate::store::Store;
 use crate::wire::Service;
 
-/// The ECS service: stateless apart from the store it is given.
+/// The ECS service: stateless apart from the store, the bus it tells of
+/// changes and its settings.
 pub struct Ecs {
     pub store: Arc<Store>,
-    /// Woken whenever a task's desired state changes, so the agent acts at
-    /// once instead of at its next tick.
-    pub task_events: Arc<tokio::sync::Notify>,
+    /// Told of every change another part acts on: tasks to run or stop
+    /// (the agent), tasks waiting for capacity (the fleet).
+    pub bus: Arc<Bus>,
+    pub settings: Arc<Settings>,
     /// Each cluster's placement index, kept across RunTask calls.
     pub placements: placements::Placements,
+    /// The Auto Scaling groups behind capacity providers (Auto Scaling's).
+    pub groups: Arc<dyn capacity_providers::ScalingGroups>,
 }
 
 impl Ecs {
-    pub fn new(store: Arc<Store>) -> Ecs {
+    pub fn new(
+        store: Arc<Store>,
+        bus: Arc<Bus>,
+        settings: Arc<Settings>,
+        groups: Arc<dyn capacity_providers::ScalingGroups>,
+    ) -> Ecs {
         Ecs {
             store,
-            task_events: Arc::new(tokio::sync::Notify::new()),
+            bus,
+            settings,
             placements: placements::Placements::default(),
+            groups,
         }
+    }
+
+    /// When agents' connectivity is judged for a call.
+    pub fn liveness(&self, ctx: &Ctx) -> instances::Liveness {
+        instances::Liveness {
+            now_ms: ctx.now_millis(),
+            timeout_ms: self.settings.agent_timeout_ms,
+        }
+    }
+
+    /// The agent has tasks to start or stop.
+    pub fn tasks_changed(&self) {
+        self.bus.wake(Topic::Tasks);
     }
 
     /// ECS, registered once in the request pipeline.

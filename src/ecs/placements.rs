@@ -67,7 +67,13 @@ impl Placements {
     /// write transaction: the kept one when it is current, else one built
     /// from a fresh snapshot. Give it back with [`Placements::put_back`]
     /// once the transaction has committed.
-    pub fn take(&self, conn: &Connection, cluster_arn: &str, now_ms: i64) -> ApiResult<Checkout> {
+    pub fn take(
+        &self,
+        conn: &Connection,
+        cluster_arn: &str,
+        at: instances::Liveness,
+    ) -> ApiResult<Checkout> {
+        let now_ms = at.now_ms;
         let current = version(conn, cluster_arn)?;
         let kept = self.clusters.lock().unwrap().remove(cluster_arn);
         if let Some(k) = kept {
@@ -75,14 +81,14 @@ impl Placements {
                 return Ok(k.checkout);
             }
         }
-        let snapshot = instances::snapshot(conn, cluster_arn, now_ms)?;
+        let snapshot = instances::snapshot(conn, cluster_arn, at)?;
         // A remote agent counted connected stays so until its timeout from
         // when it was last heard; the placer is valid until the first.
         let valid_until_ms = snapshot
             .iter()
             .filter(|(row, view)| view.agent_connected && row.agent != instances::LOCAL_AGENT)
             .filter_map(|(row, _)| row.last_seen)
-            .map(|seen| seen + instances::agent_timeout_ms())
+            .map(|seen| seen + at.timeout_ms)
             .min()
             .unwrap_or(i64::MAX);
         Ok(Checkout {
@@ -112,14 +118,13 @@ mod tests {
     use serde_json::{json, Value};
 
     use crate::context::Ctx;
-    use crate::ecs::Ecs;
     use crate::store::Store;
     use crate::wire::{App, Registry};
 
     struct World {
         _dir: tempfile::TempDir,
         store: Arc<Store>,
-        ecs: Arc<Ecs>,
+        ecs: Arc<crate::ecs::Ecs>,
         app: App,
     }
 
@@ -127,7 +132,12 @@ mod tests {
         fn new() -> World {
             let dir = tempfile::tempdir().unwrap();
             let store = Arc::new(Store::open_in(dir.path()).unwrap());
-            let ecs = Arc::new(Ecs::new(store.clone()));
+            let services = crate::services::Services::new(
+                store.clone(),
+                Default::default(),
+                Arc::new(crate::clock::SystemClock),
+            );
+            let ecs = services.ecs.clone();
             let mut r = Registry::default();
             r.add(ecs.clone().service());
             World {

@@ -144,7 +144,7 @@ pub fn save_observed(conn: &Connection, task: &TaskRow) -> ApiResult<()> {
         Value::Object(task.doc.clone()).to_string(),
         serde_json::to_string(&task.runtime).expect("serialises")
     ])?;
-    crate::cost::usage::record_if_stopped(conn, &task.arn, &task.doc)
+    Ok(())
 }
 
 /// Ask for a task to stop. The first reason given wins; returns whether this
@@ -410,7 +410,13 @@ pub fn pending_reservations(
 /// Place the tasks waiting in PROVISIONING, oldest first, on the instances
 /// of their capacity provider's group; end those stopped meanwhile.
 /// Returns whether any was placed or ended.
-pub fn place_pending(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
+pub fn place_pending(
+    tx: &Connection,
+    groups: &dyn capacity_providers::ScalingGroups,
+    at: instances::Liveness,
+    rng: &mut dyn FnMut(usize) -> usize,
+) -> ApiResult<bool> {
+    let now_ms = at.now_ms;
     let rows: Vec<(String, String, String, String)> = tx
         .prepare_cached(
             "SELECT task_arn, cluster_arn, capacity_provider, request FROM pending_placements
@@ -441,13 +447,13 @@ pub fn place_pending(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
             };
             let ctx = Ctx::internal(parsed.account, parsed.region, now_ms);
             let allowed = match capacity_providers::find(tx, &ctx, &provider)? {
-                Some(p) => capacity_providers::group_instances(tx, &p)?,
+                Some(p) => capacity_providers::group_instances(tx, groups, &p)?,
                 None => HashSet::new(),
             };
             allowed_by_provider.insert(provider.clone(), allowed);
         }
         let allowed = &allowed_by_provider[&provider];
-        let views: Vec<placement::Instance> = instances::snapshot(tx, &cluster_arn, now_ms)?
+        let views: Vec<placement::Instance> = instances::snapshot(tx, &cluster_arn, at)?
             .into_iter()
             .filter(|(row, _)| allowed.contains(&row.arn))
             .map(|(_, v)| v)
@@ -455,10 +461,9 @@ pub fn place_pending(tx: &Connection, now_ms: i64) -> ApiResult<bool> {
         if views.is_empty() {
             continue;
         }
-        let mut rng = rand::thread_rng();
         // A task that cannot be placed now waits; it never fails the pass.
         let Ok(decision) = pending.placement(1).and_then(|r| {
-            placement::place(&views, &r, &mut |n| rng.gen_range(0..n))
+            placement::place(&views, &r, &mut |n| rng(n))
                 .map_err(|e| ApiError::invalid_parameter(e.to_string()))
         }) else {
             continue;
@@ -596,6 +601,13 @@ fn wakes(conn: &Connection, tasks: &[Value]) -> ApiResult<(bool, bool)> {
         }
     }
     Ok((agent, fleet))
+}
+
+/// What a placement decides with: when (agents' connectivity), and the
+/// call's random source.
+struct Decide<'a> {
+    at: instances::Liveness,
+    rng: &'a mut rand::rngs::StdRng,
 }
 
 /// Which instances a placement chooses from.
@@ -795,7 +807,7 @@ impl Launch {
     fn place(
         &self,
         conn: &Connection,
-        ctx: &Ctx,
+        how: Decide<'_>,
         cluster: &clusters::ClusterRow,
         req: &RunTaskRequest,
         count: usize,
@@ -809,12 +821,11 @@ impl Launch {
             } => (Some(instances), can_grow),
         };
         let preq = self.placement_request(req, count)?;
-        let views: Vec<placement::Instance> =
-            instances::snapshot(conn, &cluster.arn, ctx.now_millis())?
-                .into_iter()
-                .filter(|(row, _)| only.is_none_or(|o| o.contains(&row.arn)))
-                .map(|(_, v)| v)
-                .collect();
+        let views: Vec<placement::Instance> = instances::snapshot(conn, &cluster.arn, how.at)?
+            .into_iter()
+            .filter(|(row, _)| only.is_none_or(|o| o.contains(&row.arn)))
+            .map(|(_, v)| v)
+            .collect();
         if only.is_some() && (views.is_empty() || (can_grow && !views.iter().any(|v| v.active))) {
             // A capacity provider's group with no instance yet, or (when
             // managed scaling can add capacity) with every instance
@@ -822,7 +833,7 @@ impl Launch {
             // the tasks wait.
             return Ok(placement::Decision::default());
         }
-        let mut rng = rand::thread_rng();
+        let rng = &mut *how.rng;
         placement::place(&views, &preq, &mut |n| rng.gen_range(0..n))
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))
     }
@@ -835,7 +846,7 @@ impl Launch {
     fn place_kept(
         &self,
         conn: &Connection,
-        ctx: &Ctx,
+        how: Decide<'_>,
         cluster: &clusters::ClusterRow,
         req: &RunTaskRequest,
         count: usize,
@@ -843,12 +854,12 @@ impl Launch {
     ) -> ApiResult<(placement::Decision, Option<placements::Checkout>)> {
         let spec = self.placement_spec(req);
         if spec.constraints.to_string().contains("runningTasksCount") {
-            let d = self.place(conn, ctx, cluster, req, count, Among::Cluster)?;
+            let d = self.place(conn, how, cluster, req, count, Among::Cluster)?;
             return Ok((d, None));
         }
         let preq = spec.placement(count)?;
-        let mut checkout = placements.take(conn, &cluster.arn, ctx.now_millis())?;
-        let mut rng = rand::thread_rng();
+        let mut checkout = placements.take(conn, &cluster.arn, how.at)?;
+        let rng = &mut *how.rng;
         let decision = checkout
             .placer
             .place(&preq, &mut |n| rng.gen_range(0..n))
@@ -1032,11 +1043,12 @@ impl Ecs {
             let mut tasks = Vec::new();
             let mut failures = Vec::new();
             let mut kept = None;
+            let mut rng = ctx.rng();
             match launching(tx, ctx, &cluster, &req, count)? {
                 Launching::Type(t) if t == "EC2" => {
                     let launch = Launch::check(tx, ctx, &req, "EC2")?;
                     let (decision, checkout) =
-                        launch.place_kept(tx, ctx, &cluster, &req, count as usize, &self.placements)?;
+                        launch.place_kept(tx, Decide { at: self.liveness(ctx), rng: &mut rng }, &cluster, &req, count as usize, &self.placements)?;
                     kept = checkout;
                     for arn in decision.placed {
                         let instance =
@@ -1069,12 +1081,13 @@ impl Ecs {
                         let launch = Launch::check(tx, ctx, &req, "EC2")?;
                         let provider = capacity_providers::find(tx, ctx, name)?
                             .expect("checked with the strategy");
-                        let allowed = capacity_providers::group_instances(tx, &provider)?;
+                        let allowed =
+                            capacity_providers::group_instances(tx, &*self.groups, &provider)?;
                         let among = Among::Group {
                             instances: &allowed,
                             can_grow: provider.managed_scaling(),
                         };
-                        let decision = launch.place(tx, ctx, &cluster, &req, n as usize, among)?;
+                        let decision = launch.place(tx, Decide { at: self.liveness(ctx), rng: &mut rng }, &cluster, &req, n as usize, among)?;
                         let placed = decision.placed.len() as i64;
                         for arn in decision.placed {
                             let instance =
@@ -1121,10 +1134,10 @@ impl Ecs {
         // Only who has work to do is woken: the server's agent for tasks it
         // runs, the fleet for tasks waiting for capacity.
         if agent {
-            self.task_events.notify_one();
+            self.tasks_changed();
         }
         if fleet {
-            crate::autoscaling::fleet::wake();
+            self.bus.wake(crate::events::Topic::Fleet);
         }
         Ok(out)
     }
@@ -1157,7 +1170,7 @@ impl Ecs {
                 }
                 // The named instance is the only candidate: its resources,
                 // ports and attributes still have to fit.
-                let view = instances::placement_view(tx, &instance, ctx.now_millis())?;
+                let view = instances::placement_view(tx, &instance, self.liveness(ctx))?;
                 let mut preq = launch.placement_request(&req, 1)?;
                 preq.strategies.clear();
                 let decision = placement::place(std::slice::from_ref(&view), &preq, &mut |_| 0)
@@ -1173,7 +1186,7 @@ impl Ecs {
             }
             Ok(json!({"tasks": tasks, "failures": failures}))
         })?;
-        self.task_events.notify_one();
+        self.tasks_changed();
         Ok(out)
     }
 
@@ -1197,7 +1210,7 @@ impl Ecs {
             let task = load(tx, &arn)?.expect("still there");
             Ok(json!({"task": task.render()}))
         })?;
-        self.task_events.notify_one();
+        self.tasks_changed();
         Ok(out)
     }
 
@@ -1293,4 +1306,128 @@ impl Ecs {
             Ok(out)
         })
     }
+}
+
+// ----- What other services read of tasks (metering) -----
+
+/// A task as other services read it: its columns and documents, its task
+/// definition's document.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub arn: String,
+    pub cluster_arn: String,
+    pub region: String,
+    pub family: String,
+    pub task_definition_arn: String,
+    pub launch_type: String,
+    pub started_by: Option<String>,
+    pub group: Option<String>,
+    pub created_ms: i64,
+    pub doc: Map<String, Value>,
+    /// What it reserves on its instance (EC2 tasks).
+    pub reserved: Option<instances::Reservation>,
+    pub container_instance_arn: Option<String>,
+    pub task_definition: Map<String, Value>,
+}
+
+const RECORD: &str = "SELECT t.arn, t.cluster_arn, t.region, t.family, t.task_definition_arn,
+    t.launch_type, t.started_by, t.task_group, t.created_at, t.doc, t.reserved,
+    t.container_instance_arn, d.doc
+    FROM tasks t LEFT JOIN task_definitions d ON d.arn = t.task_definition_arn";
+
+fn record_from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
+    let json = |s: Option<String>| -> Map<String, Value> {
+        s.and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default()
+    };
+    Ok(TaskRecord {
+        arn: r.get(0)?,
+        cluster_arn: r.get(1)?,
+        region: r.get(2)?,
+        family: r.get(3)?,
+        task_definition_arn: r.get(4)?,
+        launch_type: r.get(5)?,
+        started_by: r.get(6)?,
+        group: r.get(7)?,
+        created_ms: r.get(8)?,
+        doc: json(r.get(9)?),
+        reserved: r
+            .get::<_, Option<String>>(10)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        container_instance_arn: r.get(11)?,
+        task_definition: json(r.get(12)?),
+    })
+}
+
+/// The tasks of an account and region (of one cluster, if given) created
+/// at or after `since_ms`, oldest first, from after the key `after`
+/// (`(created_ms, arn)`), at most `limit`.
+pub fn records(
+    conn: &Connection,
+    account: &str,
+    region: &str,
+    cluster_arn: Option<&str>,
+    since_ms: i64,
+    after: (i64, &str),
+    limit: usize,
+) -> ApiResult<Vec<TaskRecord>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "{RECORD} WHERE t.account = ?1 AND t.region = ?2
+               AND (?3 IS NULL OR t.cluster_arn = ?3) AND t.created_at >= ?4
+               AND (t.created_at, t.arn) > (?5, ?6)
+             ORDER BY t.created_at, t.arn LIMIT ?7"
+        ))?
+        .query_map(
+            params![
+                account,
+                region,
+                cluster_arn,
+                since_ms,
+                after.0,
+                after.1,
+                limit as i64
+            ],
+            record_from_sql,
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The tasks placed on an instance created at or after `since_ms`.
+pub fn records_on(
+    conn: &Connection,
+    instance_arn: &str,
+    since_ms: i64,
+) -> ApiResult<Vec<TaskRecord>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "{RECORD} WHERE t.container_instance_arn = ?1 AND t.created_at >= ?2"
+        ))?
+        .query_map(params![instance_arn, since_ms], record_from_sql)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The tasks that stopped after stop sequence number `seq` (each task
+/// that stops gets the next one), in that order, at most `limit`.
+pub fn stopped_after(
+    conn: &Connection,
+    seq: i64,
+    limit: usize,
+) -> ApiResult<Vec<(i64, TaskRecord)>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT t.arn, t.cluster_arn, t.region, t.family, t.task_definition_arn,
+               t.launch_type, t.started_by, t.task_group, t.created_at, t.doc, t.reserved,
+               t.container_instance_arn, d.doc, t.stop_seq
+             FROM tasks t INDEXED BY tasks_by_stop_seq
+               LEFT JOIN task_definitions d ON d.arn = t.task_definition_arn
+             WHERE t.stop_seq > ?1 ORDER BY t.stop_seq LIMIT ?2",
+        )?
+        .query_map(params![seq, limit as i64], |r| {
+            Ok((r.get(13)?, record_from_sql(r)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }

@@ -29,8 +29,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-use chrono::Utc;
-
+use crate::clock::Clock;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::model;
@@ -40,11 +39,13 @@ use crate::wire::Service;
 /// The CloudWatch Logs service: stateless apart from the store it is given.
 pub struct Logs {
     pub store: Arc<Store>,
+    /// When the Rust API's writes happen (the API's come with the call).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Logs {
-    pub fn new(store: Arc<Store>) -> Logs {
-        Logs { store }
+    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Logs {
+        Logs { store, clock }
     }
 
     /// CloudWatch Logs, registered once in the request pipeline.
@@ -73,7 +74,7 @@ impl Logs {
     /// Create the log group unless it exists (idempotent).
     pub fn ensure_group(&self, account: &str, region: &str, name: &str) -> ApiResult<()> {
         groups::check_group_name(name)?;
-        let now = Utc::now().timestamp_millis();
+        let now = self.clock.now_ms();
         self.store.write(|tx| {
             if groups::find(tx, account, region, name)?.is_none() {
                 groups::insert(tx, account, region, name, now, &groups::NewGroup::default())?;
@@ -99,7 +100,7 @@ impl Logs {
         stream: &str,
     ) -> ApiResult<()> {
         streams::check_stream_name(stream)?;
-        let now = Utc::now().timestamp_millis();
+        let now = self.clock.now_ms();
         self.store.write(|tx| {
             let g = groups::require(tx, account, region, group)?;
             if streams::find(tx, g.id, stream)?.is_none() {
@@ -140,7 +141,7 @@ impl Logs {
         events: &[(i64, String)],
     ) -> ApiResult<usize> {
         let prepared = events::prepare_appended(events);
-        let now = Utc::now().timestamp_millis();
+        let now = self.clock.now_ms();
         self.store.write(|tx| {
             let g = groups::require(tx, account, region, group)?;
             let s = streams::require(tx, g.id, stream)?;
@@ -194,14 +195,14 @@ pub(crate) fn group_name_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
     use serde_json::{json, Value};
 
     impl Logs {
         /// One call through the pipeline's in-process steps.
         fn handle(&self, ctx: &Ctx, operation: &str, input: Value) -> ApiResult<Value> {
             let mut r = crate::wire::Registry::default();
-            r.add(Arc::new(Logs::new(self.store.clone())).service());
+            r.add(Arc::new(Logs::new(self.store.clone(), self.clock.clone())).service());
             crate::wire::App::in_process(r).call_named("CloudWatch Logs", ctx, operation, input)
         }
     }
@@ -210,7 +211,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in(dir.path()).unwrap());
         let ctx = Ctx::for_tests(Utc::now());
-        (dir, Logs::new(store), ctx)
+        (
+            dir,
+            Logs::new(store, Arc::new(crate::clock::SystemClock)),
+            ctx,
+        )
     }
 
     #[test]
