@@ -26,6 +26,7 @@ pub mod runtime;
 pub mod server;
 pub mod services;
 pub mod settings;
+pub mod shapes_gen;
 pub mod store;
 pub mod sts;
 #[cfg(test)]

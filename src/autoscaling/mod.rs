@@ -22,6 +22,8 @@ pub mod fleet;
 pub mod groups;
 pub mod managed;
 pub mod plan;
+#[rustfmt::skip]
+pub mod shapes;
 pub mod warm_pools;
 
 use serde_json::Value;

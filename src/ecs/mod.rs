@@ -13,11 +13,16 @@ pub mod clusters;
 pub mod instances;
 pub mod janitor;
 pub mod paging;
+#[rustfmt::skip]
+pub mod shapes;
+pub mod status;
 pub mod placements;
 pub mod tags;
 pub mod taskdef_rules;
 pub mod taskdefs;
 pub mod tasks;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
