@@ -53,7 +53,7 @@ struct AgentRequest {
     include_task_definition: Option<bool>,
     document: Option<String>,
     runtime: Option<String>,
-    stop_code: Option<String>,
+    stop_code: Option<crate::ecs::shapes::TaskStopCode>,
     reason: Option<String>,
 }
 
@@ -129,11 +129,11 @@ fn interrupt_spot(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
                 };
                 match tasks::load(tx, &arn)?.filter(|t| t.cluster_arn == cluster.arn) {
                     None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
-                    Some(t) if t.doc.get("capacityProviderName").and_then(Value::as_str) != Some("FARGATE_SPOT") => {
+                    Some(t) if t.doc.capacity_provider_name.as_deref() != Some("FARGATE_SPOT") => {
                         failures.push(json!({"arn": arn, "reason": "NOT_FARGATE_SPOT"}))
                     }
                     Some(t) => {
-                        if tasks::request_stop(tx, &t.arn, "SpotInterruption", FARGATE_SPOT_REASON)? {
+                        if tasks::request_stop(tx, &t.arn, crate::ecs::shapes::TaskStopCode::SpotInterruption, FARGATE_SPOT_REASON)? {
                             done.push(json!({"taskArn": arn, "reclaimAt": (now + settings.spot_notice_ms) as f64 / 1000.0}));
                         } else {
                             failures.push(json!({"arn": arn, "reason": "ALREADY_STOPPING"}));
@@ -286,13 +286,9 @@ fn agent_operation(p: &Platform, ctx: &Ctx, operation: &str, input: Value) -> Ap
             };
             let mut out = json!({"task": task_to_wire(&task)});
             if req.include_task_definition == Some(true) {
-                let td_arn = task
-                    .doc
-                    .get("taskDefinitionArn")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let td_arn = task.doc.task_definition_arn.as_deref().unwrap_or_default();
                 if let Some(td) = taskdefs::find_by_arn(conn, td_arn)? {
-                    out["taskDefinition"] = json!(Value::Object(td.doc).to_string());
+                    out["taskDefinition"] = json!(serde_json::to_string(&td.doc)?);
                 }
             }
             Ok(out)
@@ -312,7 +308,7 @@ fn agent_operation(p: &Platform, ctx: &Ctx, operation: &str, input: Value) -> Ap
                 let stored = agent_task(tx, &row, arn)?.ok_or_else(|| {
                     ApiError::invalid_parameter(format!("The task {arn} does not exist."))
                 })?;
-                if stored.last_status() == "STOPPED" {
+                if stored.last_status() == crate::ecs::status::TaskStatus::Stopped {
                     // Its end was recorded without the agent: it stays so.
                     return Ok(json!({}));
                 }
@@ -322,7 +318,9 @@ fn agent_operation(p: &Platform, ctx: &Ctx, operation: &str, input: Value) -> Ap
         }
         "AgentRequestStop" => {
             let arn = required(&req.task_arn, "taskArn")?;
-            let code = required(&req.stop_code, "stopCode")?;
+            let code = req
+                .stop_code
+                .ok_or_else(|| ApiError::invalid_parameter("stopCode is required."))?;
             let reason = required(&req.reason, "reason")?;
             let changed = ecs.store.write(|tx| {
                 let row = agent_instance(tx, ctx, &req.container_instance_arn)?;

@@ -131,7 +131,9 @@ mod tests {
                 let boundary = match prev {
                     None => false,
                     Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
-                    Some(p) if p.is_ascii_uppercase() => next.is_some_and(|n| n.is_ascii_lowercase()),
+                    Some(p) if p.is_ascii_uppercase() => {
+                        next.is_some_and(|n| n.is_ascii_lowercase())
+                    }
                     _ => false,
                 };
                 if boundary && !out.ends_with('_') {
@@ -164,14 +166,23 @@ mod tests {
         out
     }
 
-    /// A Rust identifier for an enum value: PascalCase of its words.
+    /// A Rust identifier for an enum value: PascalCase of its words (a
+    /// word written in capitals is one word; one in mixed case keeps its
+    /// own capitals: `FARGATE_SPOT` → `FargateSpot`, `TaskFailedToStart`
+    /// stays).
     fn variant(value: &str) -> String {
         let mut out = String::new();
         for word in value.split(|c: char| !c.is_ascii_alphanumeric()) {
+            let mixed = word.chars().any(|c| c.is_ascii_lowercase())
+                && word.chars().any(|c| c.is_ascii_uppercase());
             let mut cs = word.chars();
             if let Some(f) = cs.next() {
                 out.push(f.to_ascii_uppercase());
-                out.extend(cs.map(|c| c.to_ascii_lowercase()));
+                if mixed {
+                    out.extend(cs);
+                } else {
+                    out.extend(cs.map(|c| c.to_ascii_lowercase()));
+                }
             }
         }
         if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
@@ -225,7 +236,10 @@ mod tests {
                 "double" | "float" => "f64".into(),
                 "boolean" => "bool".into(),
                 "timestamp" => self.spec.timestamp.into(),
-                "list" => format!("Vec<{}>", self.rust_type(s["member"]["shape"].as_str().unwrap())),
+                "list" => format!(
+                    "Vec<{}>",
+                    self.rust_type(s["member"]["shape"].as_str().unwrap())
+                ),
                 "map" => format!(
                     "BTreeMap<String, {}>",
                     self.rust_type(s["value"]["shape"].as_str().unwrap())
@@ -243,12 +257,24 @@ mod tests {
                 .flatten()
                 .filter_map(Value::as_str)
                 .collect();
-            let case = if self.pascal { "PascalCase" } else { "camelCase" };
+            let case = if self.pascal {
+                "PascalCase"
+            } else {
+                "camelCase"
+            };
             writeln!(out, "/// `{name}`.").unwrap();
-            writeln!(out, "#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]").unwrap();
+            writeln!(
+                out,
+                "#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]"
+            )
+            .unwrap();
             writeln!(out, "#[serde(rename_all = \"{case}\")]").unwrap();
             writeln!(out, "pub struct {name} {{").unwrap();
-            let members = s.get("members").and_then(Value::as_object).cloned().unwrap_or_default();
+            let members = s
+                .get("members")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             for (member, r) in &members {
                 let field = snake(member);
                 let mut attrs = Vec::new();
@@ -278,7 +304,11 @@ mod tests {
                 writeln!(out, "    pub {ident}: {ty},").unwrap();
             }
             if self.spec.open.contains(&name) {
-                writeln!(out, "    /// Members the model does not declare, kept as they came.").unwrap();
+                writeln!(
+                    out,
+                    "    /// Members the model does not declare, kept as they came."
+                )
+                .unwrap();
                 writeln!(out, "    #[serde(flatten)]").unwrap();
                 writeln!(out, "    pub extra: Map<String, Value>,").unwrap();
             }
@@ -356,9 +386,17 @@ mod tests {
         )
         .unwrap();
         writeln!(out, "#![allow(clippy::all)]\n").unwrap();
-        writeln!(out, "#[allow(unused_imports)]\nuse std::collections::BTreeMap;\n").unwrap();
+        writeln!(
+            out,
+            "#[allow(unused_imports)]\nuse std::collections::BTreeMap;\n"
+        )
+        .unwrap();
         writeln!(out, "use serde::{{Deserialize, Serialize}};").unwrap();
-        writeln!(out, "#[allow(unused_imports)]\nuse serde_json::{{Map, Value}};").unwrap();
+        writeln!(
+            out,
+            "#[allow(unused_imports)]\nuse serde_json::{{Map, Value}};"
+        )
+        .unwrap();
         for u in spec.uses {
             writeln!(out, "use {u};").unwrap();
         }
@@ -403,11 +441,19 @@ mod tests {
         assert_eq!(snake("VPCZoneIdentifier"), "vpc_zone_identifier");
         assert_eq!(snake("ipv6Address"), "ipv6_address");
         assert_eq!(snake("AutoScalingGroupARN"), "auto_scaling_group_arn");
-        assert_eq!(serde_case("task_definition_arn", false), "taskDefinitionArn");
-        assert_eq!(serde_case("auto_scaling_group_arn", true), "AutoScalingGroupArn");
+        assert_eq!(
+            serde_case("task_definition_arn", false),
+            "taskDefinitionArn"
+        );
+        assert_eq!(
+            serde_case("auto_scaling_group_arn", true),
+            "AutoScalingGroupArn"
+        );
         assert_eq!(variant("FARGATE_SPOT"), "FargateSpot");
         assert_eq!(variant("awsvpc"), "Awsvpc");
         assert_eq!(variant("1"), "V1");
+        assert_eq!(variant("TaskFailedToStart"), "TaskFailedToStart");
+        assert_eq!(variant("Warmed:Stopped"), "WarmedStopped");
     }
 
     #[test]

@@ -9,11 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use serde_json::{Map, Value};
-
 use super::control::ControlPlane;
+use crate::ecs::shapes::{ContainerDefinition, LogDriver};
 use crate::runtime::Runtime;
+use futures_util::StreamExt;
 
 /// How often a follower stores what it has read.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -33,21 +32,22 @@ pub struct Target {
 /// The awslogs target of a container definition, if it uses the driver.
 /// `Err` names what is wrong with its options.
 pub fn target(
-    def: &Map<String, Value>,
+    def: &ContainerDefinition,
     account: &str,
     task_region: &str,
     task_id: &str,
 ) -> Option<Result<Target, String>> {
-    let cfg = def.get("logConfiguration")?;
-    if cfg.get("logDriver").and_then(Value::as_str) != Some("awslogs") {
+    let cfg = def.log_configuration.as_ref()?;
+    if cfg.log_driver != LogDriver::Awslogs {
         return None;
     }
     let opt = |k: &str| {
-        cfg.get("options")
+        cfg.options
+            .as_ref()
             .and_then(|o| o.get(k))
-            .and_then(Value::as_str)
+            .map(String::as_str)
     };
-    let name = def.get("name").and_then(Value::as_str).unwrap_or_default();
+    let name = def.name.as_deref().unwrap_or_default();
     let Some(group) = opt("awslogs-group") else {
         return Some(Err(
             "failed to validate logger args: awslogs-group is required".into(),
@@ -139,17 +139,24 @@ mod tests {
         let def = json!({"name": "web", "logConfiguration": {"logDriver": "awslogs", "options": {
             "awslogs-group": "/ecs/web", "awslogs-stream-prefix": "ecs", "awslogs-region": "us-east-2",
             "awslogs-create-group": "true"}}});
-        let t = target(def.as_object().unwrap(), "1", "us-east-1", "abc")
-            .unwrap()
-            .unwrap();
+        let t = target(
+            &serde_json::from_value(def).unwrap(),
+            "1",
+            "us-east-1",
+            "abc",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.stream, "ecs/web/abc");
         assert_eq!((t.region.as_str(), t.create_group), ("us-east-2", true));
         let other = json!({"name": "web", "logConfiguration": {"logDriver": "json-file"}});
-        assert!(target(other.as_object().unwrap(), "1", "r", "abc").is_none());
+        assert!(target(&serde_json::from_value(other).unwrap(), "1", "r", "abc").is_none());
         let no_group =
             json!({"name": "web", "logConfiguration": {"logDriver": "awslogs", "options": {}}});
-        assert!(target(no_group.as_object().unwrap(), "1", "r", "abc")
-            .unwrap()
-            .is_err());
+        assert!(
+            target(&serde_json::from_value(no_group).unwrap(), "1", "r", "abc")
+                .unwrap()
+                .is_err()
+        );
     }
 }

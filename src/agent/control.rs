@@ -9,11 +9,13 @@
 //! instance.
 
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::awslogs::Target;
 use crate::client::{Client, ClientError};
+use crate::ecs::shapes::{TaskDefinition, TaskStopCode};
+use crate::ecs::status::TaskStatus;
 use crate::ecs::taskdefs;
 use crate::ecs::tasks::{self, TaskRow, TaskRuntime};
 use crate::logs::Logs;
@@ -33,18 +35,19 @@ pub trait ControlPlane: Send + Sync {
         &self,
         task_arn: &str,
         td_arn: &str,
-    ) -> anyhow::Result<Option<Map<String, Value>>>;
+    ) -> anyhow::Result<Option<TaskDefinition>>;
     /// Save what the agent observed (`tasks::save_observed`).
     async fn save_task(&self, task: &TaskRow) -> anyhow::Result<()>;
     /// Ask for a task to stop (`tasks::request_stop`; the first reason wins).
-    async fn request_stop(&self, arn: &str, code: &str, reason: &str) -> anyhow::Result<()>;
+    async fn request_stop(&self, arn: &str, code: TaskStopCode, reason: &str)
+        -> anyhow::Result<()>;
     /// Whether a task exists and is not STOPPED (the orphan sweep keeps
     /// its containers).
     async fn task_live(&self, arn: &str) -> anyhow::Result<bool> {
         Ok(self
             .load_task(arn)
             .await?
-            .is_some_and(|t| t.last_status() != "STOPPED"))
+            .is_some_and(|t| t.last_status() != TaskStatus::Stopped))
     }
     /// Make an awslogs target's group (when it asks to) and stream exist.
     /// `Err` is the service's error as `code: message`.
@@ -83,7 +86,7 @@ impl ControlPlane for LocalControlPlane {
         &self,
         _task_arn: &str,
         td_arn: &str,
-    ) -> anyhow::Result<Option<Map<String, Value>>> {
+    ) -> anyhow::Result<Option<TaskDefinition>> {
         Ok(self
             .store
             .read(|c| taskdefs::find_by_arn(c, td_arn))?
@@ -95,7 +98,12 @@ impl ControlPlane for LocalControlPlane {
         Ok(())
     }
 
-    async fn request_stop(&self, arn: &str, code: &str, reason: &str) -> anyhow::Result<()> {
+    async fn request_stop(
+        &self,
+        arn: &str,
+        code: TaskStopCode,
+        reason: &str,
+    ) -> anyhow::Result<()> {
         self.store
             .write(|tx| tasks::request_stop(tx, arn, code, reason))?;
         Ok(())
@@ -165,9 +173,17 @@ fn text(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
+/// An enum member `k` of `v`, as the model spells it.
+fn member<T: serde::de::DeserializeOwned>(v: &Value, k: &str) -> anyhow::Result<Option<T>> {
+    match v.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => Ok(Some(serde_json::from_value(x.clone())?)),
+    }
+}
+
 /// A task row from its `AgentGetTask` shape.
 pub fn task_from_wire(v: &Value) -> anyhow::Result<TaskRow> {
-    let doc: Map<String, Value> = serde_json::from_str(&text(v, "document").unwrap_or_default())?;
+    let doc = serde_json::from_str(&text(v, "document").unwrap_or_default())?;
     let runtime: TaskRuntime = match text(v, "runtime") {
         Some(r) => serde_json::from_str(&r)?,
         None => TaskRuntime::default(),
@@ -175,8 +191,8 @@ pub fn task_from_wire(v: &Value) -> anyhow::Result<TaskRow> {
     Ok(TaskRow {
         arn: text(v, "taskArn").unwrap_or_default(),
         cluster_arn: text(v, "clusterArn").unwrap_or_default(),
-        desired_status: text(v, "desiredStatus").unwrap_or_default(),
-        stop_code: text(v, "stopCode"),
+        desired_status: member(v, "desiredStatus")?.unwrap_or(TaskStatus::Running),
+        stop_code: member(v, "stopCode")?,
         stopped_reason: text(v, "stoppedReason"),
         doc,
         runtime,
@@ -189,7 +205,7 @@ pub fn task_to_wire(t: &TaskRow) -> Value {
         "taskArn": t.arn,
         "clusterArn": t.cluster_arn,
         "desiredStatus": t.desired_status,
-        "document": Value::Object(t.doc.clone()).to_string(),
+        "document": serde_json::to_string(&t.doc).expect("serialises"),
         "runtime": serde_json::to_string(&t.runtime).expect("serialises"),
     });
     if let Some(c) = &t.stop_code {
@@ -225,7 +241,7 @@ impl ControlPlane for RemoteControlPlane {
         &self,
         task_arn: &str,
         _td_arn: &str,
-    ) -> anyhow::Result<Option<Map<String, Value>>> {
+    ) -> anyhow::Result<Option<TaskDefinition>> {
         let out = self
             .call(
                 "AgentGetTask",
@@ -248,7 +264,12 @@ impl ControlPlane for RemoteControlPlane {
         Ok(())
     }
 
-    async fn request_stop(&self, arn: &str, code: &str, reason: &str) -> anyhow::Result<()> {
+    async fn request_stop(
+        &self,
+        arn: &str,
+        code: TaskStopCode,
+        reason: &str,
+    ) -> anyhow::Result<()> {
         self.call(
             "AgentRequestStop",
             json!({"taskArn": arn, "stopCode": code, "reason": reason}),
@@ -298,13 +319,13 @@ mod tests {
         let t = TaskRow {
             arn: "arn:aws:ecs:us-east-1:000000000000:task/c/abc".into(),
             cluster_arn: "arn:aws:ecs:us-east-1:000000000000:cluster/c".into(),
-            desired_status: "STOPPED".into(),
-            stop_code: Some("UserInitiated".into()),
+            desired_status: TaskStatus::Stopped,
+            stop_code: Some(TaskStopCode::UserInitiated),
             stopped_reason: Some("done".into()),
-            doc: json!({"lastStatus": "RUNNING", "containers": [{"name": "web"}]})
-                .as_object()
-                .cloned()
-                .unwrap(),
+            doc: serde_json::from_value(
+                json!({"lastStatus": "RUNNING", "containers": [{"name": "web"}]}),
+            )
+            .unwrap(),
             runtime,
         };
         let back = task_from_wire(&task_to_wire(&t)).unwrap();

@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
-
 use super::network::{self, NetworkMode};
 use super::{awslogs, Agent};
 use crate::context::epoch_seconds;
+use crate::ecs::shapes::{
+    Connectivity, ContainerCondition, ContainerDefinition, HealthStatus, KeyValuePair, LaunchType,
+    NetworkInterface, TaskStopCode,
+};
+use crate::ecs::status::TaskStatus;
 use crate::ecs::tasks::{self, TaskRow};
 use crate::metrics::Phase;
 use crate::runtime::pause::{pause_elf, tar_one, PAUSE_IMAGE};
@@ -38,7 +41,7 @@ async fn save(agent: &Agent, task: &TaskRow) -> anyhow::Result<()> {
 
 /// How long ago the task was created (RunTask committed), by the wall clock.
 fn since_created(agent: &Agent, task: &TaskRow) -> Option<Duration> {
-    let created = task.doc.get("createdAt").and_then(Value::as_f64)?;
+    let created = task.doc.created_at?;
     Some(Duration::from_secs_f64((now(agent) - created).max(0.0)))
 }
 
@@ -55,33 +58,22 @@ async fn refresh_desired(agent: &Agent, task: &mut TaskRow) -> anyhow::Result<()
 async fn request_stop(
     agent: &Agent,
     task: &mut TaskRow,
-    code: &str,
+    code: TaskStopCode,
     reason: &str,
 ) -> anyhow::Result<()> {
     agent.control.request_stop(&task.arn, code, reason).await?;
     refresh_desired(agent, task).await
 }
 
-fn set(task: &mut TaskRow, key: &str, v: Value) {
-    task.doc.insert(key.into(), v);
+fn set_status(task: &mut TaskRow, status: TaskStatus) {
+    task.doc.last_status = Some(status);
 }
 
-fn set_status(task: &mut TaskRow, status: &str) {
-    set(task, "lastStatus", json!(status));
-}
-
-fn container_doc<'a>(task: &'a mut TaskRow, name: &str) -> Option<&'a mut Map<String, Value>> {
-    task.doc
-        .get_mut("containers")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object_mut)
-        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
-}
-
-fn task_id(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
+/// Record why a container failed, in its part of the task.
+fn set_reason(task: &mut TaskRow, container: &str, reason: &str) {
+    if let Some(c) = task.container_mut(container) {
+        c.reason = Some(reason.to_string());
+    }
 }
 
 fn labels(owner: &str, task: &TaskRow, container: &str) -> HashMap<String, String> {
@@ -93,53 +85,34 @@ fn labels(owner: &str, task: &TaskRow, container: &str) -> HashMap<String, Strin
     ])
 }
 
-fn int(c: &Map<String, Value>, k: &str) -> Option<i64> {
-    c.get(k).and_then(Value::as_i64)
-}
-
-fn strings(v: Option<&Value>) -> Option<Vec<String>> {
-    v.and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect()
-    })
-}
-
 /// A container's `stopTimeout`: ECS's default when unset; Fargate caps it at
 /// 120 s, the EC2 launch type does not.
-fn stop_timeout(task: &TaskRow, def: &Map<String, Value>) -> i64 {
-    let t = int(def, "stopTimeout")
-        .unwrap_or(DEFAULT_STOP_TIMEOUT)
-        .max(0);
-    match task.doc.get("launchType").and_then(Value::as_str) {
-        Some("EC2") => t,
+fn stop_timeout(task: &TaskRow, def: &ContainerDefinition) -> i64 {
+    let t = def.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT).max(0);
+    match task.doc.launch_type {
+        Some(LaunchType::Ec2) => t,
         _ => t.min(FARGATE_MAX_STOP_TIMEOUT),
     }
 }
 
-fn essential(def: &Map<String, Value>) -> bool {
-    def.get("essential")
-        .and_then(Value::as_bool)
-        .unwrap_or(true)
+fn essential(def: &ContainerDefinition) -> bool {
+    def.essential.unwrap_or(true)
 }
 
-fn name_of(def: &Map<String, Value>) -> &str {
-    def.get("name").and_then(Value::as_str).unwrap_or_default()
+fn name_of(def: &ContainerDefinition) -> &str {
+    def.name.as_deref().unwrap_or_default()
 }
 
-/// The task's `cpu` or `memory` (strings of a number in the ECS shape).
-fn task_number(task: &TaskRow, key: &str) -> Option<i64> {
-    task.doc
-        .get(key)
-        .and_then(Value::as_str)
-        .and_then(|v| v.parse::<i64>().ok())
+/// A task's `cpu` or `memory` (strings of a number in the ECS shape).
+fn number(v: &Option<String>) -> Option<i64> {
+    v.as_deref().and_then(|v| v.parse::<i64>().ok())
 }
 
 /// The address of the container instance an EC2 task runs on, where its
 /// ports are published; `None` for FARGATE. `Err` when the mode publishes
 /// ports and the task has none.
 fn host_address(task: &TaskRow, mode: NetworkMode) -> Result<Option<String>, RuntimeError> {
-    if task.doc.get("launchType").and_then(Value::as_str) == Some("FARGATE") {
+    if task.doc.launch_type == Some(LaunchType::Fargate) {
         return Ok(None);
     }
     match &task.runtime.host_ip {
@@ -194,12 +167,11 @@ fn platform_check(
 /// attribute), as Docker names it; the machine's own when it has none.
 fn task_arch(task: &TaskRow, native: &str) -> String {
     task.doc
-        .get("attributes")
-        .and_then(Value::as_array)
-        .into_iter()
+        .attributes
+        .iter()
         .flatten()
-        .find(|a| a.get("name").and_then(Value::as_str) == Some("ecs.cpu-architecture"))
-        .and_then(|a| a.get("value").and_then(Value::as_str))
+        .find(|a| a.name == "ecs.cpu-architecture")
+        .and_then(|a| a.value.as_deref())
         .map(crate::runtime::docker_arch)
         .unwrap_or_else(|| native.to_string())
 }
@@ -218,62 +190,57 @@ struct TaskNetwork<'a> {
 fn spec_for(
     owner: &str,
     task: &TaskRow,
-    def: &Map<String, Value>,
+    def: &ContainerDefinition,
     net: TaskNetwork<'_>,
     cgroup: Option<&str>,
 ) -> ContainerSpec {
     const MIB: i64 = 1024 * 1024;
     let name = name_of(def);
-    let task_memory = task_number(task, "memory");
-    let task_cpu = task_number(task, "cpu");
+    let task_memory = number(&task.doc.memory);
+    let task_cpu = number(&task.doc.cpu);
     let env = def
-        .get("environment")
-        .and_then(Value::as_array)
-        .into_iter()
+        .environment
+        .iter()
         .flatten()
-        .filter_map(|e| {
+        .filter_map(|KeyValuePair { name, value }| {
             Some(format!(
                 "{}={}",
-                e.get("name")?.as_str()?,
-                e.get("value")?.as_str().unwrap_or("")
+                name.as_deref()?,
+                value.as_deref().unwrap_or("")
             ))
         })
         .collect();
-    let health = def.get("healthCheck").and_then(|h| {
-        Some(HealthSpec {
-            test: strings(h.get("command"))?,
-            interval_s: h.get("interval").and_then(Value::as_i64).unwrap_or(30),
-            timeout_s: h.get("timeout").and_then(Value::as_i64).unwrap_or(5),
-            retries: h.get("retries").and_then(Value::as_i64).unwrap_or(3),
-            start_period_s: h.get("startPeriod").and_then(Value::as_i64).unwrap_or(0),
-        })
-    });
+    let health = def
+        .health_check
+        .as_ref()
+        .filter(|h| !h.command.is_empty())
+        .map(|h| HealthSpec {
+            test: h.command.clone(),
+            interval_s: h.interval.unwrap_or(30),
+            timeout_s: h.timeout.unwrap_or(5),
+            retries: h.retries.unwrap_or(3),
+            start_period_s: h.start_period.unwrap_or(0),
+        });
     let ulimits = def
-        .get("ulimits")
-        .and_then(Value::as_array)
-        .into_iter()
+        .ulimits
+        .iter()
         .flatten()
-        .filter_map(|u| {
-            Some((
-                u.get("name")?.as_str()?.to_string(),
-                u.get("softLimit")?.as_i64()?,
-                u.get("hardLimit")?.as_i64()?,
-            ))
-        })
+        .map(|u| (u.name.as_str().to_string(), u.soft_limit, u.hard_limit))
         .collect();
-    let hostname = def
-        .get("hostname")
-        .and_then(Value::as_str)
-        .map(str::to_string);
     let host_ip = net.host_ip.unwrap_or_default();
     let (network, ports, links, hostname) = match (net.mode, net.pause_id) {
         (NetworkMode::Bridge, _) => (
             NetworkAttach::Network(TASK_NETWORK.into()),
             network::container_ports(net.mode, def, host_ip),
-            network::links(net.mode, task_id(&task.arn), def),
-            hostname,
+            network::links(net.mode, task.id(), def),
+            def.hostname.clone(),
         ),
-        (NetworkMode::None, _) => (NetworkAttach::None, Vec::new(), Vec::new(), hostname),
+        (NetworkMode::None, _) => (
+            NetworkAttach::None,
+            Vec::new(),
+            Vec::new(),
+            def.hostname.clone(),
+        ),
         (NetworkMode::Awsvpc | NetworkMode::Host, pause_id) => (
             NetworkAttach::Container(pause_id.unwrap_or_default().to_string()),
             Vec::new(),
@@ -282,20 +249,13 @@ fn spec_for(
         ),
     };
     ContainerSpec {
-        name: network::runtime_name(task_id(&task.arn), name),
-        image: def
-            .get("image")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        entrypoint: strings(def.get("entryPoint")),
-        command: strings(def.get("command")),
+        name: network::runtime_name(task.id(), name),
+        image: def.image.clone().unwrap_or_default(),
+        entrypoint: def.entry_point.clone(),
+        command: def.command.clone(),
         env,
-        working_dir: def
-            .get("workingDirectory")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        user: def.get("user").and_then(Value::as_str).map(str::to_string),
+        working_dir: def.working_directory.clone(),
+        user: def.user.clone(),
         hostname,
         labels: labels(owner, task, name),
         network: Some(network),
@@ -304,25 +264,22 @@ fn spec_for(
         // With a task cgroup, the task's memory and cpu bound all its
         // containers together; without one, each container on its own.
         memory: match cgroup {
-            Some(_) => int(def, "memory"),
-            None => int(def, "memory").or(task_memory),
+            Some(_) => def.memory,
+            None => def.memory.or(task_memory),
         }
         .map(|m| m * MIB),
-        memory_reservation: int(def, "memoryReservation").map(|m| m * MIB),
-        cpu_shares: int(def, "cpu").filter(|c| *c > 0).map(|c| c.max(2)),
+        memory_reservation: def.memory_reservation.map(|m| m * MIB),
+        cpu_shares: def.cpu.filter(|c| *c > 0).map(|c| c.max(2)),
         nano_cpus: match cgroup {
             Some(_) => None,
             None => task_cpu.map(|c| c * 1_000_000_000 / 1024),
         },
         cgroup_parent: cgroup.map(str::to_string),
-        readonly_rootfs: def
-            .get("readonlyRootFilesystem")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        readonly_rootfs: def.readonly_root_filesystem.unwrap_or(false),
         init: def
-            .get("linuxParameters")
-            .and_then(|l| l.get("initProcessEnabled"))
-            .and_then(Value::as_bool)
+            .linux_parameters
+            .as_ref()
+            .and_then(|l| l.init_process_enabled)
             .unwrap_or(false),
         ulimits,
         stop_timeout_s: Some(stop_timeout(task, def)),
@@ -336,38 +293,20 @@ pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
     let Some(mut task) = agent.control.load_task(arn).await? else {
         return Ok(());
     };
-    if task.last_status() == "STOPPED" {
+    if task.last_status() == TaskStatus::Stopped {
         return Ok(());
     }
-    let td_arn = task
-        .doc
-        .get("taskDefinitionArn")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let td_doc = agent
+    let td_arn = task.doc.task_definition_arn.clone().unwrap_or_default();
+    let td = agent
         .control
         .load_task_definition(arn, &td_arn)
         .await?
         .ok_or_else(|| anyhow::anyhow!("task definition {td_arn} is gone"))?;
-    let overrides = task.doc.get("overrides").cloned().unwrap_or(json!({}));
-    let defs = tasks::effective_containers(&td_doc, &overrides);
-    let mode = match NetworkMode::of(&task.doc, &td_doc) {
-        Ok(m) => m,
-        Err(why) => {
-            request_stop(
-                agent,
-                &mut task,
-                "TaskFailedToStart",
-                &format!("ResourceInitializationError: {why}"),
-            )
-            .await?;
-            // Stopping does not depend on it.
-            NetworkMode::None
-        }
-    };
+    let defs = tasks::effective_containers(&td, &task.doc.overrides.clone().unwrap_or_default());
+    let mode = NetworkMode::of(&task.doc, &td);
+    let running = |t: &TaskRow| t.desired_status == TaskStatus::Running;
 
-    if task.desired_status == "RUNNING" && task.last_status() == "PROVISIONING" {
+    if running(&task) && task.last_status() == TaskStatus::Provisioning {
         if let Err(e) = provision(agent, &mut task, &defs, mode).await {
             let what = if mode.has_sandbox() {
                 "the task's network sandbox"
@@ -377,21 +316,26 @@ pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
             request_stop(
                 agent,
                 &mut task,
-                "TaskFailedToStart",
+                TaskStopCode::TaskFailedToStart,
                 &format!("ResourceInitializationError: failed to set up {what}: {e}"),
             )
             .await?;
         }
     }
     refresh_desired(agent, &mut task).await?;
-    if task.desired_status == "RUNNING" && matches!(task.last_status(), "PENDING" | "ACTIVATING") {
+    if running(&task)
+        && matches!(
+            task.last_status(),
+            TaskStatus::Pending | TaskStatus::Activating
+        )
+    {
         start_containers(agent, &mut task, &defs, mode).await?;
     }
     refresh_desired(agent, &mut task).await?;
-    if task.desired_status == "RUNNING" && task.last_status() == "RUNNING" {
+    if running(&task) && task.last_status() == TaskStatus::Running {
         monitor(agent, &mut task, &defs).await?;
     }
-    if task.desired_status == "STOPPED" {
+    if task.desired_status == TaskStatus::Stopped {
         stop(agent, &mut task, &defs).await?;
     }
     Ok(())
@@ -402,7 +346,7 @@ pub async fn reconcile(agent: &Agent, arn: &str) -> anyhow::Result<()> {
 async fn provision(
     agent: &Agent,
     task: &mut TaskRow,
-    defs: &[Map<String, Value>],
+    defs: &[ContainerDefinition],
     mode: NetworkMode,
 ) -> Result<(), RuntimeError> {
     let rt = &agent.runtime;
@@ -427,10 +371,10 @@ async fn provision(
     }
     // The task's cgroup, before anything is put in it.
     let limits = TaskLimits {
-        memory_bytes: task_number(task, "memory").map(|m| m << 20),
-        cpu_units: task_number(task, "cpu"),
+        memory_bytes: number(&task.doc.memory).map(|m| m << 20),
+        cpu_units: number(&task.doc.cpu),
     };
-    let cgroup = rt.task_cgroup(task_id(&task.arn), limits).await?;
+    let cgroup = rt.task_cgroup(task.id(), limits).await?;
     if cgroup != task.runtime.cgroup {
         task.runtime.cgroup = cgroup;
         save(agent, task)
@@ -447,9 +391,9 @@ async fn provision(
         }
         agent.metrics.task_phase(Phase::Sandbox, t0.elapsed());
     }
-    set(task, "connectivity", json!("CONNECTED"));
-    set(task, "connectivityAt", json!(now(agent)));
-    set_status(task, "PENDING");
+    task.doc.connectivity = Some(Connectivity::Connected);
+    task.doc.connectivity_at = Some(now(agent));
+    set_status(task, TaskStatus::Pending);
     save(agent, task)
         .await
         .map_err(|e| RuntimeError::Other(e.to_string()))?;
@@ -476,7 +420,7 @@ async fn sandbox(
         Some(info) => info,
         None => {
             let spec = ContainerSpec {
-                name: format!("berth-{}-pause", task_id(&task.arn)),
+                name: format!("berth-{}-pause", task.id()),
                 image: PAUSE_IMAGE.into(),
                 labels: labels(&agent.owner, task, PAUSE_CONTAINER),
                 network: Some(NetworkAttach::Network(TASK_NETWORK.into())),
@@ -525,7 +469,7 @@ async fn from_pool(
     agent.pool.settled(&id);
     saved.map_err(|e| RuntimeError::Other(e.to_string()))?;
     // Named as the task's own sandbox would be; a leftover of that name goes.
-    let name = format!("berth-{}-pause", task_id(&task.arn));
+    let name = format!("berth-{}-pause", task.id());
     rt.remove(&name).await?;
     rt.rename(&id, &name).await?;
     Ok(Some(info))
@@ -537,61 +481,53 @@ fn attach_eni(task: &mut TaskRow, info: &ContainerInfo) {
     let ip = info.ip.clone().unwrap_or_default();
     let mac = info.mac.clone().unwrap_or_default();
     let eni = format!("eni-{}", &info.id[..17.min(info.id.len())]);
-    if let Some(att) = task
-        .doc
-        .get_mut("attachments")
-        .and_then(Value::as_array_mut)
-        .and_then(|a| a.first_mut())
-    {
-        let subnet = att
-            .pointer("/details/0/value")
-            .cloned()
-            .unwrap_or(json!(""));
-        att["status"] = json!("ATTACHED");
-        att["details"] = json!([
-            {"name": "subnetId", "value": subnet},
-            {"name": "networkInterfaceId", "value": eni},
-            {"name": "macAddress", "value": mac},
-            {"name": "privateDnsName", "value": format!("ip-{}.ec2.internal", ip.replace('.', "-"))},
-            {"name": "privateIPv4Address", "value": ip},
-        ]);
-        let attachment_id = att["id"].clone();
-        for c in task
-            .doc
-            .get_mut("containers")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            c["networkInterfaces"] =
-                json!([{"attachmentId": attachment_id, "privateIpv4Address": ip}]);
-        }
+    let Some(att) = task.doc.attachments.iter_mut().flatten().next() else {
+        return;
+    };
+    let subnet = att
+        .details
+        .iter()
+        .flatten()
+        .next()
+        .and_then(|d| d.value.clone())
+        .unwrap_or_default();
+    let pair = |name: &str, value: String| KeyValuePair {
+        name: Some(name.to_string()),
+        value: Some(value),
+    };
+    att.status = Some("ATTACHED".into());
+    att.details = Some(vec![
+        pair("subnetId", subnet),
+        pair("networkInterfaceId", eni),
+        pair("macAddress", mac),
+        pair(
+            "privateDnsName",
+            format!("ip-{}.ec2.internal", ip.replace('.', "-")),
+        ),
+        pair("privateIPv4Address", ip.clone()),
+    ]);
+    let attachment_id = att.id.clone();
+    for c in task.doc.containers.iter_mut().flatten() {
+        c.network_interfaces = Some(vec![NetworkInterface {
+            attachment_id: attachment_id.clone(),
+            private_ipv4_address: Some(ip.clone()),
+            ..Default::default()
+        }]);
     }
 }
 
 /// What a container waits for before it starts: its `dependsOn`
 /// conditions, and the containers it links to started (as ECS orders links).
-fn start_conditions(def: &Map<String, Value>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = def
-        .get("dependsOn")
-        .and_then(Value::as_array)
-        .into_iter()
+fn start_conditions(def: &ContainerDefinition) -> Vec<(String, ContainerCondition)> {
+    let mut out: Vec<(String, ContainerCondition)> = def
+        .depends_on
+        .iter()
         .flatten()
-        .map(|d| {
-            let dep = d
-                .get("containerName")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let condition = d
-                .get("condition")
-                .and_then(Value::as_str)
-                .unwrap_or("START");
-            (dep.to_string(), condition.to_string())
-        })
+        .map(|d| (d.container_name.clone(), d.condition))
         .collect();
     for target in network::link_targets(def) {
         if !out.iter().any(|(dep, _)| *dep == target) {
-            out.push((target, "START".to_string()));
+            out.push((target, ContainerCondition::Start));
         }
     }
     out
@@ -600,20 +536,19 @@ fn start_conditions(def: &Map<String, Value>) -> Vec<(String, String)> {
 /// Whether a container's `dependsOn` conditions (and links) hold; `Err`
 /// when they never will.
 fn dependencies_met(
-    def: &Map<String, Value>,
+    def: &ContainerDefinition,
     states: &HashMap<String, ContainerInfo>,
 ) -> Result<bool, String> {
     for (dep, condition) in start_conditions(def) {
-        let (dep, condition) = (dep.as_str(), condition.as_str());
-        let Some(s) = states.get(dep) else {
+        let Some(s) = states.get(&dep) else {
             return Ok(false);
         };
         let exited = !s.running && s.finished_at.is_some();
         let ok = match condition {
             // Created is not enough: it must have been started.
-            "START" => s.running || s.started_at.is_some(),
-            "COMPLETE" => exited,
-            "SUCCESS" => {
+            ContainerCondition::Start => s.running || s.started_at.is_some(),
+            ContainerCondition::Complete => exited,
+            ContainerCondition::Success => {
                 if exited && s.exit_code != Some(0) {
                     return Err(format!(
                         "dependency container {dep} exited with code {} (condition SUCCESS)",
@@ -622,7 +557,7 @@ fn dependencies_met(
                 }
                 exited
             }
-            "HEALTHY" => {
+            ContainerCondition::Healthy => {
                 if exited {
                     return Err(format!(
                         "dependency container {dep} exited before it was healthy"
@@ -630,7 +565,6 @@ fn dependencies_met(
                 }
                 s.health.as_deref() == Some("healthy")
             }
-            _ => true,
         };
         if !ok {
             return Ok(false);
@@ -643,20 +577,17 @@ fn dependencies_met(
 /// publish ports), once.
 fn record_bindings(
     task: &mut TaskRow,
-    def: &Map<String, Value>,
+    def: &ContainerDefinition,
     mode: NetworkMode,
     host_ip: Option<&str>,
     info: &ContainerInfo,
 ) {
-    let Some(c) = container_doc(task, name_of(def)) else {
+    let Some(c) = task.container_mut(name_of(def)) else {
         return;
     };
-    if c.contains_key("networkBindings") {
-        return;
-    }
-    if let Some(b) = network::network_bindings(mode, def, host_ip.unwrap_or_default(), &info.ports)
-    {
-        c.insert("networkBindings".into(), b);
+    if c.network_bindings.is_none() {
+        c.network_bindings =
+            network::network_bindings(mode, def, host_ip.unwrap_or_default(), &info.ports);
     }
 }
 
@@ -664,13 +595,13 @@ fn record_bindings(
 async fn start_containers(
     agent: &Agent,
     task: &mut TaskRow,
-    defs: &[Map<String, Value>],
+    defs: &[ContainerDefinition],
     mode: NetworkMode,
 ) -> anyhow::Result<()> {
     let rt = agent.runtime.clone();
     let pause_id = task.runtime.pause_id.clone();
     if mode.has_sandbox() && pause_id.is_none() {
-        set_status(task, "PROVISIONING");
+        set_status(task, TaskStatus::Provisioning);
         save(agent, task).await?;
         return Ok(());
     }
@@ -680,14 +611,14 @@ async fn start_containers(
         Ok(ip) => ip,
         Err(e) => {
             let reason = format!("ResourceInitializationError: {e}");
-            request_stop(agent, task, "TaskFailedToStart", &reason).await?;
+            request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
             return Ok(());
         }
     };
     if let Some(ip) = &host_ip {
         if let Err(e) = rt.ensure_host_address(ip).await {
             let reason = format!("ResourceInitializationError: {e}");
-            request_stop(agent, task, "TaskFailedToStart", &reason).await?;
+            request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
             return Ok(());
         }
     }
@@ -697,8 +628,8 @@ async fn start_containers(
         host_ip: host_ip.as_deref(),
     };
     // Pull what is missing.
-    if task.doc.get("pullStartedAt").is_none() {
-        set(task, "pullStartedAt", json!(now(agent)));
+    if task.doc.pull_started_at.is_none() {
+        task.doc.pull_started_at = Some(now(agent));
         save(agent, task).await?;
     }
     // Only a task for another architecture than the machine's looks at its
@@ -711,10 +642,7 @@ async fn start_containers(
     for def in defs {
         let (name, image) = (
             name_of(def).to_string(),
-            def.get("image")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            def.image.clone().unwrap_or_default(),
         );
         let digest = match rt.local_image(&image).await? {
             Some(d) => d,
@@ -722,11 +650,9 @@ async fn start_containers(
                 Ok(d) => d,
                 Err(e) => {
                     let reason = format!("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref {image}: {e}");
-                    if let Some(c) = container_doc(task, &name) {
-                        c.insert("reason".into(), json!(reason));
-                    }
+                    set_reason(task, &name, &reason);
                     save(agent, task).await?;
-                    request_stop(agent, task, "TaskFailedToStart", &reason).await?;
+                    request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
                     return Ok(());
                 }
             },
@@ -742,22 +668,20 @@ async fn start_containers(
                     platforms.insert(name.clone(), platform);
                 }
                 PlatformCheck::Fail(reason) => {
-                    if let Some(c) = container_doc(task, &name) {
-                        c.insert("reason".into(), json!(reason));
-                    }
+                    set_reason(task, &name, &reason);
                     save(agent, task).await?;
-                    request_stop(agent, task, "TaskFailedToStart", &reason).await?;
+                    request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
                     return Ok(());
                 }
             }
         }
-        if let Some(c) = container_doc(task, &name) {
-            c.insert("imageDigest".into(), json!(digest));
+        if let Some(c) = task.container_mut(&name) {
+            c.image_digest = Some(digest);
         }
     }
     agent.metrics.task_phase(Phase::Image, t0.elapsed());
-    if task.doc.get("pullStoppedAt").is_none() {
-        set(task, "pullStoppedAt", json!(now(agent)));
+    if task.doc.pull_stopped_at.is_none() {
+        task.doc.pull_stopped_at = Some(now(agent));
         save(agent, task).await?;
     }
     // Log groups and streams, before any container writes a line.
@@ -767,7 +691,7 @@ async fn start_containers(
             Err(e) => Err(e),
         };
         if let Err(reason) = prepared {
-            request_stop(agent, task, "TaskFailedToStart", &reason).await?;
+            request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
             return Ok(());
         }
     }
@@ -786,14 +710,14 @@ async fn start_containers(
             match rt.create(&spec).await {
                 Ok(id) => {
                     task.runtime.containers.insert(name.clone(), id.clone());
-                    if let Some(c) = container_doc(task, &name) {
-                        c.insert("runtimeId".into(), json!(id));
+                    if let Some(c) = task.container_mut(&name) {
+                        c.runtime_id = Some(id);
                     }
                     save(agent, task).await?;
                 }
                 Err(e) => {
                     let reason = format!("CannotCreateContainerError: {e}");
-                    request_stop(agent, task, "TaskFailedToStart", &reason).await?;
+                    request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
                     return Ok(());
                 }
             }
@@ -806,13 +730,13 @@ async fn start_containers(
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(
             defs.iter()
-                .map(|d| int(d, "startTimeout").unwrap_or(DEFAULT_START_TIMEOUT))
+                .map(|d| d.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT))
                 .max()
                 .unwrap_or(DEFAULT_START_TIMEOUT) as u64,
         );
     loop {
         refresh_desired(agent, task).await?;
-        if task.desired_status != "RUNNING" {
+        if task.desired_status != TaskStatus::Running {
             return Ok(());
         }
         states.clear();
@@ -849,7 +773,7 @@ async fn start_containers(
                     request_stop(
                         agent,
                         task,
-                        "EssentialContainerExited",
+                        TaskStopCode::EssentialContainerExited,
                         "Essential container in task exited",
                     )
                     .await?;
@@ -861,15 +785,13 @@ async fn start_containers(
                 Ok(true) => {
                     if let Err(e) = rt.start(&state.id).await {
                         let reason = format!("CannotStartContainerError: {e}");
-                        if let Some(c) = container_doc(task, name) {
-                            c.insert("reason".into(), json!(reason));
-                        }
+                        set_reason(task, name, &reason);
                         save(agent, task).await?;
-                        request_stop(agent, task, "TaskFailedToStart", &reason).await?;
+                        request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
                         return Ok(());
                     }
-                    if let Some(c) = container_doc(task, name) {
-                        c.insert("lastStatus".into(), json!("RUNNING"));
+                    if let Some(c) = task.container_mut(name) {
+                        c.last_status = Some(TaskStatus::Running);
                     }
                     follow_outputs(agent, task, defs, |n| (n == name).then_some(true));
                     waiting = true; // look again: it may satisfy others
@@ -880,7 +802,7 @@ async fn start_containers(
                     request_stop(
                         agent,
                         task,
-                        "TaskFailedToStart",
+                        TaskStopCode::TaskFailedToStart,
                         &format!("DependencyConditionUnsatisfied: {why}"),
                     )
                     .await?;
@@ -895,7 +817,7 @@ async fn start_containers(
             request_stop(
                 agent,
                 task,
-                "TaskFailedToStart",
+                TaskStopCode::TaskFailedToStart,
                 "DependencyConditionUnsatisfied: timed out waiting for dependsOn conditions",
             )
             .await?;
@@ -915,12 +837,11 @@ async fn start_containers(
             observe(task, def, Some(state));
         }
     }
-    let health = task_health(task, defs);
-    set(task, "healthStatus", json!(health));
-    set_status(task, "ACTIVATING");
+    task.doc.health_status = Some(task_health(task, defs));
+    set_status(task, TaskStatus::Activating);
     save(agent, task).await?;
-    set_status(task, "RUNNING");
-    set(task, "startedAt", json!(now(agent)));
+    set_status(task, TaskStatus::Running);
+    task.doc.started_at = Some(now(agent));
     save(agent, task).await?;
     if let Some(d) = since_created(agent, task) {
         agent.metrics.task_phase(Phase::Total, d);
@@ -931,15 +852,14 @@ async fn start_containers(
 /// The awslogs targets of a task's containers, by container name.
 fn log_targets(
     task: &TaskRow,
-    defs: &[Map<String, Value>],
+    defs: &[ContainerDefinition],
 ) -> Vec<(String, Result<awslogs::Target, String>)> {
     let Some(a) = crate::ecs::arn::parse(&task.arn) else {
         return Vec::new();
     };
     defs.iter()
         .filter_map(|d| {
-            awslogs::target(d, a.account, a.region, task_id(&task.arn))
-                .map(|t| (name_of(d).to_string(), t))
+            awslogs::target(d, a.account, a.region, task.id()).map(|t| (name_of(d).to_string(), t))
         })
         .collect()
 }
@@ -952,7 +872,7 @@ fn log_targets(
 fn follow_outputs(
     agent: &Agent,
     task: &TaskRow,
-    defs: &[Map<String, Value>],
+    defs: &[ContainerDefinition],
     state: impl Fn(&str) -> Option<bool>,
 ) {
     for (name, target) in log_targets(task, defs) {
@@ -970,65 +890,57 @@ fn started(info: &ContainerInfo) -> Option<bool> {
 }
 
 /// Record a container's observed state in the task document.
-fn observe(task: &mut TaskRow, def: &Map<String, Value>, info: Option<&ContainerInfo>) {
-    let name = name_of(def).to_string();
-    let Some(c) = container_doc(task, &name) else {
+fn observe(task: &mut TaskRow, def: &ContainerDefinition, info: Option<&ContainerInfo>) {
+    let Some(c) = task.container_mut(name_of(def)) else {
         return;
     };
     match info {
-        Some(i) if i.running => {
-            c.insert("lastStatus".into(), json!("RUNNING"));
-        }
+        Some(i) if i.running => c.last_status = Some(TaskStatus::Running),
         Some(i) => {
             if i.started_at.is_some() || i.finished_at.is_some() {
-                c.insert("lastStatus".into(), json!("STOPPED"));
+                c.last_status = Some(TaskStatus::Stopped);
                 if let Some(code) = i.exit_code {
-                    c.insert("exitCode".into(), json!(code));
+                    c.exit_code = Some(code);
                 }
                 if i.oom_killed {
-                    c.insert(
-                        "reason".into(),
-                        json!("OutOfMemoryError: Container killed due to memory usage"),
-                    );
+                    c.reason =
+                        Some("OutOfMemoryError: Container killed due to memory usage".into());
                 } else if let Some(err) = &i.error {
-                    c.insert("reason".into(), json!(err));
+                    c.reason = Some(err.clone());
                 }
             }
         }
-        None => {
-            c.insert("lastStatus".into(), json!("STOPPED"));
-        }
+        None => c.last_status = Some(TaskStatus::Stopped),
     }
-    if def.get("healthCheck").is_some() {
-        let h = match info.and_then(|i| i.health.as_deref()) {
-            Some("healthy") => "HEALTHY",
-            Some("unhealthy") => "UNHEALTHY",
-            _ => "UNKNOWN",
-        };
-        c.insert("healthStatus".into(), json!(h));
+    if def.health_check.is_some() {
+        c.health_status = Some(match info.and_then(|i| i.health.as_deref()) {
+            Some("healthy") => HealthStatus::Healthy,
+            Some("unhealthy") => HealthStatus::Unhealthy,
+            _ => HealthStatus::Unknown,
+        });
     }
 }
 
 /// The task's health from its essential containers' health checks.
-fn task_health(task: &TaskRow, defs: &[Map<String, Value>]) -> &'static str {
-    let checked: Vec<&str> = defs
+fn task_health(task: &TaskRow, defs: &[ContainerDefinition]) -> HealthStatus {
+    let checked: Vec<HealthStatus> = defs
         .iter()
-        .filter(|d| essential(d) && d.get("healthCheck").is_some())
+        .filter(|d| essential(d) && d.health_check.is_some())
         .filter_map(|d| {
-            task.doc["containers"]
-                .as_array()?
+            task.doc
+                .containers
                 .iter()
-                .find(|c| c["name"].as_str() == Some(name_of(d)))?
-                .get("healthStatus")?
-                .as_str()
+                .flatten()
+                .find(|c| c.name.as_deref() == Some(name_of(d)))?
+                .health_status
         })
         .collect();
-    if checked.contains(&"UNHEALTHY") {
-        "UNHEALTHY"
-    } else if !checked.is_empty() && checked.iter().all(|h| *h == "HEALTHY") {
-        "HEALTHY"
+    if checked.contains(&HealthStatus::Unhealthy) {
+        HealthStatus::Unhealthy
+    } else if !checked.is_empty() && checked.iter().all(|h| *h == HealthStatus::Healthy) {
+        HealthStatus::Healthy
     } else {
-        "UNKNOWN"
+        HealthStatus::Unknown
     }
 }
 
@@ -1036,7 +948,7 @@ fn task_health(task: &TaskRow, defs: &[Map<String, Value>]) -> &'static str {
 async fn monitor(
     agent: &Agent,
     task: &mut TaskRow,
-    defs: &[Map<String, Value>],
+    defs: &[ContainerDefinition],
 ) -> anyhow::Result<()> {
     let before = task.doc.clone();
     let mut stop_reason = None;
@@ -1072,13 +984,12 @@ async fn monitor(
             });
         }
     }
-    let health = task_health(task, defs);
-    set(task, "healthStatus", json!(health));
+    task.doc.health_status = Some(task_health(task, defs));
     if task.doc != before {
         save(agent, task).await?;
     }
     if let Some(reason) = stop_reason {
-        request_stop(agent, task, "EssentialContainerExited", &reason).await?;
+        request_stop(agent, task, TaskStopCode::EssentialContainerExited, &reason).await?;
     }
     Ok(())
 }
@@ -1087,22 +998,22 @@ async fn monitor(
 async fn stop(
     agent: &Agent,
     task: &mut TaskRow,
-    defs: &[Map<String, Value>],
+    defs: &[ContainerDefinition],
 ) -> anyhow::Result<()> {
     let rt = agent.runtime.clone();
     if !matches!(
         task.last_status(),
-        "DEACTIVATING" | "STOPPING" | "DEPROVISIONING"
+        TaskStatus::Deactivating | TaskStatus::Stopping | TaskStatus::Deprovisioning
     ) {
-        set(task, "stoppingAt", json!(now(agent)));
-        set_status(task, "DEACTIVATING");
+        task.doc.stopping_at = Some(now(agent));
+        set_status(task, TaskStatus::Deactivating);
         save(agent, task).await?;
     }
-    if task.last_status() == "DEACTIVATING" {
-        set_status(task, "STOPPING");
+    if task.last_status() == TaskStatus::Deactivating {
+        set_status(task, TaskStatus::Stopping);
         save(agent, task).await?;
     }
-    if task.last_status() == "STOPPING" {
+    if task.last_status() == TaskStatus::Stopping {
         let stops = defs.iter().filter_map(|def| {
             let id = task.runtime.containers.get(name_of(def))?.clone();
             let rt = rt.clone();
@@ -1112,7 +1023,7 @@ async fn stop(
         for r in futures_util::future::join_all(stops).await {
             r?;
         }
-        set(task, "executionStoppedAt", json!(now(agent)));
+        task.doc.execution_stopped_at = Some(now(agent));
         for def in defs {
             let info = match task.runtime.containers.get(name_of(def)) {
                 Some(id) => rt.inspect(id).await?,
@@ -1120,11 +1031,11 @@ async fn stop(
             };
             observe(task, def, info.as_ref());
             // Containers never started report no exit code.
-            if let Some(c) = container_doc(task, name_of(def)) {
-                c.insert("lastStatus".into(), json!("STOPPED"));
+            if let Some(c) = task.container_mut(name_of(def)) {
+                c.last_status = Some(TaskStatus::Stopped);
             }
         }
-        set_status(task, "DEPROVISIONING");
+        set_status(task, TaskStatus::Deprovisioning);
         save(agent, task).await?;
     }
     // What the containers wrote is stored before they go.
@@ -1144,20 +1055,15 @@ async fn stop(
     }
     if task.runtime.cgroup.is_some() {
         // Not worth keeping the task from STOPPED: what is left is empty.
-        if let Err(e) = rt.remove_task_cgroup(task_id(&task.arn)).await {
+        if let Err(e) = rt.remove_task_cgroup(task.id()).await {
             tracing::warn!(task = %task.arn, "{e}");
         }
     }
-    if let Some(att) = task
-        .doc
-        .get_mut("attachments")
-        .and_then(Value::as_array_mut)
-        .and_then(|a| a.first_mut())
-    {
-        att["status"] = json!("DELETED");
+    if let Some(att) = task.doc.attachments.iter_mut().flatten().next() {
+        att.status = Some("DELETED".into());
     }
-    set(task, "stoppedAt", json!(now(agent)));
-    set_status(task, "STOPPED");
+    task.doc.stopped_at = Some(now(agent));
+    set_status(task, TaskStatus::Stopped);
     save(agent, task).await?;
     Ok(())
 }
@@ -1167,16 +1073,17 @@ mod tests {
     use super::*;
     use crate::ecs::tasks::TaskRuntime;
     use crate::runtime::{Link, Protocol};
+    use serde_json::{json, Value};
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
+    fn obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
     }
 
     fn task(launch_type: &str, host_ip: Option<&str>) -> TaskRow {
         TaskRow {
             arn: "arn:aws:ecs:us-east-1:000000000000:task/c/abc".into(),
             cluster_arn: "arn:aws:ecs:us-east-1:000000000000:cluster/c".into(),
-            desired_status: "RUNNING".into(),
+            desired_status: TaskStatus::Running,
             stop_code: None,
             stopped_reason: None,
             doc: obj(json!({"launchType": launch_type, "containers": [{"name": "web"}]})),
@@ -1244,21 +1151,15 @@ mod tests {
     fn task_architecture_from_its_attribute() {
         let mut t = task("EC2", Some("10.99.0.1"));
         assert_eq!(task_arch(&t, "amd64"), "amd64");
-        t.doc.insert(
-            "attributes".into(),
-            json!([{"name": "ecs.cpu-architecture", "value": "arm64"}]),
-        );
+        t.doc.attributes = obj(json!([{"name": "ecs.cpu-architecture", "value": "arm64"}]));
         assert_eq!(task_arch(&t, "amd64"), "arm64");
-        t.doc.insert(
-            "attributes".into(),
-            json!([{"name": "ecs.cpu-architecture", "value": "x86_64"}]),
-        );
+        t.doc.attributes = obj(json!([{"name": "ecs.cpu-architecture", "value": "x86_64"}]));
         assert_eq!(task_arch(&t, "amd64"), "amd64");
     }
 
     #[test]
     fn links_order_starts_like_depends_on_start() {
-        let def = obj(json!({
+        let def: ContainerDefinition = obj(json!({
             "name": "web",
             "links": ["db:database", "cache", "db"],
             "dependsOn": [{"containerName": "cache", "condition": "HEALTHY"}],
@@ -1266,11 +1167,11 @@ mod tests {
         assert_eq!(
             start_conditions(&def),
             vec![
-                ("cache".to_string(), "HEALTHY".to_string()),
-                ("db".to_string(), "START".to_string()),
+                ("cache".to_string(), ContainerCondition::Healthy),
+                ("db".to_string(), ContainerCondition::Start),
             ]
         );
-        let def = obj(json!({"name": "web", "links": ["db:database"]}));
+        let def: ContainerDefinition = obj(json!({"name": "web", "links": ["db:database"]}));
         let mut states = HashMap::new();
         assert_eq!(dependencies_met(&def, &states), Ok(false));
         states.insert("db".to_string(), ContainerInfo::default()); // created
@@ -1285,7 +1186,7 @@ mod tests {
 
     #[test]
     fn specs_by_network_mode() {
-        let def = obj(json!({
+        let def: ContainerDefinition = obj(json!({
             "name": "web", "image": "img", "hostname": "www",
             "links": ["db:database"],
             "portMappings": [{"containerPort": 80, "hostPort": 0, "protocol": "tcp"}],
@@ -1354,7 +1255,7 @@ mod tests {
 
     #[test]
     fn bindings_recorded_once() {
-        let def =
+        let def: ContainerDefinition =
             obj(json!({"name": "web", "portMappings": [{"containerPort": 80, "protocol": "tcp"}]}));
         let mut t = task("EC2", Some("10.99.0.1"));
         let mut info = started(true);
@@ -1366,7 +1267,10 @@ mod tests {
         }];
         record_bindings(&mut t, &def, NetworkMode::Bridge, Some("10.99.0.1"), &info);
         let expected = json!([{"bindIP": "10.99.0.1", "containerPort": 80, "hostPort": 32768, "protocol": "tcp"}]);
-        assert_eq!(t.doc["containers"][0]["networkBindings"], expected);
+        let bindings = |t: &TaskRow| {
+            serde_json::to_value(&t.doc.containers.as_ref().unwrap()[0].network_bindings).unwrap()
+        };
+        assert_eq!(bindings(&t), expected);
         // Stopped later: what was bound stays reported.
         record_bindings(
             &mut t,
@@ -1375,9 +1279,9 @@ mod tests {
             Some("10.99.0.1"),
             &started(false),
         );
-        assert_eq!(t.doc["containers"][0]["networkBindings"], expected);
+        assert_eq!(bindings(&t), expected);
         let mut f = task("FARGATE", None);
         record_bindings(&mut f, &def, NetworkMode::Awsvpc, None, &info);
-        assert!(f.doc["containers"][0].get("networkBindings").is_none());
+        assert_eq!(bindings(&f), Value::Null);
     }
 }

@@ -12,8 +12,9 @@
 //!   the containers share its namespace, so the ports land on them.
 //! - `none`: each container alone in a namespace without a network.
 
-use serde_json::{json, Map, Value};
-
+use crate::ecs::shapes::{
+    self, ContainerDefinition, LaunchType, NetworkBinding, Task, TaskDefinition,
+};
 use crate::runtime::{Link, PortBinding, Protocol, PublishedPort};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +28,15 @@ pub enum NetworkMode {
 impl NetworkMode {
     /// A task's mode: `awsvpc` for FARGATE, else its task definition's
     /// `networkMode` (`bridge` when absent).
-    pub fn of(task: &Map<String, Value>, taskdef: &Map<String, Value>) -> Result<Self, String> {
-        if task.get("launchType").and_then(Value::as_str) == Some("FARGATE") {
-            return Ok(NetworkMode::Awsvpc);
+    pub fn of(task: &Task, taskdef: &TaskDefinition) -> Self {
+        if task.launch_type == Some(LaunchType::Fargate) {
+            return NetworkMode::Awsvpc;
         }
-        match taskdef.get("networkMode").and_then(Value::as_str) {
-            None | Some("bridge") => Ok(NetworkMode::Bridge),
-            Some("awsvpc") => Ok(NetworkMode::Awsvpc),
-            Some("host") => Ok(NetworkMode::Host),
-            Some("none") => Ok(NetworkMode::None),
-            Some(other) => Err(format!("network mode {other} is not supported")),
+        match taskdef.network_mode.unwrap_or_default() {
+            shapes::NetworkMode::Bridge => NetworkMode::Bridge,
+            shapes::NetworkMode::Awsvpc => NetworkMode::Awsvpc,
+            shapes::NetworkMode::Host => NetworkMode::Host,
+            shapes::NetworkMode::None => NetworkMode::None,
         }
     }
 
@@ -61,10 +61,8 @@ pub struct PortMapping {
     pub protocol: Protocol,
 }
 
-fn port(v: Option<&Value>) -> Option<u16> {
-    v.and_then(Value::as_i64)
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p > 0)
+fn port(v: Option<i64>) -> Option<u16> {
+    v.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0)
 }
 
 /// `"8000-8010"` → 8000..=8010.
@@ -75,30 +73,20 @@ fn port_range(s: &str) -> Option<std::ops::RangeInclusive<u16>> {
 }
 
 /// A container definition's `portMappings`, in order.
-pub fn port_mappings(def: &Map<String, Value>) -> Vec<PortMapping> {
+pub fn port_mappings(def: &ContainerDefinition) -> Vec<PortMapping> {
     let mut out = Vec::new();
-    for p in def
-        .get("portMappings")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let protocol = p
-            .get("protocol")
-            .and_then(Value::as_str)
-            .and_then(Protocol::parse)
-            .unwrap_or(Protocol::Tcp);
-        if let Some(container_port) = port(p.get("containerPort")) {
+    for p in def.port_mappings.iter().flatten() {
+        let protocol = match p.protocol.unwrap_or_default() {
+            shapes::TransportProtocol::Tcp => Protocol::Tcp,
+            shapes::TransportProtocol::Udp => Protocol::Udp,
+        };
+        if let Some(container_port) = port(p.container_port) {
             out.push(PortMapping {
                 container_port,
-                host_port: port(p.get("hostPort")),
+                host_port: port(p.host_port),
                 protocol,
             });
-        } else if let Some(range) = p
-            .get("containerPortRange")
-            .and_then(Value::as_str)
-            .and_then(port_range)
-        {
+        } else if let Some(range) = p.container_port_range.as_deref().and_then(port_range) {
             out.extend(range.map(|container_port| PortMapping {
                 container_port,
                 host_port: None,
@@ -112,7 +100,7 @@ pub fn port_mappings(def: &Map<String, Value>) -> Vec<PortMapping> {
 /// What one container of a `bridge` task publishes on `host_ip`.
 pub fn container_ports(
     mode: NetworkMode,
-    def: &Map<String, Value>,
+    def: &ContainerDefinition,
     host_ip: &str,
 ) -> Vec<PublishedPort> {
     if mode != NetworkMode::Bridge {
@@ -130,7 +118,7 @@ pub fn container_ports(
 }
 
 /// The ports of a `host` task's containers, each once, at its own number.
-fn host_mode_ports(defs: &[Map<String, Value>]) -> Vec<(u16, Protocol)> {
+fn host_mode_ports(defs: &[ContainerDefinition]) -> Vec<(u16, Protocol)> {
     let mut out: Vec<(u16, Protocol)> = Vec::new();
     for m in defs.iter().flat_map(port_mappings) {
         if !out.contains(&(m.container_port, m.protocol)) {
@@ -144,7 +132,7 @@ fn host_mode_ports(defs: &[Map<String, Value>]) -> Vec<(u16, Protocol)> {
 /// container's ports, host port = container port.
 pub fn sandbox_ports(
     mode: NetworkMode,
-    defs: &[Map<String, Value>],
+    defs: &[ContainerDefinition],
     host_ip: &str,
 ) -> Vec<PublishedPort> {
     if mode != NetworkMode::Host {
@@ -162,13 +150,17 @@ pub fn sandbox_ports(
 }
 
 /// One entry of a container's `networkBindings`.
-fn binding(ip: &str, container: u16, host: u16, protocol: Protocol) -> Value {
-    json!({
-        "bindIP": ip,
-        "containerPort": container,
-        "hostPort": host,
-        "protocol": protocol.as_str(),
-    })
+fn binding(ip: &str, container: u16, host: u16, protocol: Protocol) -> NetworkBinding {
+    NetworkBinding {
+        bind_ip: Some(ip.to_string()),
+        container_port: Some(container.into()),
+        host_port: Some(host.into()),
+        protocol: Some(match protocol {
+            Protocol::Tcp => shapes::TransportProtocol::Tcp,
+            Protocol::Udp => shapes::TransportProtocol::Udp,
+        }),
+        ..Default::default()
+    }
 }
 
 /// A container's `networkBindings` as ECS reports them: for `host`, its
@@ -177,17 +169,17 @@ fn binding(ip: &str, container: u16, host: u16, protocol: Protocol) -> Value {
 /// that publish nothing.
 pub fn network_bindings(
     mode: NetworkMode,
-    def: &Map<String, Value>,
+    def: &ContainerDefinition,
     host_ip: &str,
     bound: &[PortBinding],
-) -> Option<Value> {
+) -> Option<Vec<NetworkBinding>> {
     let mut keys: Vec<(u16, Protocol)> = Vec::new();
     for m in port_mappings(def) {
         if !keys.contains(&(m.container_port, m.protocol)) {
             keys.push((m.container_port, m.protocol));
         }
     }
-    let list: Vec<Value> = match mode {
+    let list: Vec<NetworkBinding> = match mode {
         NetworkMode::Awsvpc | NetworkMode::None => return None,
         NetworkMode::Host => keys
             .iter()
@@ -203,7 +195,7 @@ pub fn network_bindings(
             })
             .collect(),
     };
-    Some(Value::Array(list))
+    Some(list)
 }
 
 /// The runtime name of a task's container.
@@ -213,20 +205,18 @@ pub fn runtime_name(task_id: &str, container: &str) -> String {
 
 /// A container's `links` as (container name, alias): `"name:alias"`, or
 /// `"name"` for the alias `name`.
-fn parsed_links(def: &Map<String, Value>) -> Vec<(&str, &str)> {
-    def.get("links")
-        .and_then(Value::as_array)
-        .into_iter()
+fn parsed_links(def: &ContainerDefinition) -> Vec<(&str, &str)> {
+    def.links
+        .iter()
         .flatten()
-        .filter_map(Value::as_str)
-        .map(|l| l.split_once(':').unwrap_or((l, l)))
+        .map(|l| l.split_once(':').unwrap_or((l.as_str(), l.as_str())))
         .filter(|(name, alias)| !name.is_empty() && !alias.is_empty())
         .collect()
 }
 
 /// The containers a container links to, by ECS name: ECS starts them first
 /// (as `dependsOn` with `START`).
-pub fn link_targets(def: &Map<String, Value>) -> Vec<String> {
+pub fn link_targets(def: &ContainerDefinition) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (name, _) in parsed_links(def) {
         if !out.iter().any(|n| n == name) {
@@ -238,7 +228,7 @@ pub fn link_targets(def: &Map<String, Value>) -> Vec<String> {
 
 /// A `bridge` container's links, to its task's containers by their
 /// runtime names.
-pub fn links(mode: NetworkMode, task_id: &str, def: &Map<String, Value>) -> Vec<Link> {
+pub fn links(mode: NetworkMode, task_id: &str, def: &ContainerDefinition) -> Vec<Link> {
     if mode != NetworkMode::Bridge {
         return Vec::new();
     }
@@ -254,9 +244,15 @@ pub fn links(mode: NetworkMode, task_id: &str, def: &Map<String, Value>) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
+    fn obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// Bindings as the wire writes them.
+    fn wire(b: Option<Vec<NetworkBinding>>) -> Option<Value> {
+        b.map(|b| serde_json::to_value(b).unwrap())
     }
 
     fn brief(ports: &[PublishedPort]) -> Vec<(u16, &str, &str, Option<u16>)> {
@@ -277,7 +273,9 @@ mod tests {
     fn mode_from_launch_type_and_taskdef() {
         let ec2 = obj(json!({"launchType": "EC2"}));
         let fargate = obj(json!({"launchType": "FARGATE"}));
-        let mode = |t: &Map<String, Value>, td: Value| NetworkMode::of(t, &obj(td));
+        let ec2: Task = ec2;
+        let fargate: Task = fargate;
+        let mode = |t: &Task, td: Value| Ok::<_, ()>(NetworkMode::of(t, &obj(td)));
         assert_eq!(mode(&ec2, json!({})), Ok(NetworkMode::Bridge));
         assert_eq!(
             mode(&ec2, json!({"networkMode": "bridge"})),
@@ -295,7 +293,6 @@ mod tests {
             mode(&ec2, json!({"networkMode": "none"})),
             Ok(NetworkMode::None)
         );
-        assert!(mode(&ec2, json!({"networkMode": "nat"})).is_err());
         assert_eq!(
             mode(&fargate, json!({"networkMode": "awsvpc"})),
             Ok(NetworkMode::Awsvpc)
@@ -399,7 +396,12 @@ mod tests {
             bound(8080, Protocol::Tcp, 32769),
         ];
         assert_eq!(
-            network_bindings(NetworkMode::Bridge, &def, "10.99.0.1", &actual),
+            wire(network_bindings(
+                NetworkMode::Bridge,
+                &def,
+                "10.99.0.1",
+                &actual
+            )),
             Some(json!([
                 {"bindIP": "10.99.0.1", "containerPort": 8080, "hostPort": 32769, "protocol": "tcp"},
                 {"bindIP": "10.99.0.1", "containerPort": 53, "hostPort": 32768, "protocol": "udp"},
@@ -408,11 +410,16 @@ mod tests {
         );
         // Not running (nothing bound): none.
         assert_eq!(
-            network_bindings(NetworkMode::Bridge, &def, "10.99.0.1", &[]),
+            wire(network_bindings(
+                NetworkMode::Bridge,
+                &def,
+                "10.99.0.1",
+                &[]
+            )),
             Some(json!([]))
         );
         assert_eq!(
-            network_bindings(NetworkMode::Host, &def, "10.99.0.1", &[]),
+            wire(network_bindings(NetworkMode::Host, &def, "10.99.0.1", &[])),
             Some(json!([
                 {"bindIP": "10.99.0.1", "containerPort": 8080, "hostPort": 8080, "protocol": "tcp"},
                 {"bindIP": "10.99.0.1", "containerPort": 53, "hostPort": 53, "protocol": "udp"},
@@ -420,11 +427,16 @@ mod tests {
             ]))
         );
         assert_eq!(
-            network_bindings(NetworkMode::Awsvpc, &def, "", &actual),
+            wire(network_bindings(NetworkMode::Awsvpc, &def, "", &actual)),
             None
         );
         assert_eq!(
-            network_bindings(NetworkMode::Host, &obj(json!({})), "10.99.0.1", &[]),
+            wire(network_bindings(
+                NetworkMode::Host,
+                &obj(json!({})),
+                "10.99.0.1",
+                &[]
+            )),
             Some(json!([]))
         );
     }

@@ -24,11 +24,12 @@ use super::groups::{self, Activity, GroupRow};
 use super::plan::{self, Action, Lifecycle, Market, Member, PoolState};
 use super::FleetSettings;
 use crate::context::Ctx;
+use crate::ecs::shapes::TaskStopCode;
 use crate::ecs::{clusters, instances};
 use crate::error::ApiResult;
 
 /// Stop code and reason prefix of tasks ended by a spot interruption.
-pub const SPOT_STOP_CODE: &str = "TerminationNotice";
+pub const SPOT_STOP_CODE: TaskStopCode = TaskStopCode::TerminationNotice;
 
 /// An EC2 instance as stored.
 #[derive(Debug, Clone)]
@@ -249,7 +250,7 @@ fn as_member(conn: &Connection, i: &InstanceRow) -> ApiResult<Option<Member>> {
 fn end_instance(
     tx: &Connection,
     inst: &InstanceRow,
-    code: &str,
+    code: TaskStopCode,
     reason: &str,
     now_ms: i64,
 ) -> ApiResult<()> {
@@ -275,7 +276,7 @@ pub fn terminate(
     end_instance(
         tx,
         inst,
-        "TaskFailedToStart",
+        TaskStopCode::TaskFailedToStart,
         &format!(
             "Instance {} was terminated by its Auto Scaling group",
             inst.id
@@ -319,7 +320,7 @@ pub fn terminate_by_ec2(tx: &Connection, inst: &InstanceRow, now_ms: i64) -> Api
     end_instance(
         tx,
         inst,
-        "TaskFailedToStart",
+        TaskStopCode::TaskFailedToStart,
         &format!("Instance {} was terminated (TerminateInstances)", inst.id),
         now_ms,
     )?;

@@ -707,17 +707,17 @@ pub struct Filter {
 pub enum ImpairedZoneHealthCheckBehavior {
     #[default]
     #[serde(rename = "ReplaceUnhealthy")]
-    Replaceunhealthy,
+    ReplaceUnhealthy,
     #[serde(rename = "IgnoreUnhealthy")]
-    Ignoreunhealthy,
+    IgnoreUnhealthy,
 }
 
 impl ImpairedZoneHealthCheckBehavior {
     /// The value as the model spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            ImpairedZoneHealthCheckBehavior::Replaceunhealthy => "ReplaceUnhealthy",
-            ImpairedZoneHealthCheckBehavior::Ignoreunhealthy => "IgnoreUnhealthy",
+            ImpairedZoneHealthCheckBehavior::ReplaceUnhealthy => "ReplaceUnhealthy",
+            ImpairedZoneHealthCheckBehavior::IgnoreUnhealthy => "IgnoreUnhealthy",
         }
     }
 }
@@ -941,7 +941,7 @@ pub enum LifecycleState {
     #[serde(rename = "Quarantined")]
     Quarantined,
     #[serde(rename = "InService")]
-    Inservice,
+    InService,
     #[serde(rename = "Terminating")]
     Terminating,
     #[serde(rename = "Terminating:Wait")]
@@ -957,17 +957,17 @@ pub enum LifecycleState {
     #[serde(rename = "Detached")]
     Detached,
     #[serde(rename = "EnteringStandby")]
-    Enteringstandby,
+    EnteringStandby,
     #[serde(rename = "Standby")]
     Standby,
     #[serde(rename = "ReplacingRootVolume")]
-    Replacingrootvolume,
+    ReplacingRootVolume,
     #[serde(rename = "ReplacingRootVolume:Wait")]
-    ReplacingrootvolumeWait,
+    ReplacingRootVolumeWait,
     #[serde(rename = "ReplacingRootVolume:Proceed")]
-    ReplacingrootvolumeProceed,
+    ReplacingRootVolumeProceed,
     #[serde(rename = "RootVolumeReplaced")]
-    Rootvolumereplaced,
+    RootVolumeReplaced,
     #[serde(rename = "Warmed:Pending")]
     WarmedPending,
     #[serde(rename = "Warmed:Pending:Wait")]
@@ -1002,7 +1002,7 @@ impl LifecycleState {
             LifecycleState::PendingWait => "Pending:Wait",
             LifecycleState::PendingProceed => "Pending:Proceed",
             LifecycleState::Quarantined => "Quarantined",
-            LifecycleState::Inservice => "InService",
+            LifecycleState::InService => "InService",
             LifecycleState::Terminating => "Terminating",
             LifecycleState::TerminatingWait => "Terminating:Wait",
             LifecycleState::TerminatingProceed => "Terminating:Proceed",
@@ -1010,12 +1010,12 @@ impl LifecycleState {
             LifecycleState::Terminated => "Terminated",
             LifecycleState::Detaching => "Detaching",
             LifecycleState::Detached => "Detached",
-            LifecycleState::Enteringstandby => "EnteringStandby",
+            LifecycleState::EnteringStandby => "EnteringStandby",
             LifecycleState::Standby => "Standby",
-            LifecycleState::Replacingrootvolume => "ReplacingRootVolume",
-            LifecycleState::ReplacingrootvolumeWait => "ReplacingRootVolume:Wait",
-            LifecycleState::ReplacingrootvolumeProceed => "ReplacingRootVolume:Proceed",
-            LifecycleState::Rootvolumereplaced => "RootVolumeReplaced",
+            LifecycleState::ReplacingRootVolume => "ReplacingRootVolume",
+            LifecycleState::ReplacingRootVolumeWait => "ReplacingRootVolume:Wait",
+            LifecycleState::ReplacingRootVolumeProceed => "ReplacingRootVolume:Proceed",
+            LifecycleState::RootVolumeReplaced => "RootVolumeReplaced",
             LifecycleState::WarmedPending => "Warmed:Pending",
             LifecycleState::WarmedPendingWait => "Warmed:Pending:Wait",
             LifecycleState::WarmedPendingProceed => "Warmed:Pending:Proceed",
@@ -1188,23 +1188,23 @@ pub struct RetentionTriggers {
 pub enum ScalingActivityStatusCode {
     #[default]
     #[serde(rename = "PendingSpotBidPlacement")]
-    Pendingspotbidplacement,
+    PendingSpotBidPlacement,
     #[serde(rename = "WaitingForSpotInstanceRequestId")]
-    Waitingforspotinstancerequestid,
+    WaitingForSpotInstanceRequestId,
     #[serde(rename = "WaitingForSpotInstanceId")]
-    Waitingforspotinstanceid,
+    WaitingForSpotInstanceId,
     #[serde(rename = "WaitingForInstanceId")]
-    Waitingforinstanceid,
+    WaitingForInstanceId,
     #[serde(rename = "PreInService")]
-    Preinservice,
+    PreInService,
     #[serde(rename = "InProgress")]
-    Inprogress,
+    InProgress,
     #[serde(rename = "WaitingForELBConnectionDraining")]
-    Waitingforelbconnectiondraining,
+    WaitingForELBConnectionDraining,
     #[serde(rename = "MidLifecycleAction")]
-    Midlifecycleaction,
+    MidLifecycleAction,
     #[serde(rename = "WaitingForInstanceWarmup")]
-    Waitingforinstancewarmup,
+    WaitingForInstanceWarmup,
     #[serde(rename = "Successful")]
     Successful,
     #[serde(rename = "Failed")]
@@ -1212,35 +1212,35 @@ pub enum ScalingActivityStatusCode {
     #[serde(rename = "Cancelled")]
     Cancelled,
     #[serde(rename = "WaitingForConnectionDraining")]
-    Waitingforconnectiondraining,
+    WaitingForConnectionDraining,
     #[serde(rename = "WaitingForInPlaceUpdateToStart")]
-    Waitingforinplaceupdatetostart,
+    WaitingForInPlaceUpdateToStart,
     #[serde(rename = "WaitingForInPlaceUpdateToFinalize")]
-    Waitingforinplaceupdatetofinalize,
+    WaitingForInPlaceUpdateToFinalize,
     #[serde(rename = "InPlaceUpdateInProgress")]
-    Inplaceupdateinprogress,
+    InPlaceUpdateInProgress,
 }
 
 impl ScalingActivityStatusCode {
     /// The value as the model spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            ScalingActivityStatusCode::Pendingspotbidplacement => "PendingSpotBidPlacement",
-            ScalingActivityStatusCode::Waitingforspotinstancerequestid => "WaitingForSpotInstanceRequestId",
-            ScalingActivityStatusCode::Waitingforspotinstanceid => "WaitingForSpotInstanceId",
-            ScalingActivityStatusCode::Waitingforinstanceid => "WaitingForInstanceId",
-            ScalingActivityStatusCode::Preinservice => "PreInService",
-            ScalingActivityStatusCode::Inprogress => "InProgress",
-            ScalingActivityStatusCode::Waitingforelbconnectiondraining => "WaitingForELBConnectionDraining",
-            ScalingActivityStatusCode::Midlifecycleaction => "MidLifecycleAction",
-            ScalingActivityStatusCode::Waitingforinstancewarmup => "WaitingForInstanceWarmup",
+            ScalingActivityStatusCode::PendingSpotBidPlacement => "PendingSpotBidPlacement",
+            ScalingActivityStatusCode::WaitingForSpotInstanceRequestId => "WaitingForSpotInstanceRequestId",
+            ScalingActivityStatusCode::WaitingForSpotInstanceId => "WaitingForSpotInstanceId",
+            ScalingActivityStatusCode::WaitingForInstanceId => "WaitingForInstanceId",
+            ScalingActivityStatusCode::PreInService => "PreInService",
+            ScalingActivityStatusCode::InProgress => "InProgress",
+            ScalingActivityStatusCode::WaitingForELBConnectionDraining => "WaitingForELBConnectionDraining",
+            ScalingActivityStatusCode::MidLifecycleAction => "MidLifecycleAction",
+            ScalingActivityStatusCode::WaitingForInstanceWarmup => "WaitingForInstanceWarmup",
             ScalingActivityStatusCode::Successful => "Successful",
             ScalingActivityStatusCode::Failed => "Failed",
             ScalingActivityStatusCode::Cancelled => "Cancelled",
-            ScalingActivityStatusCode::Waitingforconnectiondraining => "WaitingForConnectionDraining",
-            ScalingActivityStatusCode::Waitingforinplaceupdatetostart => "WaitingForInPlaceUpdateToStart",
-            ScalingActivityStatusCode::Waitingforinplaceupdatetofinalize => "WaitingForInPlaceUpdateToFinalize",
-            ScalingActivityStatusCode::Inplaceupdateinprogress => "InPlaceUpdateInProgress",
+            ScalingActivityStatusCode::WaitingForConnectionDraining => "WaitingForConnectionDraining",
+            ScalingActivityStatusCode::WaitingForInPlaceUpdateToStart => "WaitingForInPlaceUpdateToStart",
+            ScalingActivityStatusCode::WaitingForInPlaceUpdateToFinalize => "WaitingForInPlaceUpdateToFinalize",
+            ScalingActivityStatusCode::InPlaceUpdateInProgress => "InPlaceUpdateInProgress",
         }
     }
 }
@@ -1465,14 +1465,14 @@ impl WarmPoolState {
 pub enum WarmPoolStatus {
     #[default]
     #[serde(rename = "PendingDelete")]
-    Pendingdelete,
+    PendingDelete,
 }
 
 impl WarmPoolStatus {
     /// The value as the model spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            WarmPoolStatus::Pendingdelete => "PendingDelete",
+            WarmPoolStatus::PendingDelete => "PendingDelete",
         }
     }
 }

@@ -127,7 +127,7 @@ fn render(conn: &Connection, p: &ProviderRow, with_tags: bool) -> ApiResult<Valu
     v.as_object_mut().expect("object").remove(BELOW_SINCE);
     v["status"] = json!(p.status);
     if with_tags {
-        v["tags"] = Value::Array(tags::load(conn, &p.arn)?);
+        v["tags"] = tags::load_json(conn, &p.arn)?;
     }
     Ok(v)
 }

@@ -236,7 +236,7 @@ pub fn render(conn: &Connection, row: &ClusterRow, include: &[&str]) -> ApiResul
         );
     }
     if include.contains(&"TAGS") {
-        o.insert("tags".into(), Value::Array(tags::load(conn, &row.arn)?));
+        o.insert("tags".into(), tags::load_json(conn, &row.arn)?);
     }
     if include.contains(&"STATISTICS") {
         // Services arrive later; their counters stay zero until then.
@@ -373,7 +373,7 @@ impl Ecs {
                 &row.arn,
                 &tags::load(tx, &row.arn)?
                     .iter()
-                    .filter_map(|t| t["key"].as_str().map(str::to_string))
+                    .filter_map(|t| t.key.clone())
                     .collect::<Vec<_>>(),
             )?;
             tags::put(tx, &row.arn, &req.tags)?;

@@ -17,6 +17,9 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::shapes::{
+    ContainerDefinition, NetworkMode, TaskDefinition, TaskStopCode, TransportProtocol,
+};
 use super::{clusters, paging, tags, Ecs};
 use crate::catalog;
 use crate::context::{millis_to_epoch, Ctx};
@@ -39,7 +42,7 @@ pub struct Liveness {
 
 /// The stop code and reason of tasks whose instance's agent stayed
 /// disconnected past the grace period.
-pub const DISCONNECTED_STOP_CODE: &str = "TaskFailedToStart";
+pub const DISCONNECTED_STOP_CODE: TaskStopCode = TaskStopCode::TaskFailedToStart;
 pub const DISCONNECTED_REASON: &str = "Container instance agent disconnected";
 /// Local instances take their addresses from a /16 of `10.128.0.0/10`.
 const LOCAL_NET: u8 = 10;
@@ -163,35 +166,24 @@ pub struct Reservation {
     pub udp: Vec<u16>,
 }
 
-fn number(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 /// What a task of `taskdef` (with its effective containers `containers`)
 /// reserves, as ECS counts it: the task-level cpu and memory when set, else
 /// the sum over containers (a container's `memoryReservation` when it has
 /// one, else its `memory`); and the static host ports of `bridge` and `host`
 /// mode (in `host` mode a container port is its host port).
 pub fn reservation(
-    taskdef: &Map<String, Value>,
-    containers: &[Map<String, Value>],
-    task_cpu: Option<&Value>,
-    task_memory: Option<&Value>,
+    taskdef: &TaskDefinition,
+    containers: &[ContainerDefinition],
+    task_cpu: Option<&str>,
+    task_memory: Option<&str>,
 ) -> Reservation {
-    let mode = taskdef
-        .get("networkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("bridge");
-    let cpu = number(task_cpu)
-        .unwrap_or_else(|| containers.iter().filter_map(|c| number(c.get("cpu"))).sum());
-    let memory = number(task_memory).unwrap_or_else(|| {
+    let mode = taskdef.network_mode.unwrap_or(NetworkMode::Bridge);
+    let parsed = |v: Option<&str>| v.and_then(|v| v.trim().parse::<i64>().ok());
+    let cpu = parsed(task_cpu).unwrap_or_else(|| containers.iter().filter_map(|c| c.cpu).sum());
+    let memory = parsed(task_memory).unwrap_or_else(|| {
         containers
             .iter()
-            .filter_map(|c| number(c.get("memoryReservation")).or(number(c.get("memory"))))
+            .filter_map(|c| c.memory_reservation.or(c.memory))
             .sum()
     });
     let mut r = Reservation {
@@ -199,27 +191,23 @@ pub fn reservation(
         memory,
         ..Default::default()
     };
-    if mode == "awsvpc" {
+    if mode == NetworkMode::Awsvpc {
         return r;
     }
-    for c in containers {
-        for pm in c
-            .get("portMappings")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let host = match mode {
-                "host" => number(pm.get("hostPort")).or(number(pm.get("containerPort"))),
-                _ => number(pm.get("hostPort")),
-            };
-            let Some(port) = host.filter(|p| *p > 0).and_then(|p| u16::try_from(p).ok()) else {
-                continue;
-            };
-            match pm.get("protocol").and_then(Value::as_str) {
-                Some("udp") => r.udp.push(port),
-                _ => r.tcp.push(port),
-            }
+    for pm in containers
+        .iter()
+        .flat_map(|c| c.port_mappings.iter().flatten())
+    {
+        let host = match mode {
+            NetworkMode::Host => pm.host_port.or(pm.container_port),
+            _ => pm.host_port,
+        };
+        let Some(port) = host.filter(|p| *p > 0).and_then(|p| u16::try_from(p).ok()) else {
+            continue;
+        };
+        match pm.protocol {
+            Some(TransportProtocol::Udp) => r.udp.push(port),
+            _ => r.tcp.push(port),
         }
     }
     r
@@ -422,7 +410,7 @@ pub fn render(
         v["capacityProviderName"] = cp.clone();
     }
     if with_tags {
-        v["tags"] = Value::Array(tags::load(conn, &row.arn)?);
+        v["tags"] = tags::load_json(conn, &row.arn)?;
     }
     Ok(v)
 }
@@ -720,7 +708,7 @@ pub fn deregister(
     reason: &str,
     now_ms: i64,
 ) -> ApiResult<()> {
-    deregister_with(conn, row, "TaskFailedToStart", reason, now_ms)
+    deregister_with(conn, row, TaskStopCode::TaskFailedToStart, reason, now_ms)
 }
 
 /// Mark an instance INACTIVE and stop what still runs on it with `code`
@@ -728,7 +716,7 @@ pub fn deregister(
 pub fn deregister_with(
     conn: &Connection,
     row: &InstanceRow,
-    code: &str,
+    code: TaskStopCode,
     reason: &str,
     now_ms: i64,
 ) -> ApiResult<()> {
@@ -1385,7 +1373,7 @@ pub fn local_instances(
 pub fn drain_for_interruption(
     conn: &Connection,
     instance_arn: &str,
-    code: &str,
+    code: TaskStopCode,
     reason: &str,
 ) -> ApiResult<()> {
     conn.prepare_cached(
@@ -1453,14 +1441,14 @@ pub fn deregistered_at(conn: &Connection, arn: &str) -> ApiResult<Option<i64>> {
 mod tests {
     use super::*;
 
-    fn def(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn def<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
     fn reservation_counts_as_ecs_does() {
-        let td = def(json!({"networkMode": "bridge"}));
-        let cs = vec![
+        let td: TaskDefinition = def(json!({"networkMode": "bridge"}));
+        let cs: Vec<ContainerDefinition> = vec![
             def(
                 json!({"cpu": 256, "memory": 512, "portMappings": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81, "hostPort": 0}]}),
             ),
@@ -1479,14 +1467,14 @@ mod tests {
             (vec![8080], vec![5353]),
             "dynamic ports reserve nothing"
         );
-        let task_level = reservation(&td, &cs, Some(&json!("1024")), Some(&json!("2048")));
+        let task_level = reservation(&td, &cs, Some("1024"), Some("2048"));
         assert_eq!((task_level.cpu, task_level.memory), (1024, 2048));
-        let host = def(json!({"networkMode": "host"}));
-        let hc = vec![def(
+        let host: TaskDefinition = def(json!({"networkMode": "host"}));
+        let hc: Vec<ContainerDefinition> = vec![def(
             json!({"memory": 64, "portMappings": [{"containerPort": 9000}]}),
         )];
         assert_eq!(reservation(&host, &hc, None, None).tcp, vec![9000]);
-        let vpc = def(json!({"networkMode": "awsvpc"}));
+        let vpc: TaskDefinition = def(json!({"networkMode": "awsvpc"}));
         assert!(reservation(&vpc, &hc, None, None).tcp.is_empty());
     }
 

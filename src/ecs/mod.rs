@@ -15,8 +15,8 @@ pub mod janitor;
 pub mod paging;
 #[rustfmt::skip]
 pub mod shapes;
-pub mod status;
 pub mod placements;
+pub mod status;
 pub mod tags;
 pub mod taskdef_rules;
 pub mod taskdefs;

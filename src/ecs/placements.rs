@@ -240,7 +240,7 @@ mod tests {
                     |r| r.get(0),
                 )?;
                 let mut t = crate::ecs::tasks::load(tx, &arn)?.unwrap();
-                t.doc.insert("lastStatus".into(), json!("STOPPED"));
+                t.doc.last_status = Some(crate::ecs::status::TaskStatus::Stopped);
                 crate::ecs::tasks::save_observed(tx, &t)
             })
             .unwrap();

@@ -695,14 +695,14 @@ pub struct ClusterSetting {
 pub enum ClusterSettingName {
     #[default]
     #[serde(rename = "containerInsights")]
-    Containerinsights,
+    ContainerInsights,
 }
 
 impl ClusterSettingName {
     /// The value as the model spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            ClusterSettingName::Containerinsights => "containerInsights",
+            ClusterSettingName::ContainerInsights => "containerInsights",
         }
     }
 }
@@ -2331,14 +2331,14 @@ pub struct ManagedAgent {
 pub enum ManagedAgentName {
     #[default]
     #[serde(rename = "ExecuteCommandAgent")]
-    Executecommandagent,
+    ExecuteCommandAgent,
 }
 
 impl ManagedAgentName {
     /// The value as the model spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            ManagedAgentName::Executecommandagent => "ExecuteCommandAgent",
+            ManagedAgentName::ExecuteCommandAgent => "ExecuteCommandAgent",
         }
     }
 }
@@ -2686,17 +2686,17 @@ pub struct PlacementConstraint {
 pub enum PlacementConstraintType {
     #[default]
     #[serde(rename = "distinctInstance")]
-    Distinctinstance,
+    DistinctInstance,
     #[serde(rename = "memberOf")]
-    Memberof,
+    MemberOf,
 }
 
 impl PlacementConstraintType {
     /// The value as the model spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            PlacementConstraintType::Distinctinstance => "distinctInstance",
-            PlacementConstraintType::Memberof => "memberOf",
+            PlacementConstraintType::DistinctInstance => "distinctInstance",
+            PlacementConstraintType::MemberOf => "memberOf",
         }
     }
 }
@@ -3016,7 +3016,7 @@ pub enum ResourceType {
     #[serde(rename = "GPU")]
     Gpu,
     #[serde(rename = "InferenceAccelerator")]
-    Inferenceaccelerator,
+    InferenceAccelerator,
 }
 
 impl ResourceType {
@@ -3024,7 +3024,7 @@ impl ResourceType {
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceType::Gpu => "GPU",
-            ResourceType::Inferenceaccelerator => "InferenceAccelerator",
+            ResourceType::InferenceAccelerator => "InferenceAccelerator",
         }
     }
 }
@@ -3465,14 +3465,14 @@ pub struct TaskDefinitionPlacementConstraint {
 pub enum TaskDefinitionPlacementConstraintType {
     #[default]
     #[serde(rename = "memberOf")]
-    Memberof,
+    MemberOf,
 }
 
 impl TaskDefinitionPlacementConstraintType {
     /// The value as the model spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            TaskDefinitionPlacementConstraintType::Memberof => "memberOf",
+            TaskDefinitionPlacementConstraintType::MemberOf => "memberOf",
         }
     }
 }
@@ -3616,29 +3616,29 @@ pub struct TaskOverride {
 pub enum TaskStopCode {
     #[default]
     #[serde(rename = "TaskFailedToStart")]
-    Taskfailedtostart,
+    TaskFailedToStart,
     #[serde(rename = "EssentialContainerExited")]
-    Essentialcontainerexited,
+    EssentialContainerExited,
     #[serde(rename = "UserInitiated")]
-    Userinitiated,
+    UserInitiated,
     #[serde(rename = "ServiceSchedulerInitiated")]
-    Serviceschedulerinitiated,
+    ServiceSchedulerInitiated,
     #[serde(rename = "SpotInterruption")]
-    Spotinterruption,
+    SpotInterruption,
     #[serde(rename = "TerminationNotice")]
-    Terminationnotice,
+    TerminationNotice,
 }
 
 impl TaskStopCode {
     /// The value as the model spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            TaskStopCode::Taskfailedtostart => "TaskFailedToStart",
-            TaskStopCode::Essentialcontainerexited => "EssentialContainerExited",
-            TaskStopCode::Userinitiated => "UserInitiated",
-            TaskStopCode::Serviceschedulerinitiated => "ServiceSchedulerInitiated",
-            TaskStopCode::Spotinterruption => "SpotInterruption",
-            TaskStopCode::Terminationnotice => "TerminationNotice",
+            TaskStopCode::TaskFailedToStart => "TaskFailedToStart",
+            TaskStopCode::EssentialContainerExited => "EssentialContainerExited",
+            TaskStopCode::UserInitiated => "UserInitiated",
+            TaskStopCode::ServiceSchedulerInitiated => "ServiceSchedulerInitiated",
+            TaskStopCode::SpotInterruption => "SpotInterruption",
+            TaskStopCode::TerminationNotice => "TerminationNotice",
         }
     }
 }

@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn statuses_are_written_as_ecs_writes_them() {
-        assert_eq!(serde_json::to_value(TaskStatus::Deprovisioning).unwrap(), "DEPROVISIONING");
+        assert_eq!(
+            serde_json::to_value(TaskStatus::Deprovisioning).unwrap(),
+            "DEPROVISIONING"
+        );
         let s: TaskStatus = serde_json::from_value("ACTIVATING".into()).unwrap();
         assert_eq!(s, TaskStatus::Activating);
         assert!(TaskStatus::Pending.is_pending() && !TaskStatus::Running.is_pending());

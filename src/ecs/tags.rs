@@ -5,7 +5,7 @@ use rusqlite::{params, Connection};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{arn, clusters, taskdefs, Ecs};
+use super::{arn, clusters, shapes, taskdefs, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 
@@ -38,13 +38,31 @@ fn too_many() -> ApiError {
     ApiError::invalid_parameter(format!("A resource can have at most {MAX_TAGS} tags."))
 }
 
-pub fn load(conn: &Connection, resource_arn: &str) -> ApiResult<Vec<Value>> {
+pub fn load(conn: &Connection, resource_arn: &str) -> ApiResult<Vec<shapes::Tag>> {
     let mut stmt =
         conn.prepare_cached("SELECT key, value FROM tags WHERE resource_arn = ?1 ORDER BY rowid")?;
     let rows = stmt.query_map([resource_arn], |r| {
-        Ok(json!({"key": r.get::<_, String>(0)?, "value": r.get::<_, String>(1)?}))
+        Ok(shapes::Tag {
+            key: Some(r.get(0)?),
+            value: Some(r.get(1)?),
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A resource's tags as JSON, for answers not yet typed.
+pub fn load_json(conn: &Connection, resource_arn: &str) -> ApiResult<Value> {
+    Ok(serde_json::to_value(load(conn, resource_arn)?).expect("tags serialise"))
+}
+
+/// Tags as a request gives them.
+pub fn from_shapes(tags: &[shapes::Tag]) -> Vec<Tag> {
+    tags.iter()
+        .map(|t| Tag {
+            key: t.key.clone().unwrap_or_default(),
+            value: t.value.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Add or overwrite tags; fails (in the caller's transaction) when the

@@ -9,22 +9,29 @@
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::shapes::{
+    DeleteTaskDefinitionsRequest, DeleteTaskDefinitionsResponse, DeregisterTaskDefinitionRequest,
+    DeregisterTaskDefinitionResponse, DescribeTaskDefinitionRequest,
+    DescribeTaskDefinitionResponse, Failure, ListTaskDefinitionFamiliesRequest,
+    ListTaskDefinitionFamiliesResponse, ListTaskDefinitionsRequest, ListTaskDefinitionsResponse,
+    RegisterTaskDefinitionResponse, SortOrder, TaskDefinition, TaskDefinitionFamilyStatus,
+    TaskDefinitionField, TaskDefinitionStatus,
+};
 use super::{arn, paging, tags, taskdef_rules, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 
 /// A stored task definition: its ARN, family, revision, status and the full
-/// `TaskDefinition` document ECS returns.
+/// `TaskDefinition` ECS returns.
 #[derive(Debug, Clone)]
 pub struct TaskDefRow {
     pub arn: String,
     pub family: String,
     pub revision: i64,
-    pub status: String,
-    pub doc: Map<String, Value>,
+    pub status: TaskDefinitionStatus,
+    pub doc: TaskDefinition,
 }
 
 /// How a call names a task definition.
@@ -61,12 +68,13 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, Str
 }
 
 fn to_row(t: (String, String, i64, String, String)) -> ApiResult<TaskDefRow> {
+    let bad = |e: serde_json::Error| ApiError::internal(e.to_string());
     Ok(TaskDefRow {
         arn: t.0,
         family: t.1,
         revision: t.2,
-        status: t.3,
-        doc: serde_json::from_str(&t.4).map_err(|e| ApiError::internal(e.to_string()))?,
+        status: serde_json::from_value(Value::String(t.3)).map_err(bad)?,
+        doc: serde_json::from_str(&t.4).map_err(bad)?,
     })
 }
 
@@ -98,7 +106,7 @@ pub fn resolve_active(conn: &Connection, ctx: &Ctx, ident: &str) -> ApiResult<Ta
         ApiError::invalid_parameter(format!("Invalid task definition identifier: {ident}"))
     })?;
     match find(conn, ctx, &r)? {
-        Some(row) if row.status == "ACTIVE" => Ok(row),
+        Some(row) if row.status == TaskDefinitionStatus::Active => Ok(row),
         Some(row) => Err(ApiError::client(format!(
             "TaskDefinition is inactive: {}",
             row.arn
@@ -130,49 +138,10 @@ fn save(conn: &Connection, row: &TaskDefRow) -> ApiResult<()> {
     conn.prepare_cached("UPDATE task_definitions SET status = ?2, doc = ?3 WHERE arn = ?1")?
         .execute(params![
             row.arn,
-            row.status,
-            Value::Object(row.doc.clone()).to_string()
+            row.status.as_str(),
+            serde_json::to_string(&row.doc).expect("serialises")
         ])?;
     Ok(())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DescribeTaskDefinitionRequest {
-    task_definition: String,
-    #[serde(default)]
-    include: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListTaskDefinitionsRequest {
-    family_prefix: Option<String>,
-    status: Option<String>,
-    sort: Option<String>,
-    next_token: Option<String>,
-    max_results: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListTaskDefinitionFamiliesRequest {
-    family_prefix: Option<String>,
-    status: Option<String>,
-    next_token: Option<String>,
-    max_results: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeregisterTaskDefinitionRequest {
-    task_definition: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeleteTaskDefinitionsRequest {
-    task_definitions: Vec<String>,
 }
 
 fn not_found() -> ApiError {
@@ -180,7 +149,11 @@ fn not_found() -> ApiError {
 }
 
 impl Ecs {
-    pub(super) fn register_task_definition(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
+    pub(super) fn register_task_definition(
+        &self,
+        ctx: &Ctx,
+        input: Value,
+    ) -> ApiResult<RegisterTaskDefinitionResponse> {
         let Value::Object(mut input) = input else {
             return Err(ApiError::serialization("Expected an object."));
         };
@@ -189,8 +162,10 @@ impl Ecs {
             None => Vec::new(),
         };
         tags::check_user_tags(&user_tags)?;
-        let mut doc = taskdef_rules::prepare(&input)?;
-        let family = doc["family"].as_str().unwrap_or_default().to_string();
+        // The rules normalise what was given, then it is a TaskDefinition.
+        let mut doc: TaskDefinition =
+            serde_json::from_value(Value::Object(taskdef_rules::prepare(&input)?))?;
+        let family = doc.family.clone().unwrap_or_default();
         self.store.write(|tx| {
             let last: i64 = tx
                 .prepare_cached(
@@ -200,14 +175,11 @@ impl Ecs {
                 .query_row(params![ctx.account, ctx.region, family], |r| r.get(0))?;
             let revision = last + 1;
             let arn = arn::task_definition(ctx, &family, revision);
-            let mut head = Map::new();
-            head.insert("taskDefinitionArn".into(), json!(arn));
-            head.append(&mut doc);
-            let mut doc = head;
-            doc.insert("revision".into(), json!(revision));
-            doc.insert("status".into(), json!("ACTIVE"));
-            doc.insert("registeredAt".into(), json!(ctx.now_epoch()));
-            doc.insert("registeredBy".into(), json!(ctx.principal_arn));
+            doc.task_definition_arn = Some(arn.clone());
+            doc.revision = Some(revision);
+            doc.status = Some(TaskDefinitionStatus::Active);
+            doc.registered_at = Some(ctx.now_epoch());
+            doc.registered_by = Some(ctx.principal_arn.clone());
             tx.prepare_cached(
                 "INSERT INTO task_definitions
                  (arn, account, region, family, revision, status, registered_at, doc)
@@ -220,31 +192,48 @@ impl Ecs {
                 family,
                 revision,
                 ctx.now_millis(),
-                Value::Object(doc.clone()).to_string()
+                serde_json::to_string(&doc).expect("serialises")
             ])?;
             tags::put(tx, &arn, &user_tags)?;
-            Ok(json!({"taskDefinition": doc, "tags": tags::load(tx, &arn)?}))
+            Ok(RegisterTaskDefinitionResponse {
+                task_definition: Some(doc),
+                tags: Some(tags::load(tx, &arn)?),
+            })
         })
     }
 
-    pub(super) fn describe_task_definition(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DescribeTaskDefinitionRequest = serde_json::from_value(input)?;
+    pub(super) fn describe_task_definition(
+        &self,
+        ctx: &Ctx,
+        req: DescribeTaskDefinitionRequest,
+    ) -> ApiResult<DescribeTaskDefinitionResponse> {
         let r = parse_ref(ctx, &req.task_definition).ok_or_else(not_found)?;
+        let with_tags = req
+            .include
+            .iter()
+            .flatten()
+            .any(|i| *i == TaskDefinitionField::Tags);
         self.store.read(|conn| {
             let row = find(conn, ctx, &r)?.ok_or_else(not_found)?;
-            let mut out = json!({"taskDefinition": row.doc});
-            if req.include.iter().any(|i| i == "TAGS") {
-                out["tags"] = Value::Array(tags::load(conn, &row.arn)?);
-            }
-            Ok(out)
+            Ok(DescribeTaskDefinitionResponse {
+                tags: if with_tags {
+                    Some(tags::load(conn, &row.arn)?)
+                } else {
+                    None
+                },
+                task_definition: Some(row.doc),
+            })
         })
     }
 
-    pub(super) fn list_task_definitions(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: ListTaskDefinitionsRequest = serde_json::from_value(input)?;
+    pub(super) fn list_task_definitions(
+        &self,
+        ctx: &Ctx,
+        req: ListTaskDefinitionsRequest,
+    ) -> ApiResult<ListTaskDefinitionsResponse> {
         let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
-        let status = req.status.unwrap_or_else(|| "ACTIVE".into());
-        let desc = req.sort.as_deref() == Some("DESC");
+        let status = req.status.unwrap_or(TaskDefinitionStatus::Active);
+        let desc = req.sort == Some(SortOrder::Desc);
         let (after_family, after_rev) = match &req.next_token {
             Some(t) => {
                 let k = paging::decode(t)?;
@@ -269,7 +258,7 @@ impl Ecs {
         let mut args: Vec<SqlValue> = vec![
             ctx.account.clone().into(),
             ctx.region.clone().into(),
-            status.into(),
+            status.as_str().to_string().into(),
         ];
         if let Some(f) = &req.family_prefix {
             sql.push_str(" AND family = ?");
@@ -292,20 +281,18 @@ impl Ecs {
                 })?
                 .collect::<Result<_, _>>()?;
             let (page, token) = paging::page(rows, size, |(_, f, r)| json!([f, r]));
-            let mut out = json!({"taskDefinitionArns": page.into_iter().map(|(a, _, _)| a).collect::<Vec<_>>()});
-            if let Some(t) = token {
-                out["nextToken"] = json!(t);
-            }
-            Ok(out)
+            Ok(ListTaskDefinitionsResponse {
+                task_definition_arns: Some(page.into_iter().map(|(a, _, _)| a).collect()),
+                next_token: token,
+            })
         })
     }
 
     pub(super) fn list_task_definition_families(
         &self,
         ctx: &Ctx,
-        input: Value,
-    ) -> ApiResult<Value> {
-        let req: ListTaskDefinitionFamiliesRequest = serde_json::from_value(input)?;
+        req: ListTaskDefinitionFamiliesRequest,
+    ) -> ApiResult<ListTaskDefinitionFamiliesResponse> {
         let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
         let after = match &req.next_token {
             Some(t) => Some(
@@ -318,10 +305,10 @@ impl Ecs {
         };
         // A family is ACTIVE when it has an ACTIVE revision, INACTIVE when it
         // has none.
-        let having = match req.status.as_deref().unwrap_or("ALL") {
-            "ACTIVE" => "HAVING sum(status = 'ACTIVE') > 0",
-            "INACTIVE" => "HAVING sum(status = 'ACTIVE') = 0",
-            _ => "",
+        let having = match req.status.unwrap_or(TaskDefinitionFamilyStatus::All) {
+            TaskDefinitionFamilyStatus::Active => "HAVING sum(status = 'ACTIVE') > 0",
+            TaskDefinitionFamilyStatus::Inactive => "HAVING sum(status = 'ACTIVE') = 0",
+            TaskDefinitionFamilyStatus::All => "",
         };
         let sql = format!(
             "SELECT family FROM task_definitions
@@ -345,16 +332,18 @@ impl Ecs {
                 )?
                 .collect::<Result<_, _>>()?;
             let (page, token) = paging::page(rows, size, |f| json!(f));
-            let mut out = json!({"families": page});
-            if let Some(t) = token {
-                out["nextToken"] = json!(t);
-            }
-            Ok(out)
+            Ok(ListTaskDefinitionFamiliesResponse {
+                families: Some(page),
+                next_token: token,
+            })
         })
     }
 
-    pub(super) fn deregister_task_definition(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DeregisterTaskDefinitionRequest = serde_json::from_value(input)?;
+    pub(super) fn deregister_task_definition(
+        &self,
+        ctx: &Ctx,
+        req: DeregisterTaskDefinitionRequest,
+    ) -> ApiResult<DeregisterTaskDefinitionResponse> {
         let r = match parse_ref(ctx, &req.task_definition) {
             Some(r @ TaskDefRef::Revision(..)) => r,
             Some(TaskDefRef::Family(_)) => {
@@ -367,19 +356,23 @@ impl Ecs {
         self.store.write(|tx| {
             let mut row = find(tx, ctx, &r)?
                 .ok_or_else(|| ApiError::client("The specified task definition does not exist."))?;
-            if row.status == "ACTIVE" {
-                row.status = "INACTIVE".into();
-                row.doc.insert("status".into(), json!("INACTIVE"));
-                row.doc
-                    .insert("deregisteredAt".into(), json!(ctx.now_epoch()));
+            if row.status == TaskDefinitionStatus::Active {
+                row.status = TaskDefinitionStatus::Inactive;
+                row.doc.status = Some(row.status);
+                row.doc.deregistered_at = Some(ctx.now_epoch());
                 save(tx, &row)?;
             }
-            Ok(json!({"taskDefinition": row.doc}))
+            Ok(DeregisterTaskDefinitionResponse {
+                task_definition: Some(row.doc),
+            })
         })
     }
 
-    pub(super) fn delete_task_definitions(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DeleteTaskDefinitionsRequest = serde_json::from_value(input)?;
+    pub(super) fn delete_task_definitions(
+        &self,
+        ctx: &Ctx,
+        req: DeleteTaskDefinitionsRequest,
+    ) -> ApiResult<DeleteTaskDefinitionsResponse> {
         if req.task_definitions.is_empty() || req.task_definitions.len() > 10 {
             return Err(ApiError::invalid_parameter(
                 "taskDefinitions must name between 1 and 10 task definitions.",
@@ -389,7 +382,11 @@ impl Ecs {
             let mut done = Vec::new();
             let mut failures = Vec::new();
             for ident in &req.task_definitions {
-                let fail = |reason: &str| json!({"arn": ident, "reason": reason});
+                let fail = |reason: &str| Failure {
+                    arn: Some(ident.clone()),
+                    reason: Some(reason.into()),
+                    ..Failure::default()
+                };
                 let row = match parse_ref(ctx, ident) {
                     Some(r @ TaskDefRef::Revision(..)) => find(tx, ctx, &r)?,
                     Some(TaskDefRef::Family(_)) => {
@@ -402,22 +399,26 @@ impl Ecs {
                     failures.push(fail("The specified task definition does not exist. Specify a valid account, family, revision and try again."));
                     continue;
                 };
-                match row.status.as_str() {
-                    "ACTIVE" => failures.push(json!({
-                        "arn": row.arn,
-                        "reason": "The specified task definition is still in ACTIVE status. Please deregister the target and try again.",
-                    })),
-                    "INACTIVE" => {
-                        row.status = "DELETE_IN_PROGRESS".into();
-                        row.doc.insert("status".into(), json!("DELETE_IN_PROGRESS"));
-                        row.doc.insert("deleteRequestedAt".into(), json!(ctx.now_epoch()));
+                match row.status {
+                    TaskDefinitionStatus::Active => failures.push(Failure {
+                        arn: Some(row.arn),
+                        reason: Some("The specified task definition is still in ACTIVE status. Please deregister the target and try again.".into()),
+                        ..Failure::default()
+                    }),
+                    TaskDefinitionStatus::Inactive => {
+                        row.status = TaskDefinitionStatus::DeleteInProgress;
+                        row.doc.status = Some(row.status);
+                        row.doc.delete_requested_at = Some(ctx.now_epoch());
                         save(tx, &row)?;
-                        done.push(Value::Object(row.doc));
+                        done.push(row.doc);
                     }
-                    _ => done.push(Value::Object(row.doc)),
+                    TaskDefinitionStatus::DeleteInProgress => done.push(row.doc),
                 }
             }
-            Ok(json!({"taskDefinitions": done, "failures": failures}))
+            Ok(DeleteTaskDefinitionsResponse {
+                task_definitions: Some(done),
+                failures: Some(failures),
+            })
         })
     }
 }

@@ -16,6 +16,15 @@ use serde_json::{json, Map, Value};
 
 use rand::Rng;
 
+use super::shapes::{
+    self, Attachment, Attribute, CPUArchitecture, CapacityProviderStrategyItem, Container,
+    ContainerDefinition, DescribeTasksRequest, DescribeTasksResponse, DesiredStatus,
+    EphemeralStorage, Failure, HealthStatus, KeyValuePair, LaunchType, ListTasksRequest,
+    ListTasksResponse, NetworkConfiguration, NetworkMode, PlacementConstraint, PlacementStrategy,
+    PropagateTags, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse,
+    StopTaskRequest, StopTaskResponse, Task, TaskDefinition, TaskField, TaskOverride, TaskStopCode,
+};
+use super::status::TaskStatus;
 use super::{capacity_providers, clusters, instances, paging, placements, tags, taskdefs, Ecs};
 use crate::context::millis_to_epoch;
 use crate::context::Ctx;
@@ -43,38 +52,53 @@ pub struct TaskRuntime {
     pub host_ip: Option<String>,
 }
 
-/// A task as stored.
+/// A task as stored: the `Task` the agent last reported (`doc`) and, apart
+/// from it, what only the API decides.
 #[derive(Debug, Clone)]
 pub struct TaskRow {
     pub arn: String,
     pub cluster_arn: String,
-    pub desired_status: String,
-    pub stop_code: Option<String>,
+    pub desired_status: TaskStatus,
+    pub stop_code: Option<TaskStopCode>,
     pub stopped_reason: Option<String>,
-    pub doc: Map<String, Value>,
+    pub doc: Task,
     pub runtime: TaskRuntime,
 }
 
 impl TaskRow {
-    pub fn last_status(&self) -> &str {
-        self.doc
-            .get("lastStatus")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+    pub fn last_status(&self) -> TaskStatus {
+        self.doc.last_status.unwrap_or_default()
     }
 
-    /// The ECS `Task` shape.
-    pub fn render(&self) -> Value {
+    /// The ECS `Task`, with what the API decided.
+    pub fn render(&self) -> Task {
         let mut d = self.doc.clone();
-        d.insert("desiredStatus".into(), json!(self.desired_status));
-        if let Some(c) = &self.stop_code {
-            d.insert("stopCode".into(), json!(c));
-        }
-        if let Some(r) = &self.stopped_reason {
-            d.insert("stoppedReason".into(), json!(r));
-        }
-        Value::Object(d)
+        d.desired_status = Some(self.desired_status);
+        d.stop_code = self.stop_code.or(d.stop_code);
+        d.stopped_reason = self.stopped_reason.clone().or(d.stopped_reason);
+        d
     }
+
+    /// The task's container named `name`.
+    pub fn container_mut(&mut self, name: &str) -> Option<&mut Container> {
+        self.doc
+            .containers
+            .iter_mut()
+            .flatten()
+            .find(|c| c.name.as_deref() == Some(name))
+    }
+
+    /// The task's short id (the last part of its ARN).
+    pub fn id(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or(&self.arn)
+    }
+}
+
+/// An enum stored as its model spelling.
+fn text_enum<T: serde::de::DeserializeOwned>(i: usize, s: String) -> rusqlite::Result<T> {
+    serde_json::from_value(Value::String(s)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 const SELECT: &str =
@@ -94,8 +118,11 @@ fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
         arn: r.get(0)?,
         cluster_arn: r.get(1)?,
-        desired_status: r.get(2)?,
-        stop_code: r.get(3)?,
+        desired_status: text_enum(2, r.get(2)?)?,
+        stop_code: r
+            .get::<_, Option<String>>(3)?
+            .map(|c| text_enum(3, c))
+            .transpose()?,
         stopped_reason: r.get(4)?,
         doc: json_col(r, 5)?,
         runtime: json_col(r, 6)?,
@@ -141,7 +168,7 @@ pub fn save_observed(conn: &Connection, task: &TaskRow) -> ApiResult<()> {
     )?
     .execute(params![
         task.arn,
-        Value::Object(task.doc.clone()).to_string(),
+        serde_json::to_string(&task.doc).expect("serialises"),
         serde_json::to_string(&task.runtime).expect("serialises")
     ])?;
     Ok(())
@@ -149,14 +176,19 @@ pub fn save_observed(conn: &Connection, task: &TaskRow) -> ApiResult<()> {
 
 /// Ask for a task to stop. The first reason given wins; returns whether this
 /// call changed anything.
-pub fn request_stop(conn: &Connection, arn: &str, code: &str, reason: &str) -> ApiResult<bool> {
+pub fn request_stop(
+    conn: &Connection,
+    arn: &str,
+    code: TaskStopCode,
+    reason: &str,
+) -> ApiResult<bool> {
     let n = conn
         .prepare_cached(
             "UPDATE tasks SET desired_status = 'STOPPED', stop_code = ?2, stopped_reason = ?3,
                doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
              WHERE arn = ?1 AND desired_status != 'STOPPED'",
         )?
-        .execute(params![arn, code, reason])?;
+        .execute(params![arn, code.as_str(), reason])?;
     Ok(n > 0)
 }
 
@@ -167,22 +199,21 @@ pub fn mark_stopped(conn: &Connection, arn: &str, now_epoch: f64) -> ApiResult<(
     let Some(mut task) = load(conn, arn)? else {
         return Ok(());
     };
-    if task.last_status() == "STOPPED" {
+    if task.last_status() == TaskStatus::Stopped {
         return Ok(());
     }
-    for c in task
-        .doc
-        .get_mut("containers")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        c["lastStatus"] = json!("STOPPED");
+    for c in task.doc.containers.iter_mut().flatten() {
+        c.last_status = Some(TaskStatus::Stopped);
     }
-    for k in ["stoppingAt", "executionStoppedAt", "stoppedAt"] {
-        task.doc.entry(k).or_insert(json!(now_epoch));
+    let d = &mut task.doc;
+    for at in [
+        &mut d.stopping_at,
+        &mut d.execution_stopped_at,
+        &mut d.stopped_at,
+    ] {
+        at.get_or_insert(now_epoch);
     }
-    task.doc.insert("lastStatus".into(), json!("STOPPED"));
+    d.last_status = Some(TaskStatus::Stopped);
     save_observed(conn, &task)
 }
 
@@ -220,58 +251,67 @@ pub fn cluster_task_counts(conn: &Connection, cluster_arn: &str) -> ApiResult<Ta
         })?)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RunTaskRequest {
+/// What RunTask and StartTask ask for, as one request.
+struct TaskRequest {
     cluster: Option<String>,
     task_definition: String,
-    count: Option<i64>,
-    launch_type: Option<String>,
-    capacity_provider_strategy: Option<Vec<Value>>,
-    network_configuration: Option<Value>,
-    overrides: Option<Map<String, Value>>,
+    count: i64,
+    launch_type: Option<LaunchType>,
+    capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    network_configuration: Option<NetworkConfiguration>,
+    overrides: TaskOverride,
     started_by: Option<String>,
     group: Option<String>,
-    #[serde(default)]
     tags: Vec<tags::Tag>,
-    propagate_tags: Option<String>,
-    enable_execute_command: Option<bool>,
+    propagate_tags: Option<PropagateTags>,
+    enable_execute_command: bool,
     platform_version: Option<String>,
-    placement_constraints: Option<Value>,
-    placement_strategy: Option<Value>,
-    /// StartTask: the instances to start a task on, one each.
-    container_instances: Option<Vec<String>>,
+    placement_constraints: Vec<PlacementConstraint>,
+    placement_strategy: Vec<PlacementStrategy>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StopTaskRequest {
-    cluster: Option<String>,
-    task: String,
-    reason: Option<String>,
+impl From<RunTaskRequest> for TaskRequest {
+    fn from(r: RunTaskRequest) -> TaskRequest {
+        TaskRequest {
+            cluster: r.cluster,
+            task_definition: r.task_definition,
+            count: r.count.unwrap_or(1),
+            launch_type: r.launch_type,
+            capacity_provider_strategy: r.capacity_provider_strategy,
+            network_configuration: r.network_configuration,
+            overrides: r.overrides.unwrap_or_default(),
+            started_by: r.started_by,
+            group: r.group,
+            tags: tags::from_shapes(r.tags.as_deref().unwrap_or_default()),
+            propagate_tags: r.propagate_tags,
+            enable_execute_command: r.enable_execute_command.unwrap_or(false),
+            platform_version: r.platform_version,
+            placement_constraints: r.placement_constraints.unwrap_or_default(),
+            placement_strategy: r.placement_strategy.unwrap_or_default(),
+        }
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DescribeTasksRequest {
-    cluster: Option<String>,
-    tasks: Vec<String>,
-    #[serde(default)]
-    include: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListTasksRequest {
-    cluster: Option<String>,
-    family: Option<String>,
-    started_by: Option<String>,
-    desired_status: Option<String>,
-    launch_type: Option<String>,
-    service_name: Option<String>,
-    container_instance: Option<String>,
-    next_token: Option<String>,
-    max_results: Option<i64>,
+impl From<&StartTaskRequest> for TaskRequest {
+    fn from(r: &StartTaskRequest) -> TaskRequest {
+        TaskRequest {
+            cluster: r.cluster.clone(),
+            task_definition: r.task_definition.clone(),
+            count: 1,
+            launch_type: Some(LaunchType::Ec2),
+            capacity_provider_strategy: None,
+            network_configuration: r.network_configuration.clone(),
+            overrides: r.overrides.clone().unwrap_or_default(),
+            started_by: r.started_by.clone(),
+            group: r.group.clone(),
+            tags: tags::from_shapes(r.tags.as_deref().unwrap_or_default()),
+            propagate_tags: r.propagate_tags,
+            enable_execute_command: r.enable_execute_command.unwrap_or(false),
+            platform_version: None,
+            placement_constraints: Vec::new(),
+            placement_strategy: Vec::new(),
+        }
+    }
 }
 
 /// The task's ARN for an id or ARN given in a call.
@@ -290,7 +330,7 @@ fn task_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String {
 /// providers of a capacity provider strategy (the request's, or the
 /// cluster's default when the request names neither).
 enum Launching {
-    Type(String),
+    Type(LaunchType),
     Providers(Vec<(capacity_providers::Item, i64)>),
 }
 
@@ -298,16 +338,15 @@ fn launching(
     conn: &Connection,
     ctx: &Ctx,
     cluster: &clusters::ClusterRow,
-    req: &RunTaskRequest,
-    count: i64,
+    req: &TaskRequest,
 ) -> ApiResult<Launching> {
     if req.launch_type.is_some() && req.capacity_provider_strategy.is_some() {
         return Err(ApiError::invalid_parameter(
             "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
         ));
     }
-    if let Some(t) = &req.launch_type {
-        return Ok(Launching::Type(t.clone()));
+    if let Some(t) = req.launch_type {
+        return Ok(Launching::Type(t));
     }
     let default: Vec<Value> = cluster
         .doc
@@ -316,9 +355,9 @@ fn launching(
         .cloned()
         .unwrap_or_default();
     let strategy = match &req.capacity_provider_strategy {
-        Some(s) => s.clone(),
+        Some(s) => s.iter().map(to_json).collect(),
         None if !default.is_empty() => default,
-        None => return Ok(Launching::Type("EC2".into())),
+        None => return Ok(Launching::Type(LaunchType::Ec2)),
     };
     let associated: Vec<String> = cluster
         .doc
@@ -329,7 +368,7 @@ fn launching(
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     let items = capacity_providers::check_strategy(conn, ctx, &associated, &strategy)?;
-    let counts = capacity_providers::split(&items, count);
+    let counts = capacity_providers::split(&items, req.count);
     Ok(Launching::Providers(
         items
             .into_iter()
@@ -337,6 +376,11 @@ fn launching(
             .filter(|(_, n)| *n > 0)
             .collect(),
     ))
+}
+
+/// A shape as the JSON the pure parsers (placement's, strategies') read.
+fn to_json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("a shape serialises")
 }
 
 /// How to place a RunTask's tasks, as the request and task definition say;
@@ -431,7 +475,7 @@ pub fn place_pending(
             drop_pending(tx, &arn)?;
             continue;
         };
-        if task.desired_status == "STOPPED" || task.last_status() == "STOPPED" {
+        if task.desired_status == TaskStatus::Stopped || task.last_status() == TaskStatus::Stopped {
             drop_pending(tx, &arn)?;
             mark_stopped(tx, &arn, millis_to_epoch(now_ms))?;
             changed = true;
@@ -489,14 +533,13 @@ fn assign(
     let attrs = instances::attributes_of(tx, instance)?;
     let get = |k: &str| attrs.get(k).cloned().flatten();
     let mut doc = task.doc.clone();
-    doc.insert("containerInstanceArn".into(), json!(instance.arn));
+    doc.container_instance_arn = Some(instance.arn.clone());
     if let Some(az) = get("ecs.availability-zone") {
-        doc.insert("availabilityZone".into(), json!(az));
+        doc.availability_zone = Some(az);
     }
-    doc.insert(
-        "attributes".into(),
-        json!([{"name": "ecs.cpu-architecture", "value": get("ecs.cpu-architecture").unwrap_or_else(|| "x86_64".into())}]),
-    );
+    doc.attributes = Some(vec![architecture(
+        get("ecs.cpu-architecture").unwrap_or_else(|| "x86_64".into()),
+    )]);
     let mut runtime = task.runtime.clone();
     runtime.host_ip = instance.address.clone();
     tx.prepare_cached(
@@ -509,75 +552,73 @@ fn assign(
         instance.arn,
         serde_json::to_string(reservation).expect("serialises"),
         serde_json::to_string(&runtime).expect("serialises"),
-        Value::Object(doc).to_string(),
+        serde_json::to_string(&doc).expect("serialises"),
     ])?;
     Ok(())
 }
 
-fn failure_list(failures: Vec<placement::Failure>) -> Vec<Value> {
+/// The `ecs.cpu-architecture` attribute a task reports.
+fn architecture(arch: String) -> Attribute {
+    Attribute {
+        name: "ecs.cpu-architecture".into(),
+        value: Some(arch),
+        ..Attribute::default()
+    }
+}
+
+fn failure_list(failures: Vec<placement::Failure>) -> Vec<Failure> {
     failures
         .into_iter()
-        .map(|f| match f.arn {
-            Some(arn) => json!({"arn": arn, "reason": f.reason}),
-            None => json!({"reason": f.reason}),
+        .map(|f| Failure {
+            arn: f.arn,
+            reason: Some(f.reason),
+            ..Failure::default()
         })
         .collect()
+}
+
+fn missing(arn: String) -> Failure {
+    Failure {
+        arn: Some(arn),
+        reason: Some("MISSING".into()),
+        ..Failure::default()
+    }
 }
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Merge a container override into its definition's environment.
-fn merged_environment(def: &Value, ov: Option<&Value>) -> Vec<Value> {
-    let mut env: Vec<Value> = def
-        .get("environment")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for e in ov
-        .and_then(|o| o.get("environment"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = e.get("name");
-        match env.iter_mut().find(|x| x.get("name") == name) {
-            Some(x) => *x = e.clone(),
-            None => env.push(e.clone()),
-        }
-    }
-    env
-}
-
 /// The effective container definitions of a task: the task definition's,
-/// with the task's `containerOverrides` applied.
+/// with the task's `containerOverrides` applied (environment variables
+/// merged by name; command, cpu and memory replaced).
 pub fn effective_containers(
-    taskdef: &Map<String, Value>,
-    overrides: &Value,
-) -> Vec<Map<String, Value>> {
-    let ovs = overrides
-        .get("containerOverrides")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    taskdef: &TaskDefinition,
+    overrides: &TaskOverride,
+) -> Vec<ContainerDefinition> {
+    let ovs = overrides.container_overrides.as_deref().unwrap_or_default();
     taskdef
-        .get("containerDefinitions")
-        .and_then(Value::as_array)
-        .into_iter()
+        .container_definitions
+        .iter()
         .flatten()
-        .filter_map(|c| c.as_object().cloned())
-        .map(|mut c| {
-            let ov = ovs.iter().find(|o| o.get("name") == c.get("name"));
-            let env = merged_environment(&Value::Object(c.clone()), ov);
-            c.insert("environment".into(), Value::Array(env));
-            if let Some(ov) = ov {
-                for k in ["command", "cpu", "memory", "memoryReservation"] {
-                    if let Some(v) = ov.get(k).filter(|v| !v.is_null()) {
-                        c.insert(k.into(), v.clone());
-                    }
+        .map(|c| {
+            let mut c = c.clone();
+            let Some(ov) = ovs.iter().find(|o| o.name.is_some() && o.name == c.name) else {
+                return c;
+            };
+            let env = c.environment.get_or_insert_with(Vec::new);
+            for e in ov.environment.iter().flatten() {
+                match env.iter_mut().find(|x| x.name == e.name) {
+                    Some(x) => *x = e.clone(),
+                    None => env.push(e.clone()),
                 }
             }
+            if ov.command.is_some() {
+                c.command = ov.command.clone();
+            }
+            c.cpu = ov.cpu.or(c.cpu);
+            c.memory = ov.memory.or(c.memory);
+            c.memory_reservation = ov.memory_reservation.or(c.memory_reservation);
             c
         })
         .collect()
@@ -586,12 +627,12 @@ pub fn effective_containers(
 /// Whom new tasks give work: (the server's own agent, for FARGATE tasks
 /// and tasks on its local instances; the fleet, for tasks waiting without
 /// an instance).
-fn wakes(conn: &Connection, tasks: &[Value]) -> ApiResult<(bool, bool)> {
+fn wakes(conn: &Connection, tasks: &[Task]) -> ApiResult<(bool, bool)> {
     let (mut agent, mut fleet) = (false, false);
     let mut seen = HashSet::new();
     for t in tasks {
-        match t.get("containerInstanceArn").and_then(Value::as_str) {
-            None if t["launchType"] == "FARGATE" => agent = true,
+        match t.container_instance_arn.as_deref() {
+            None if t.launch_type == Some(LaunchType::Fargate) => agent = true,
             None => fleet = true,
             Some(arn) if !agent && seen.insert(arn) => {
                 agent =
@@ -626,12 +667,12 @@ enum Among<'a> {
 /// every task the request makes is built from.
 struct Launch {
     td: taskdefs::TaskDefRow,
-    launch_type: String,
-    network_mode: String,
-    overrides: Map<String, Value>,
+    launch_type: LaunchType,
+    network_mode: NetworkMode,
+    overrides: TaskOverride,
     subnets: Vec<String>,
-    task_cpu: Option<Value>,
-    task_memory: Option<Value>,
+    task_cpu: Option<String>,
+    task_memory: Option<String>,
     tags: Vec<tags::Tag>,
 }
 
@@ -640,41 +681,32 @@ impl Launch {
     fn check(
         conn: &Connection,
         ctx: &Ctx,
-        req: &RunTaskRequest,
-        launch_type: &str,
+        req: &TaskRequest,
+        launch_type: LaunchType,
     ) -> ApiResult<Launch> {
         let td = taskdefs::resolve_active(conn, ctx, &req.task_definition)?;
         let doc = &td.doc;
-        let network_mode = doc
-            .get("networkMode")
-            .and_then(Value::as_str)
-            .unwrap_or("bridge")
-            .to_string();
-        let compat = doc
-            .get("compatibilities")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if !compat.iter().any(|c| c.as_str() == Some(launch_type)) {
+        let network_mode = doc.network_mode.unwrap_or(NetworkMode::Bridge);
+        let supported = doc
+            .compatibilities
+            .iter()
+            .flatten()
+            .any(|c| c.as_str() == launch_type.as_str());
+        if !supported {
             return Err(ApiError::invalid_parameter(format!(
-                "Task definition does not support launch_type {launch_type}."
+                "Task definition does not support launch_type {}.",
+                launch_type.as_str()
             )));
         }
-        let overrides = req.overrides.clone().unwrap_or_default();
-        let names: Vec<&str> = doc["containerDefinitions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.get("name").and_then(Value::as_str))
-            .collect();
-        for o in overrides
-            .get("containerOverrides")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let n = o.get("name").and_then(Value::as_str).unwrap_or_default();
-            if !names.contains(&n) {
+        let overrides = req.overrides.clone();
+        for o in overrides.container_overrides.iter().flatten() {
+            let n = o.name.as_deref().unwrap_or_default();
+            let known = doc
+                .container_definitions
+                .iter()
+                .flatten()
+                .any(|c| c.name.as_deref() == Some(n));
+            if !known {
                 return Err(ApiError::invalid_parameter(format!(
                     "Override for container named {n} is not a container in the TaskDefinition."
                 )));
@@ -683,39 +715,32 @@ impl Launch {
         let subnets: Vec<String> = req
             .network_configuration
             .as_ref()
-            .and_then(|n| n.pointer("/awsvpcConfiguration/subnets"))
-            .and_then(Value::as_array)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
+            .and_then(|n| n.awsvpc_configuration.as_ref())
+            .map(|a| a.subnets.clone())
             .unwrap_or_default();
-        if network_mode == "awsvpc" && subnets.is_empty() {
+        if network_mode == NetworkMode::Awsvpc && subnets.is_empty() {
             return Err(ApiError::invalid_parameter(
                 "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
             ));
         }
-        if network_mode != "awsvpc" && req.network_configuration.is_some() {
+        if network_mode != NetworkMode::Awsvpc && req.network_configuration.is_some() {
             return Err(ApiError::invalid_parameter(
                 "Network Configuration is not valid for the given networkMode of this task definition.",
             ));
         }
-        let task_cpu = overrides.get("cpu").or(doc.get("cpu")).cloned();
-        let task_memory = overrides.get("memory").or(doc.get("memory")).cloned();
+        let task_cpu = overrides.cpu.clone().or(doc.cpu.clone());
+        let task_memory = overrides.memory.clone().or(doc.memory.clone());
         let mut task_tags = req.tags.clone();
-        if req.propagate_tags.as_deref() == Some("TASK_DEFINITION") {
-            for t in tags::load(conn, &td.arn)? {
-                if let Ok(t) = serde_json::from_value::<tags::Tag>(t) {
-                    if !task_tags.iter().any(|x| x.key == t.key) {
-                        task_tags.push(t);
-                    }
+        if req.propagate_tags == Some(PropagateTags::TaskDefinition) {
+            for t in tags::from_shapes(&tags::load(conn, &td.arn)?) {
+                if !task_tags.iter().any(|x| x.key == t.key) {
+                    task_tags.push(t);
                 }
             }
         }
         Ok(Launch {
             td,
-            launch_type: launch_type.to_string(),
+            launch_type,
             network_mode,
             overrides,
             subnets,
@@ -726,75 +751,56 @@ impl Launch {
     }
 
     fn family(&self) -> &str {
-        self.td
-            .doc
-            .get("family")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        self.td.doc.family.as_deref().unwrap_or_default()
     }
 
-    fn group(&self, req: &RunTaskRequest) -> String {
+    fn group(&self, req: &TaskRequest) -> String {
         req.group
             .clone()
             .unwrap_or_else(|| format!("family:{}", self.family()))
     }
 
-    fn containers(&self) -> Vec<Map<String, Value>> {
-        effective_containers(&self.td.doc, &Value::Object(self.overrides.clone()))
+    fn containers(&self) -> Vec<ContainerDefinition> {
+        effective_containers(&self.td.doc, &self.overrides)
     }
 
     fn reservation(&self) -> instances::Reservation {
         instances::reservation(
             &self.td.doc,
             &self.containers(),
-            self.task_cpu.as_ref(),
-            self.task_memory.as_ref(),
+            self.task_cpu.as_deref(),
+            self.task_memory.as_deref(),
         )
     }
 
     /// The placement request for `count` tasks: their resources, the
     /// request's strategies and constraints with the task definition's
     /// constraints, and the attributes the task definition requires.
-    fn placement_request(
-        &self,
-        req: &RunTaskRequest,
-        count: usize,
-    ) -> ApiResult<placement::Request> {
+    fn placement_request(&self, req: &TaskRequest, count: usize) -> ApiResult<placement::Request> {
         self.placement_spec(req).placement(count)
     }
 
     /// How to place these tasks, now or later when they wait for capacity.
-    fn placement_spec(&self, req: &RunTaskRequest) -> PlacementSpec {
-        let mut constraints: Vec<Value> = req
-            .placement_constraints
-            .as_ref()
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+    fn placement_spec(&self, req: &TaskRequest) -> PlacementSpec {
+        let mut constraints: Vec<Value> = req.placement_constraints.iter().map(to_json).collect();
         constraints.extend(
             self.td
                 .doc
-                .get("placementConstraints")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
+                .placement_constraints
+                .iter()
+                .flatten()
+                .map(to_json),
         );
         let required = self
             .td
             .doc
-            .get("requiresAttributes")
-            .and_then(Value::as_array)
-            .into_iter()
+            .requires_attributes
+            .iter()
             .flatten()
-            .filter_map(|a| {
-                Some((
-                    a.get("name")?.as_str()?.to_string(),
-                    a.get("value").and_then(Value::as_str).map(str::to_string),
-                ))
-            })
+            .map(|a| (a.name.clone(), a.value.clone()))
             .collect();
         PlacementSpec {
-            strategies: req.placement_strategy.clone().unwrap_or(json!([])),
+            strategies: Value::Array(req.placement_strategy.iter().map(to_json).collect()),
             constraints: Value::Array(constraints),
             required,
             reservation: self.reservation(),
@@ -809,7 +815,7 @@ impl Launch {
         conn: &Connection,
         how: Decide<'_>,
         cluster: &clusters::ClusterRow,
-        req: &RunTaskRequest,
+        req: &TaskRequest,
         count: usize,
         among: Among<'_>,
     ) -> ApiResult<placement::Decision> {
@@ -848,10 +854,10 @@ impl Launch {
         conn: &Connection,
         how: Decide<'_>,
         cluster: &clusters::ClusterRow,
-        req: &RunTaskRequest,
-        count: usize,
+        req: &TaskRequest,
         placements: &placements::Placements,
     ) -> ApiResult<(placement::Decision, Option<placements::Checkout>)> {
+        let count = req.count as usize;
         let spec = self.placement_spec(req);
         if spec.constraints.to_string().contains("runningTasksCount") {
             let d = self.place(conn, how, cluster, req, count, Among::Cluster)?;
@@ -873,49 +879,50 @@ impl Launch {
         tx: &Connection,
         ctx: &Ctx,
         cluster: &clusters::ClusterRow,
-        req: &RunTaskRequest,
+        req: &TaskRequest,
         capacity_provider: Option<&str>,
         instance: Option<&instances::InstanceRow>,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Task> {
         let id = new_id();
         let arn = format!(
             "arn:aws:ecs:{}:{}:task/{}/{id}",
             ctx.region, ctx.account, cluster.name
         );
-        let containers: Vec<Value> = self
+        let containers: Vec<Container> = self
             .containers()
             .iter()
-            .map(|c| {
-                let mut out = json!({
-                    "containerArn": format!("arn:aws:ecs:{}:{}:container/{}/{id}/{}", ctx.region, ctx.account, cluster.name, uuid::Uuid::new_v4()),
-                    "taskArn": arn,
-                    "name": c.get("name"),
-                    "image": c.get("image"),
-                    "lastStatus": "PENDING",
-                    "networkInterfaces": [],
-                    "cpu": c.get("cpu").and_then(Value::as_i64).unwrap_or(0).to_string(),
-                });
-                if let Some(m) = c.get("memory").and_then(Value::as_i64) {
-                    out["memory"] = json!(m.to_string());
-                }
-                if let Some(m) = c.get("memoryReservation").and_then(Value::as_i64) {
-                    out["memoryReservation"] = json!(m.to_string());
-                }
-                if c.get("healthCheck").is_some() {
-                    out["healthStatus"] = json!("UNKNOWN");
-                }
-                out
+            .map(|c| Container {
+                container_arn: Some(format!(
+                    "arn:aws:ecs:{}:{}:container/{}/{id}/{}",
+                    ctx.region,
+                    ctx.account,
+                    cluster.name,
+                    uuid::Uuid::new_v4()
+                )),
+                task_arn: Some(arn.clone()),
+                name: c.name.clone(),
+                image: c.image.clone(),
+                last_status: Some(TaskStatus::Pending),
+                network_interfaces: Some(Vec::new()),
+                cpu: Some(c.cpu.unwrap_or(0).to_string()),
+                memory: c.memory.map(|m| m.to_string()),
+                memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+                health_status: c.health_check.as_ref().map(|_| HealthStatus::Unknown),
+                ..Container::default()
             })
             .collect();
-        let attachments = if self.network_mode == "awsvpc" {
-            json!([{
-                "id": uuid::Uuid::new_v4().to_string(),
-                "type": "ElasticNetworkInterface",
-                "status": "PRECREATED",
-                "details": [{"name": "subnetId", "value": self.subnets.first().cloned().unwrap_or_default()}],
-            }])
+        let attachments = if self.network_mode == NetworkMode::Awsvpc {
+            vec![Attachment {
+                id: Some(uuid::Uuid::new_v4().to_string()),
+                r#type: Some("ElasticNetworkInterface".into()),
+                status: Some("PRECREATED".into()),
+                details: Some(vec![KeyValuePair {
+                    name: Some("subnetId".into()),
+                    value: Some(self.subnets.first().cloned().unwrap_or_default()),
+                }]),
+            }]
         } else {
-            json!([])
+            Vec::new()
         };
         let (az, arch) = match instance {
             Some(i) => {
@@ -931,71 +938,82 @@ impl Launch {
                 match self
                     .td
                     .doc
-                    .get("runtimePlatform")
-                    .and_then(|p| p.get("cpuArchitecture"))
-                    .and_then(Value::as_str)
+                    .runtime_platform
+                    .as_ref()
+                    .and_then(|p| p.cpu_architecture)
                 {
-                    Some("ARM64") => "arm64".into(),
+                    Some(CPUArchitecture::Arm64) => "arm64".into(),
                     _ => "x86_64".into(),
                 },
             ),
         };
         let group = self.group(req);
-        let mut t = json!({
-            "taskArn": arn,
-            "clusterArn": cluster.arn,
-            "taskDefinitionArn": self.td.arn,
-            "attachments": attachments,
-            "attributes": [{"name": "ecs.cpu-architecture", "value": arch}],
-            "availabilityZone": az,
-            "containers": containers,
-            "lastStatus": "PROVISIONING",
-            "launchType": self.launch_type,
-            "group": group,
-            "overrides": {
-                "containerOverrides": self.overrides.get("containerOverrides").cloned().unwrap_or(json!([])),
-                "inferenceAcceleratorOverrides": [],
-            },
-            "createdAt": ctx.now_epoch(),
-            "version": 1,
-            "enableExecuteCommand": req.enable_execute_command.unwrap_or(false),
-            "healthStatus": "UNKNOWN",
-            "tags": self.tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
-        });
-        if self.launch_type == "FARGATE" {
-            t["platformVersion"] = json!(req
-                .platform_version
-                .clone()
-                .filter(|v| v != "LATEST")
-                .unwrap_or_else(|| FARGATE_PLATFORM_VERSION.into()));
-            t["platformFamily"] = json!("Linux");
-            t["ephemeralStorage"] = self
-                .td
-                .doc
-                .get("ephemeralStorage")
-                .cloned()
-                .unwrap_or_else(|| json!({"sizeInGiB": 20}));
-        }
-        for (k, v) in [("cpu", &self.task_cpu), ("memory", &self.task_memory)] {
-            if let Some(v) = v {
-                t[k] = v.clone();
-            }
-        }
-        for k in ["cpu", "memory", "taskRoleArn", "executionRoleArn"] {
-            if let Some(v) = self.overrides.get(k) {
-                t["overrides"][k] = v.clone();
-            }
-        }
-        if let Some(s) = &req.started_by {
-            t["startedBy"] = json!(s);
-        }
-        if let Some(cp) = capacity_provider {
-            t["capacityProviderName"] = json!(cp);
+        let fargate = self.launch_type == LaunchType::Fargate;
+        let overrides = TaskOverride {
+            container_overrides: Some(
+                self.overrides
+                    .container_overrides
+                    .clone()
+                    .unwrap_or_default(),
+            ),
+            inference_accelerator_overrides: Some(Vec::new()),
+            cpu: self.overrides.cpu.clone(),
+            memory: self.overrides.memory.clone(),
+            task_role_arn: self.overrides.task_role_arn.clone(),
+            execution_role_arn: self.overrides.execution_role_arn.clone(),
+            ..TaskOverride::default()
+        };
+        let mut t = Task {
+            task_arn: Some(arn.clone()),
+            cluster_arn: Some(cluster.arn.clone()),
+            task_definition_arn: Some(self.td.arn.clone()),
+            attachments: Some(attachments),
+            attributes: Some(vec![architecture(arch)]),
+            availability_zone: Some(az),
+            containers: Some(containers),
+            last_status: Some(TaskStatus::Provisioning),
+            launch_type: Some(self.launch_type),
+            group: Some(group.clone()),
+            overrides: Some(overrides),
+            created_at: Some(ctx.now_epoch()),
+            version: Some(1),
+            enable_execute_command: Some(req.enable_execute_command),
+            health_status: Some(HealthStatus::Unknown),
+            tags: Some(
+                self.tags
+                    .iter()
+                    .map(|t| shapes::Tag {
+                        key: Some(t.key.clone()),
+                        value: Some(t.value.clone()),
+                    })
+                    .collect(),
+            ),
+            cpu: self.task_cpu.clone(),
+            memory: self.task_memory.clone(),
+            started_by: req.started_by.clone(),
+            capacity_provider_name: capacity_provider.map(str::to_string),
+            ..Task::default()
+        };
+        if fargate {
+            t.platform_version = Some(
+                req.platform_version
+                    .clone()
+                    .filter(|v| v != "LATEST")
+                    .unwrap_or_else(|| FARGATE_PLATFORM_VERSION.into()),
+            );
+            t.platform_family = Some("Linux".into());
+            t.ephemeral_storage = Some(
+                self.td
+                    .doc
+                    .ephemeral_storage
+                    .clone()
+                    .unwrap_or(EphemeralStorage { size_in_gi_b: 20 }),
+            );
         }
         let mut runtime = TaskRuntime::default();
         let mut reserved = None;
         if let Some(i) = instance {
-            t["containerInstanceArn"] = json!(i.arn);
+            t.container_instance_arn = Some(i.arn.clone());
             runtime.host_ip = i.address.clone();
             reserved = Some(serde_json::to_string(&self.reservation()).expect("serialises"));
         }
@@ -1013,123 +1031,147 @@ impl Launch {
             cluster.arn,
             self.family(),
             self.td.arn,
-            self.launch_type,
+            self.launch_type.as_str(),
             req.started_by,
             group,
             ctx.now_millis(),
-            t.to_string(),
+            serde_json::to_string(&t).expect("serialises"),
             serde_json::to_string(&runtime).expect("serialises"),
             instance.map(|i| i.arn.clone()),
             reserved,
         ])?;
         tags::put(tx, &arn, &self.tags)?;
-        t["desiredStatus"] = json!("RUNNING");
+        t.desired_status = Some(TaskStatus::Running);
         Ok(t)
     }
 }
 
 impl Ecs {
-    pub(super) fn run_task(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: RunTaskRequest = serde_json::from_value(input)?;
-        let count = req.count.unwrap_or(1);
+    pub(super) fn run_task(&self, ctx: &Ctx, req: RunTaskRequest) -> ApiResult<RunTaskResponse> {
+        let req = TaskRequest::from(req);
+        let count = req.count;
         if !(1..=10).contains(&count) {
             return Err(ApiError::invalid_parameter(format!(
                 "The count parameter must be between 1 and 10 (got {count})."
             )));
         }
         tags::check_user_tags(&req.tags)?;
-        let out = self.store.write_then(|tx| {
-            let cluster = clusters::resolve_or_create_default(tx, ctx, req.cluster.as_deref())?;
-            let mut tasks = Vec::new();
-            let mut failures = Vec::new();
-            let mut kept = None;
-            let mut rng = ctx.rng();
-            match launching(tx, ctx, &cluster, &req, count)? {
-                Launching::Type(t) if t == "EC2" => {
-                    let launch = Launch::check(tx, ctx, &req, "EC2")?;
-                    let (decision, checkout) =
-                        launch.place_kept(tx, Decide { at: self.liveness(ctx), rng: &mut rng }, &cluster, &req, count as usize, &self.placements)?;
-                    kept = checkout;
-                    for arn in decision.placed {
-                        let instance =
-                            instances::load(tx, &arn)?.expect("placed on a stored instance");
-                        tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
-                    }
-                    failures = failure_list(decision.failures);
-                }
-                Launching::Type(t) if t == "FARGATE" => {
-                    let launch = Launch::check(tx, ctx, &req, "FARGATE")?;
-                    for _ in 0..count {
-                        tasks.push(launch.insert(tx, ctx, &cluster, &req, None, None)?);
-                    }
-                }
-                Launching::Type(t) => {
-                    return Err(ApiError::invalid_parameter(format!(
-                        "Launch type {t} is not supported by Berth yet."
-                    )));
-                }
-                Launching::Providers(shares) => {
-                    for (item, n) in shares {
-                        let name = item.provider.as_str();
-                        if capacity_providers::is_fargate(name) {
-                            let launch = Launch::check(tx, ctx, &req, "FARGATE")?;
-                            for _ in 0..n {
-                                tasks.push(launch.insert(tx, ctx, &cluster, &req, Some(name), None)?);
-                            }
-                            continue;
-                        }
-                        let launch = Launch::check(tx, ctx, &req, "EC2")?;
-                        let provider = capacity_providers::find(tx, ctx, name)?
-                            .expect("checked with the strategy");
-                        let allowed =
-                            capacity_providers::group_instances(tx, &*self.groups, &provider)?;
-                        let among = Among::Group {
-                            instances: &allowed,
-                            can_grow: provider.managed_scaling(),
+        let out = self.store.write_then(
+            |tx| {
+                let cluster = clusters::resolve_or_create_default(tx, ctx, req.cluster.as_deref())?;
+                let mut tasks = Vec::new();
+                let mut failures = Vec::new();
+                let mut kept = None;
+                let mut rng = ctx.rng();
+                match launching(tx, ctx, &cluster, &req)? {
+                    Launching::Type(LaunchType::Ec2) => {
+                        let launch = Launch::check(tx, ctx, &req, LaunchType::Ec2)?;
+                        let how = Decide {
+                            at: self.liveness(ctx),
+                            rng: &mut rng,
                         };
-                        let decision = launch.place(tx, Decide { at: self.liveness(ctx), rng: &mut rng }, &cluster, &req, n as usize, among)?;
-                        let placed = decision.placed.len() as i64;
+                        let (decision, checkout) =
+                            launch.place_kept(tx, how, &cluster, &req, &self.placements)?;
+                        kept = checkout;
                         for arn in decision.placed {
                             let instance =
                                 instances::load(tx, &arn)?.expect("placed on a stored instance");
-                            tasks.push(launch.insert(tx, ctx, &cluster, &req, Some(name), Some(&instance))?);
+                            tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
                         }
-                        if placed == n {
-                            continue;
+                        failures = failure_list(decision.failures);
+                    }
+                    Launching::Type(LaunchType::Fargate) => {
+                        let launch = Launch::check(tx, ctx, &req, LaunchType::Fargate)?;
+                        for _ in 0..count {
+                            tasks.push(launch.insert(tx, ctx, &cluster, &req, None, None)?);
                         }
-                        if !provider.managed_scaling() {
-                            failures.extend(failure_list(decision.failures));
-                            continue;
-                        }
-                        // Managed scaling adds capacity: the rest wait in
-                        // PROVISIONING and are placed as instances join.
-                        let pending = serde_json::to_string(&launch.placement_spec(&req))
-                            .expect("serialises");
-                        for _ in placed..n {
-                            let t = launch.insert(tx, ctx, &cluster, &req, Some(name), None)?;
-                            tx.prepare_cached(
-                                "INSERT INTO pending_placements (task_arn, cluster_arn, capacity_provider, created_at, request)
-                                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                            )?
-                            .execute(params![t["taskArn"].as_str(), cluster.arn, name, ctx.now_millis(), pending])?;
-                            tasks.push(t);
+                    }
+                    Launching::Type(t) => {
+                        return Err(ApiError::invalid_parameter(format!(
+                            "Launch type {} is not supported by Berth yet.",
+                            t.as_str()
+                        )));
+                    }
+                    Launching::Providers(shares) => {
+                        for (item, n) in shares {
+                            let name = item.provider.as_str();
+                            if capacity_providers::is_fargate(name) {
+                                let launch = Launch::check(tx, ctx, &req, LaunchType::Fargate)?;
+                                for _ in 0..n {
+                                    tasks.push(launch.insert(tx, ctx, &cluster, &req, Some(name), None)?);
+                                }
+                                continue;
+                            }
+                            let launch = Launch::check(tx, ctx, &req, LaunchType::Ec2)?;
+                            let provider = capacity_providers::find(tx, ctx, name)?
+                                .expect("checked with the strategy");
+                            let allowed =
+                                capacity_providers::group_instances(tx, &*self.groups, &provider)?;
+                            let among = Among::Group {
+                                instances: &allowed,
+                                can_grow: provider.managed_scaling(),
+                            };
+                            let how = Decide {
+                                at: self.liveness(ctx),
+                                rng: &mut rng,
+                            };
+                            let decision =
+                                launch.place(tx, how, &cluster, &req, n as usize, among)?;
+                            let placed = decision.placed.len() as i64;
+                            for arn in decision.placed {
+                                let instance = instances::load(tx, &arn)?
+                                    .expect("placed on a stored instance");
+                                tasks.push(launch.insert(
+                                    tx,
+                                    ctx,
+                                    &cluster,
+                                    &req,
+                                    Some(name),
+                                    Some(&instance),
+                                )?);
+                            }
+                            if placed == n {
+                                continue;
+                            }
+                            if !provider.managed_scaling() {
+                                failures.extend(failure_list(decision.failures));
+                                continue;
+                            }
+                            // Managed scaling adds capacity: the rest wait in
+                            // PROVISIONING and are placed as instances join.
+                            let pending = serde_json::to_string(&launch.placement_spec(&req))
+                                .expect("serialises");
+                            for _ in placed..n {
+                                let t = launch.insert(tx, ctx, &cluster, &req, Some(name), None)?;
+                                tx.prepare_cached(
+                                    "INSERT INTO pending_placements (task_arn, cluster_arn, capacity_provider, created_at, request)
+                                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                                )?
+                                .execute(params![t.task_arn, cluster.arn, name, ctx.now_millis(), pending])?;
+                                tasks.push(t);
+                            }
                         }
                     }
                 }
-            }
-            // The placer, current as of this transaction's last write.
-            let kept = match kept {
-                Some(c) => Some((cluster.arn.clone(), placements::version(tx, &cluster.arn)?, c)),
-                None => None,
-            };
-            let wake = wakes(tx, &tasks)?;
-            Ok((json!({"tasks": tasks, "failures": failures}), kept, wake))
-        }, |(_, kept, _)| {
-            // Kept before the next write can change the cluster.
-            if let Some((cluster, version, checkout)) = kept.take() {
-                self.placements.put_back(&cluster, version, checkout);
-            }
-        })?;
+                // The placer, current as of this transaction's last write.
+                let kept = match kept {
+                    Some(c) => Some((cluster.arn.clone(), placements::version(tx, &cluster.arn)?, c)),
+                    None => None,
+                };
+                let wake = wakes(tx, &tasks)?;
+                let out = RunTaskResponse {
+                    tasks: Some(tasks),
+                    failures: Some(failures),
+                };
+                Ok((out, kept, wake))
+            },
+            |(_, kept, _)| {
+                // Kept before the next write can change the cluster.
+                if let Some((cluster, version, checkout)) = kept.take() {
+                    self.placements.put_back(&cluster, version, checkout);
+                }
+            },
+        )?;
         let (out, _, (agent, fleet)) = out;
         // Only who has work to do is woken: the server's agent for tasks it
         // runs, the fleet for tasks waiting for capacity.
@@ -1142,10 +1184,14 @@ impl Ecs {
         Ok(out)
     }
 
-    pub(super) fn start_task(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: RunTaskRequest = serde_json::from_value(input)?;
+    pub(super) fn start_task(
+        &self,
+        ctx: &Ctx,
+        start: StartTaskRequest,
+    ) -> ApiResult<StartTaskResponse> {
+        let req = TaskRequest::from(&start);
         tags::check_user_tags(&req.tags)?;
-        let named = req.container_instances.clone().unwrap_or_default();
+        let named = &start.container_instances;
         if named.is_empty() || named.len() > 10 {
             return Err(ApiError::invalid_parameter(
                 "containerInstances cannot be empty and can have at most 10 items.",
@@ -1153,19 +1199,23 @@ impl Ecs {
         }
         let out = self.store.write(|tx| {
             let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
-            let launch = Launch::check(tx, ctx, &req, "EC2")?;
+            let launch = Launch::check(tx, ctx, &req, LaunchType::Ec2)?;
             let mut tasks = Vec::new();
             let mut failures = Vec::new();
-            for ident in &named {
+            for ident in named {
                 let arn = instances::instance_arn(ctx, &cluster, ident);
                 let Some(instance) =
                     instances::load(tx, &arn)?.filter(|i| i.cluster_arn == cluster.arn)
                 else {
-                    failures.push(json!({"arn": arn, "reason": "MISSING"}));
+                    failures.push(missing(arn));
                     continue;
                 };
                 if instance.status != "ACTIVE" {
-                    failures.push(json!({"arn": arn, "reason": instance.status}));
+                    failures.push(Failure {
+                        arn: Some(arn),
+                        reason: Some(instance.status.clone()),
+                        ..Failure::default()
+                    });
                     continue;
                 }
                 // The named instance is the only candidate: its resources,
@@ -1177,21 +1227,26 @@ impl Ecs {
                     .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
                 if decision.placed.is_empty() {
                     for f in decision.failures {
-                        failures
-                            .push(json!({"arn": f.arn.unwrap_or(arn.clone()), "reason": f.reason}));
+                        failures.push(Failure {
+                            arn: Some(f.arn.unwrap_or(arn.clone())),
+                            reason: Some(f.reason),
+                            ..Failure::default()
+                        });
                     }
                     continue;
                 }
                 tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
             }
-            Ok(json!({"tasks": tasks, "failures": failures}))
+            Ok(StartTaskResponse {
+                tasks: Some(tasks),
+                failures: Some(failures),
+            })
         })?;
         self.tasks_changed();
         Ok(out)
     }
 
-    pub(super) fn stop_task(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: StopTaskRequest = serde_json::from_value(input)?;
+    pub(super) fn stop_task(&self, ctx: &Ctx, req: StopTaskRequest) -> ApiResult<StopTaskResponse> {
         let reason = req
             .reason
             .clone()
@@ -1202,26 +1257,31 @@ impl Ecs {
             let task = load(tx, &arn)?
                 .filter(|t| t.cluster_arn == cluster.arn)
                 .ok_or_else(|| ApiError::invalid_parameter("The referenced task was not found."))?;
-            request_stop(tx, &task.arn, "UserInitiated", &reason)?;
+            request_stop(tx, &task.arn, TaskStopCode::UserInitiated, &reason)?;
             if drop_pending(tx, &task.arn)? {
                 // It never had an instance: nothing runs, it ends here.
                 mark_stopped(tx, &task.arn, ctx.now_epoch())?;
             }
             let task = load(tx, &arn)?.expect("still there");
-            Ok(json!({"task": task.render()}))
+            Ok(StopTaskResponse {
+                task: Some(task.render()),
+            })
         })?;
         self.tasks_changed();
         Ok(out)
     }
 
-    pub(super) fn describe_tasks(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DescribeTasksRequest = serde_json::from_value(input)?;
+    pub(super) fn describe_tasks(
+        &self,
+        ctx: &Ctx,
+        req: DescribeTasksRequest,
+    ) -> ApiResult<DescribeTasksResponse> {
         if req.tasks.is_empty() || req.tasks.len() > 100 {
             return Err(ApiError::invalid_parameter(
                 "Tasks cannot be empty and can have at most 100 items.",
             ));
         }
-        let with_tags = req.include.iter().any(|i| i == "TAGS");
+        let with_tags = req.include.iter().flatten().any(|i| *i == TaskField::Tags);
         self.store.read(|conn| {
             let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
             let mut tasks = Vec::new();
@@ -1231,22 +1291,28 @@ impl Ecs {
                 match load(conn, &arn)?.filter(|t| t.cluster_arn == cluster.arn) {
                     Some(t) => {
                         let mut v = t.render();
-                        if with_tags {
-                            v["tags"] = Value::Array(tags::load(conn, &t.arn)?);
-                        } else if let Some(o) = v.as_object_mut() {
-                            o.remove("tags");
-                        }
+                        v.tags = if with_tags {
+                            Some(tags::load(conn, &t.arn)?)
+                        } else {
+                            None
+                        };
                         tasks.push(v);
                     }
-                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                    None => failures.push(missing(arn)),
                 }
             }
-            Ok(json!({"tasks": tasks, "failures": failures}))
+            Ok(DescribeTasksResponse {
+                tasks: Some(tasks),
+                failures: Some(failures),
+            })
         })
     }
 
-    pub(super) fn list_tasks(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: ListTasksRequest = serde_json::from_value(input)?;
+    pub(super) fn list_tasks(
+        &self,
+        ctx: &Ctx,
+        req: ListTasksRequest,
+    ) -> ApiResult<ListTasksResponse> {
         let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
         if req.service_name.is_some() && req.family.is_some() {
             return Err(ApiError::invalid_parameter(
@@ -1261,16 +1327,14 @@ impl Ecs {
             let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
             let mut sql = String::from("SELECT created_at, arn FROM tasks WHERE cluster_arn = ?");
             let mut args: Vec<SqlValue> = vec![cluster.arn.clone().into()];
-            let desired = req
-                .desired_status
-                .clone()
-                .unwrap_or_else(|| "RUNNING".into());
+            let desired = req.desired_status.unwrap_or(DesiredStatus::Running);
             sql.push_str(" AND desired_status = ?");
-            args.push(desired.into());
+            args.push(desired.as_str().to_string().into());
+            let launch_type = req.launch_type.map(|l| l.as_str().to_string());
             for (col, v) in [
                 ("family", &req.family),
                 ("started_by", &req.started_by),
-                ("launch_type", &req.launch_type),
+                ("launch_type", &launch_type),
             ] {
                 if let Some(v) = v {
                     sql.push_str(&format!(" AND {col} = ?"));
@@ -1299,11 +1363,10 @@ impl Ecs {
                 })?
                 .collect::<Result<_, _>>()?;
             let (page, token) = paging::page(rows, size, |(ts, arn)| json!([ts, arn]));
-            let mut out = json!({"taskArns": page.into_iter().map(|(_, a)| a).collect::<Vec<_>>()});
-            if let Some(t) = token {
-                out["nextToken"] = json!(t);
-            }
-            Ok(out)
+            Ok(ListTasksResponse {
+                task_arns: Some(page.into_iter().map(|(_, a)| a).collect()),
+                next_token: token,
+            })
         })
     }
 }

@@ -19,9 +19,14 @@ fn round_trips<T: DeserializeOwned + Serialize>(what: &str, v: &Value) {
 async fn every_resource_berth_answers_with_fits_its_shape() {
     let w = World::new();
     w.fake.image("app:1", Program::runs().healthy());
-    w.ecs("CreateCluster", json!({"clusterName": "c", "tags": [{"key": "k", "value": "v"}],
-        "settings": [{"name": "containerInsights", "value": "enabled"}]}));
-    let td = w.ecs("RegisterTaskDefinition", json!({
+    w.ecs(
+        "CreateCluster",
+        json!({"clusterName": "c", "tags": [{"key": "k", "value": "v"}],
+        "settings": [{"name": "containerInsights", "value": "enabled"}]}),
+    );
+    let td = w.ecs(
+        "RegisterTaskDefinition",
+        json!({
         "family": "web", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
         "cpu": "256", "memory": "512",
         "executionRoleArn": "arn:aws:iam::000000000000:role/x",
@@ -35,36 +40,57 @@ async fn every_resource_berth_answers_with_fits_its_shape() {
                 "awslogs-create-group": "true"}},
             "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 2048}],
             "linuxParameters": {"initProcessEnabled": true}
-        }]}))["taskDefinition"]
+        }]}),
+    )["taskDefinition"]
         .clone();
     round_trips::<TaskDefinition>("task definition", &td);
-    let arn = w.ecs("RunTask", json!({"cluster": "c", "taskDefinition": "web", "launchType": "FARGATE",
-        "networkConfiguration": crate::testing::net(), "tags": [{"key": "t", "value": "1"}]}))
-        ["tasks"][0]["taskArn"]
+    let arn = w.ecs(
+        "RunTask",
+        json!({"cluster": "c", "taskDefinition": "web", "launchType": "FARGATE",
+        "networkConfiguration": crate::testing::net(), "tags": [{"key": "t", "value": "1"}]}),
+    )["tasks"][0]["taskArn"]
         .as_str()
         .unwrap()
         .to_string();
-    round_trips::<Task>("a task just run", &w.ecs("DescribeTasks",
-        json!({"cluster": "c", "tasks": [arn], "include": ["TAGS"]}))["tasks"][0]);
+    round_trips::<Task>(
+        "a task just run",
+        &w.ecs(
+            "DescribeTasks",
+            json!({"cluster": "c", "tasks": [arn], "include": ["TAGS"]}),
+        )["tasks"][0],
+    );
     w.settle().await;
-    let running = w.ecs("DescribeTasks", json!({"cluster": "c", "tasks": [arn]}))["tasks"][0].clone();
+    let running =
+        w.ecs("DescribeTasks", json!({"cluster": "c", "tasks": [arn]}))["tasks"][0].clone();
     assert_eq!(running["lastStatus"], "RUNNING");
     round_trips::<Task>("a running task", &running);
     w.ecs("StopTask", json!({"cluster": "c", "task": arn}));
     w.settle().await;
-    round_trips::<Task>("a stopped task", &w.ecs("DescribeTasks",
-        json!({"cluster": "c", "tasks": [arn]}))["tasks"][0]);
-    let clusters = w.ecs("DescribeClusters", json!({"clusters": ["c"],
-        "include": ["TAGS", "SETTINGS", "STATISTICS", "ATTACHMENTS", "CONFIGURATIONS"]}));
+    round_trips::<Task>(
+        "a stopped task",
+        &w.ecs("DescribeTasks", json!({"cluster": "c", "tasks": [arn]}))["tasks"][0],
+    );
+    let clusters = w.ecs(
+        "DescribeClusters",
+        json!({"clusters": ["c"],
+        "include": ["TAGS", "SETTINGS", "STATISTICS", "ATTACHMENTS", "CONFIGURATIONS"]}),
+    );
     round_trips::<Cluster>("a cluster", &clusters["clusters"][0]);
     let doc = json!({"instanceId": "i-0123456789abcdef0", "instanceType": "m5.large",
         "availabilityZone": "us-east-1b", "region": "us-east-1"});
-    let ci = w.ecs("RegisterContainerInstance", json!({"cluster": "c",
+    let ci = w.ecs(
+        "RegisterContainerInstance",
+        json!({"cluster": "c",
         "instanceIdentityDocument": doc.to_string(),
-        "attributes": [{"name": "role", "value": "web"}]}))["containerInstance"].clone();
+        "attributes": [{"name": "role", "value": "web"}]}),
+    )["containerInstance"]
+        .clone();
     round_trips::<ContainerInstance>("a container instance", &ci);
-    let described = w.ecs("DescribeContainerInstances", json!({"cluster": "c",
-        "containerInstances": [ci["containerInstanceArn"]], "include": ["TAGS"]}));
+    let described = w.ecs(
+        "DescribeContainerInstances",
+        json!({"cluster": "c",
+        "containerInstances": [ci["containerInstanceArn"]], "include": ["TAGS"]}),
+    );
     round_trips::<ContainerInstance>("a described instance", &described["containerInstances"][0]);
     let cps = w.ecs("DescribeCapacityProviders", json!({}));
     for cp in cps["capacityProviders"].as_array().unwrap() {
