@@ -4,7 +4,8 @@
 //! * groups (`groups.rs`): `CreateAutoScalingGroup`, `UpdateAutoScalingGroup`,
 //!   `DescribeAutoScalingGroups`, `DeleteAutoScalingGroup`,
 //!   `SetDesiredCapacity`, `TerminateInstanceInAutoScalingGroup`,
-//!   `SetInstanceProtection`, `DescribeScalingActivities`;
+//!   `SetInstanceProtection`, `DescribeScalingActivities`,
+//!   `DescribeAutoScalingInstances`;
 //! * warm pools (`warm_pools.rs`): `PutWarmPool`, `DescribeWarmPool`,
 //!   `DeleteWarmPool`;
 //! * what a group does next (`plan.rs`, pure) and the fleet that does it

@@ -1,5 +1,6 @@
 //! `DescribeInstances` and `TerminateInstances` over Berth's local container
-//! instances (rows of `container_instances` run by the server's own agent):
+//! instances (rows of `container_instances` run by the server's own agent)
+//! and the instances Auto Scaling launched:
 //! each is an EC2 instance with its instance type, availability zone, AMI,
 //! its address on this machine as `PrivateIpAddress`, and `running` while
 //! registered, `terminated` once deregistered. Terminating one deregisters it

@@ -6,7 +6,8 @@
 //! * launch templates and their versions (`launch_templates.rs`), stored per
 //!   account and region;
 //! * `DescribeInstances` and `TerminateInstances` over Berth's local
-//!   container instances (`instances.rs`);
+//!   container instances and the instances Auto Scaling launched
+//!   (`instances.rs`);
 //! * what user data tells the ECS agent (`user_data.rs`), for the code that
 //!   starts instances from templates.
 //!

@@ -1,12 +1,11 @@
 //! Capacity providers: `CreateCapacityProvider`, `DescribeCapacityProviders`,
 //! `UpdateCapacityProvider`, `DeleteCapacityProvider`,
 //! `PutClusterCapacityProviders`; how a capacity provider strategy splits a
-//! RunTask's tasks (`split`, pure); and managed scaling (`tick`, run by the
-//! fleet loop): tasks waiting in PROVISIONING are placed as capacity
-//! arrives, the `CapacityProviderReservation` metric (`reservation`, pure)
-//! sets the Auto Scaling group's desired capacity, and with managed
-//! termination protection the instances running tasks are protected from
-//! scale-in.
+//! RunTask's tasks (`split`, pure); and the `CapacityProviderReservation`
+//! metric (`reservation`, pure). Managed scaling itself (tasks waiting in
+//! PROVISIONING placed as capacity arrives, the group's desired capacity set
+//! from the metric, scale-in protection) runs in `autoscaling::managed`,
+//! reading providers through the functions here.
 //!
 //! `FARGATE` and `FARGATE_SPOT` are built in: they exist in every account
 //! and are never stored.

@@ -4,8 +4,12 @@
 //! Code map: clusters in `clusters.rs`, task definitions in `taskdefs.rs`
 //! (their registration rules, pure, in `taskdef_rules.rs`), tasks in
 //! `tasks.rs` (the agent in `src/agent` runs them), container instances and
-//! attributes in `instances.rs` (placement itself in `src/placement`), tags in
-//! `tags.rs`, ARNs in `arn.rs`, pagination tokens in `paging.rs`.
+//! attributes in `instances.rs` (placement itself in `src/placement`, each
+//! cluster's placement index in `placements.rs`), capacity providers in
+//! `capacity_providers.rs`, the sweep of lost tasks and instances in
+//! `janitor.rs`, task statuses in `status.rs`, the generated shapes in
+//! `shapes.rs`, tags in `tags.rs`, ARNs in `arn.rs`, pagination tokens in
+//! `paging.rs`.
 
 pub mod arn;
 pub mod capacity_providers;
