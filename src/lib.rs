@@ -19,6 +19,7 @@ pub mod logs;
 pub mod metrics;
 pub mod migrate;
 pub mod model;
+pub mod paging;
 pub mod placement;
 pub mod platform;
 pub mod pricing;

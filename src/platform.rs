@@ -122,11 +122,7 @@ fn interrupt_spot(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
         if !req.tasks.is_empty() {
             let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
             for ident in &req.tasks {
-                let arn = if ident.starts_with("arn:") {
-                    ident.clone()
-                } else {
-                    format!("arn:aws:ecs:{}:{}:task/{}/{ident}", ctx.region, ctx.account, cluster.name)
-                };
+                let arn = crate::ecs::arn::resolve_in_cluster(ctx, "task", &cluster.name, ident);
                 match tasks::load(tx, &arn)?.filter(|t| t.cluster_arn == cluster.arn) {
                     None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
                     Some(t) if t.doc.capacity_provider_name.as_deref() != Some("FARGATE_SPOT") => {
@@ -451,11 +447,11 @@ fn remove_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
 
 fn list_task_usage(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
     let req: UsageRequest = serde_json::from_value(input)?;
-    let size = crate::ecs::paging::page_size(req.max_results, 1000)?;
+    let size = crate::paging::page_size(req.max_results, 1000)?;
     let after: Option<(i64, String)> = req
         .next_token
         .as_deref()
-        .map(crate::ecs::paging::decode_as)
+        .map(crate::paging::decode_as)
         .transpose()?;
     let cluster = req.cluster.as_deref().map(|c| usage_cluster(ctx, c));
     let scope = usage_scope(ctx, cluster.as_deref(), req.since);
@@ -463,7 +459,7 @@ fn list_task_usage(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
         .store
         .read(|conn| usage::task_usage(conn, &scope, after, size + 1))?;
     let (page, token) =
-        crate::ecs::paging::page(rows, size, |(created, u)| json!([created, u.task_arn]));
+        crate::paging::page(rows, size, |(created, u)| json!([created, u.task_arn]));
     let mut out = json!({"usage": page.into_iter().map(|(_, u)| u).collect::<Vec<_>>()});
     if let Some(t) = token {
         out["nextToken"] = json!(t);

@@ -742,20 +742,13 @@ fn max_records(input: &Value, default: usize) -> usize {
 fn page_start(input: &Value) -> ApiResult<usize> {
     match str_of(input, "NextToken") {
         None | Some("") => Ok(0),
-        Some(t) => crate::ecs::paging::decode_as::<(String, usize)>(t)
-            .ok()
-            .filter(|(k, _)| k == "autoscaling")
-            .map(|(_, n)| n)
+        Some(t) => crate::paging::offset(t, "autoscaling")
             .ok_or_else(|| ApiError::new("InvalidNextToken", "The token is not valid.")),
     }
 }
 
 fn page(items: Vec<Value>, start: usize, size: usize) -> (Vec<Value>, Option<String>) {
-    let total = items.len();
-    let p: Vec<Value> = items.into_iter().skip(start).take(size).collect();
-    let end = start + p.len();
-    let token = (end < total).then(|| crate::ecs::paging::encode(&json!(["autoscaling", end])));
-    (p, token)
+    crate::paging::offset_page(items, start, size, "autoscaling")
 }
 
 fn tag_matches(g: &GroupRow, filter: &Value) -> bool {

@@ -267,10 +267,8 @@ fn unregistered_usage(conn: &Connection, scope: &Scope<'_>) -> ApiResult<Vec<Ins
             .filter(|c| !c.is_empty())
             .map(String::as_str)
             .unwrap_or(crate::ecs::clusters::DEFAULT_CLUSTER);
-        let cluster_arn = format!(
-            "arn:aws:ecs:{}:{}:cluster/{cluster}",
-            scope.region, scope.account
-        );
+        let cluster_arn =
+            crate::ecs::arn::ecs(scope.region, scope.account, &format!("cluster/{cluster}"));
         if scope.cluster_arn.is_some_and(|c| c != cluster_arn) {
             continue;
         }

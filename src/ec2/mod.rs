@@ -22,7 +22,7 @@ pub mod launch_templates;
 pub mod user_data;
 
 use chrono::{DateTime, TimeZone, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use std::sync::Arc;
 
@@ -212,26 +212,18 @@ pub fn page_size(input: &Value, default: usize) -> usize {
 pub fn page_start(input: &Value) -> ApiResult<usize> {
     match input.get("NextToken").and_then(Value::as_str) {
         None | Some("") => Ok(0),
-        Some(t) => crate::ecs::paging::decode_as::<(String, usize)>(t)
-            .ok()
-            .filter(|(kind, _)| kind == "ec2")
-            .map(|(_, n)| n)
-            .ok_or_else(|| {
-                ApiError::new(
-                    "InvalidPaginationToken",
-                    format!("The pagination token '{t}' is not valid."),
-                )
-            }),
+        Some(t) => crate::paging::offset(t, "ec2").ok_or_else(|| {
+            ApiError::new(
+                "InvalidPaginationToken",
+                format!("The pagination token '{t}' is not valid."),
+            )
+        }),
     }
 }
 
 /// One page of `items` from `start`, and the token for the next page.
 pub fn page<T>(items: Vec<T>, start: usize, size: usize) -> (Vec<T>, Option<String>) {
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
-    let end = start + page.len();
-    let token = (end < total).then(|| crate::ecs::paging::encode(&json!(["ec2", end])));
-    (page, token)
+    crate::paging::offset_page(items, start, size, "ec2")
 }
 
 /// A time as EC2 writes it: ISO 8601 in UTC with milliseconds.
@@ -251,6 +243,7 @@ pub fn created_by(ctx: &Ctx) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn wildcards() {

@@ -2,15 +2,42 @@
 
 use crate::context::Ctx;
 
+/// `arn:aws:ecs:<region>:<account>:<resource>`.
+pub fn ecs(region: &str, account: &str, resource: &str) -> String {
+    format!("arn:aws:ecs:{region}:{account}:{resource}")
+}
+
+/// An ECS ARN in the caller's account and region.
+pub fn of(ctx: &Ctx, resource: &str) -> String {
+    ecs(&ctx.region, &ctx.account, resource)
+}
+
 pub fn cluster(ctx: &Ctx, name: &str) -> String {
-    format!("arn:aws:ecs:{}:{}:cluster/{name}", ctx.region, ctx.account)
+    of(ctx, &format!("cluster/{name}"))
 }
 
 pub fn task_definition(ctx: &Ctx, family: &str, revision: i64) -> String {
-    format!(
-        "arn:aws:ecs:{}:{}:task-definition/{family}:{revision}",
-        ctx.region, ctx.account
-    )
+    of(ctx, &format!("task-definition/{family}:{revision}"))
+}
+
+pub fn capacity_provider(ctx: &Ctx, name: &str) -> String {
+    of(ctx, &format!("capacity-provider/{name}"))
+}
+
+/// A resource of a cluster (`task`, `container-instance`): `<kind>/<cluster
+/// name>/<id>`.
+pub fn in_cluster(ctx: &Ctx, kind: &str, cluster_name: &str, id: &str) -> String {
+    of(ctx, &format!("{kind}/{cluster_name}/{id}"))
+}
+
+/// What a call names by `ident`: the ARN itself when it is one, else the
+/// ARN of that id of `kind` in the cluster.
+pub fn resolve_in_cluster(ctx: &Ctx, kind: &str, cluster_name: &str, ident: &str) -> String {
+    if ident.starts_with("arn:") {
+        ident.to_string()
+    } else {
+        in_cluster(ctx, kind, cluster_name, ident)
+    }
 }
 
 /// A parsed ECS ARN: `arn:aws:ecs:<region>:<account>:<kind>/<rest>`.

@@ -16,9 +16,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{clusters, paging, tags, Ecs};
+use super::{arn, clusters, tags, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::paging;
 
 pub const FARGATE: &str = "FARGATE";
 pub const FARGATE_SPOT: &str = "FARGATE_SPOT";
@@ -133,7 +134,7 @@ fn render(conn: &Connection, p: &ProviderRow, with_tags: bool) -> ApiResult<Valu
 
 fn builtin(ctx: &Ctx, name: &str) -> Value {
     json!({
-        "capacityProviderArn": format!("arn:aws:ecs:{}:{}:capacity-provider/{name}", ctx.region, ctx.account),
+        "capacityProviderArn": arn::capacity_provider(ctx, name),
         "name": name,
         "status": "ACTIVE",
         "tags": [],
@@ -533,10 +534,7 @@ impl Ecs {
                 ));
             }
             check_termination_protection(&protection, &scaling, &group)?;
-            let arn = format!(
-                "arn:aws:ecs:{}:{}:capacity-provider/{}",
-                ctx.region, ctx.account, req.name
-            );
+            let arn = arn::capacity_provider(ctx, &req.name);
             let doc = json!({
                 "capacityProviderArn": arn,
                 "name": req.name,
@@ -643,7 +641,7 @@ impl Ecs {
                             found.push(render(conn, &p, with_tags)?);
                         } else {
                             failures.push(json!({
-                                "arn": if n.starts_with("arn:") { n.clone() } else { format!("arn:aws:ecs:{}:{}:capacity-provider/{n}", ctx.region, ctx.account) },
+                                "arn": if n.starts_with("arn:") { n.clone() } else { arn::capacity_provider(ctx, n) },
                                 "reason": "MISSING",
                             }));
                         }

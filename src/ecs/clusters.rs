@@ -10,9 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{arn, paging, tags, Ecs};
+use super::{arn, tags, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::paging;
 
 pub const DEFAULT_CLUSTER: &str = "default";
 

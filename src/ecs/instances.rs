@@ -20,10 +20,11 @@ use serde_json::{json, Map, Value};
 use super::shapes::{
     ContainerDefinition, NetworkMode, TaskDefinition, TaskStopCode, TransportProtocol,
 };
-use super::{clusters, paging, tags, Ecs};
+use super::{arn, clusters, tags, Ecs};
 use crate::catalog;
 use crate::context::{millis_to_epoch, Ctx};
 use crate::error::{ApiError, ApiResult};
+use crate::paging;
 use crate::placement::{self, query};
 
 /// The agent of instances the server itself runs.
@@ -145,14 +146,7 @@ pub fn registered_count(conn: &Connection, cluster_arn: &str) -> ApiResult<i64> 
 
 /// The ARN an instance identifier (id or ARN) stands for in a cluster.
 pub fn instance_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String {
-    if ident.starts_with("arn:") {
-        ident.to_string()
-    } else {
-        format!(
-            "arn:aws:ecs:{}:{}:container-instance/{}/{ident}",
-            ctx.region, ctx.account, cluster.name
-        )
-    }
+    arn::resolve_in_cluster(ctx, "container-instance", &cluster.name, ident)
 }
 
 /// What a task reserves on the instance it is placed on.

@@ -8,15 +8,13 @@
 //! cluster's placement index in `placements.rs`), capacity providers in
 //! `capacity_providers.rs`, the sweep of lost tasks and instances in
 //! `janitor.rs`, task statuses in `status.rs`, the generated shapes in
-//! `shapes.rs`, tags in `tags.rs`, ARNs in `arn.rs`, pagination tokens in
-//! `paging.rs`.
+//! `shapes.rs`, tags in `tags.rs`, ARNs in `arn.rs`.
 
 pub mod arn;
 pub mod capacity_providers;
 pub mod clusters;
 pub mod instances;
 pub mod janitor;
-pub mod paging;
 #[rustfmt::skip]
 pub mod shapes;
 pub mod placements;
@@ -172,10 +170,7 @@ fn resources(ctx: &Ctx, operation: &str, input: &Value) -> Vec<String> {
             ident.to_string()
         } else {
             let name = cluster.rsplit('/').next().unwrap_or_default();
-            format!(
-                "arn:aws:ecs:{}:{}:{kind}/{name}/{ident}",
-                ctx.region, ctx.account
-            )
+            arn::in_cluster(ctx, kind, name, ident)
         }
     };
     let mut out = Vec::new();
@@ -194,10 +189,7 @@ fn resources(ctx: &Ctx, operation: &str, input: &Value) -> Vec<String> {
         out.push(if td.starts_with("arn:") {
             td.to_string()
         } else {
-            format!(
-                "arn:aws:ecs:{}:{}:task-definition/{td}",
-                ctx.region, ctx.account
-            )
+            arn::of(ctx, &format!("task-definition/{td}"))
         });
     }
     for t in text("task").into_iter().chain(list("tasks")) {

@@ -19,9 +19,10 @@ use super::shapes::{
     RegisterTaskDefinitionResponse, SortOrder, TaskDefinition, TaskDefinitionFamilyStatus,
     TaskDefinitionField, TaskDefinitionStatus,
 };
-use super::{arn, paging, tags, taskdef_rules, Ecs};
+use super::{arn, tags, taskdef_rules, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::paging;
 
 /// A stored task definition: its ARN, family, revision, status and the full
 /// `TaskDefinition` ECS returns.

@@ -25,10 +25,11 @@ use super::shapes::{
     StopTaskRequest, StopTaskResponse, Task, TaskDefinition, TaskField, TaskOverride, TaskStopCode,
 };
 use super::status::TaskStatus;
-use super::{capacity_providers, clusters, instances, paging, placements, tags, taskdefs, Ecs};
+use super::{arn, capacity_providers, clusters, instances, placements, tags, taskdefs, Ecs};
 use crate::context::millis_to_epoch;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::paging;
 use crate::placement;
 
 pub const FARGATE_PLATFORM_VERSION: &str = "1.4.0";
@@ -316,14 +317,7 @@ impl From<&StartTaskRequest> for TaskRequest {
 
 /// The task's ARN for an id or ARN given in a call.
 fn task_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String {
-    if ident.starts_with("arn:") {
-        ident.to_string()
-    } else {
-        format!(
-            "arn:aws:ecs:{}:{}:task/{}/{ident}",
-            ctx.region, ctx.account, cluster.name
-        )
-    }
+    arn::resolve_in_cluster(ctx, "task", &cluster.name, ident)
 }
 
 /// How a RunTask's tasks are launched: by launch type, or split over the
@@ -884,20 +878,16 @@ impl Launch {
         instance: Option<&instances::InstanceRow>,
     ) -> ApiResult<Task> {
         let id = new_id();
-        let arn = format!(
-            "arn:aws:ecs:{}:{}:task/{}/{id}",
-            ctx.region, ctx.account, cluster.name
-        );
+        let arn = arn::in_cluster(ctx, "task", &cluster.name, &id);
         let containers: Vec<Container> = self
             .containers()
             .iter()
             .map(|c| Container {
-                container_arn: Some(format!(
-                    "arn:aws:ecs:{}:{}:container/{}/{id}/{}",
-                    ctx.region,
-                    ctx.account,
-                    cluster.name,
-                    uuid::Uuid::new_v4()
+                container_arn: Some(arn::in_cluster(
+                    ctx,
+                    "container",
+                    &cluster.name,
+                    &format!("{id}/{}", uuid::Uuid::new_v4()),
                 )),
                 task_arn: Some(arn.clone()),
                 name: c.name.clone(),

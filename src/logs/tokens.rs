@@ -11,8 +11,6 @@
 //! The other operations use opaque tokens: the base64url of the JSON sort key
 //! of the last item returned.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::Value;
 
 use super::invalid_next_token;
@@ -73,17 +71,12 @@ pub fn parse_stream_token(token: &str) -> ApiResult<(Direction, Position)> {
     Ok((direction, Position { timestamp, id }))
 }
 
-/// An opaque token for a sort key.
-pub fn encode(key: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).expect("a JSON value serialises"))
-}
+/// An opaque token for a sort key (the one codec of `crate::paging`).
+pub use crate::paging::encode;
 
+/// A sort key back from its token; CloudWatch Logs' error when it is not one.
 pub fn decode(token: &str) -> ApiResult<Value> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(invalid_next_token)
+    crate::paging::decode(token).map_err(|_| invalid_next_token())
 }
 
 /// An opaque token for an event position (`FilterLogEvents`).

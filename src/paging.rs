@@ -1,5 +1,9 @@
-//! Opaque `nextToken`s: the sort key of the last item returned, so a page
-//! resumes after it even when items were added or removed meanwhile.
+//! Opaque pagination tokens, one codec for every service: the base64url of
+//! a JSON key. Keyed tokens hold the sort key of the last item returned, so
+//! a page resumes after it even when items were added or removed meanwhile
+//! (ECS, CloudWatch Logs); positional ones hold a kind and an offset (EC2 and
+//! Auto Scaling listings, which are small and computed whole). Each service
+//! answers a bad token with its own error.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -37,6 +41,30 @@ pub fn decode(token: &str) -> ApiResult<Value> {
 pub fn decode_as<T: serde::de::DeserializeOwned>(token: &str) -> ApiResult<T> {
     serde_json::from_value(decode(token)?)
         .map_err(|_| ApiError::invalid_parameter("Invalid nextToken."))
+}
+
+/// The offset a positional token of `kind` resumes at; `None` when the
+/// token is not one (the caller answers with its service's error).
+pub fn offset(token: &str, kind: &str) -> Option<usize> {
+    decode_as::<(String, usize)>(token)
+        .ok()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, n)| n)
+}
+
+/// One page of `items` from `start`, and the positional token of `kind`
+/// for the next page when there is one.
+pub fn offset_page<T>(
+    items: Vec<T>,
+    start: usize,
+    size: usize,
+    kind: &str,
+) -> (Vec<T>, Option<String>) {
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+    let end = start + page.len();
+    let token = (end < total).then(|| encode(&serde_json::json!([kind, end])));
+    (page, token)
 }
 
 /// Take one page out of `items` (already filtered, in order, and starting
