@@ -466,7 +466,8 @@ fn register(
     now_ms: i64,
 ) -> ApiResult<bool> {
     let ctx = Ctx::internal(&inst.account, &inst.region, now_ms);
-    let Some(cluster) = clusters::find(tx, &ctx, inst.cluster())?.filter(|c| c.status == "ACTIVE")
+    let Some(cluster) =
+        clusters::find(tx, &ctx, inst.cluster())?.filter(clusters::ClusterRow::is_active)
     else {
         return Ok(false);
     };

@@ -186,15 +186,16 @@ pub fn tick(
             .unwrap_or((0, 0));
         let m = busy + instances_needed(capacity, &waiting);
         let n = members.len() as i64 - leaving;
-        let target = p.scaling_int("targetCapacity", 100);
+        let scaling = p.scaling();
+        let target = scaling.target_capacity;
         let metric = reservation(m, n);
         // The members on their way out stay in the group's count.
         let next = desired_for(
             m,
             g.desired - leaving,
             target,
-            p.scaling_int("minimumScalingStepSize", 1),
-            p.scaling_int("maximumScalingStepSize", 10000),
+            scaling.minimum_step,
+            scaling.maximum_step,
             ((g.min - leaving).max(0), (g.max - leaving).max(0)),
         ) + leaving;
         let below = metric < target as f64;

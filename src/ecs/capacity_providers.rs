@@ -13,10 +13,19 @@
 use std::collections::HashSet;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
 
-use super::{arn, clusters, tags, Ecs};
+use super::shapes::{
+    AutoScalingGroupProvider, CapacityProvider, CapacityProviderField, CapacityProviderStatus,
+    CapacityProviderStrategyItem, CapacityProviderType, CapacityProviderUpdateStatus,
+    CreateCapacityProviderRequest, CreateCapacityProviderResponse, DeleteCapacityProviderRequest,
+    DeleteCapacityProviderResponse, DescribeCapacityProvidersRequest,
+    DescribeCapacityProvidersResponse, ManagedDraining, ManagedScaling, ManagedScalingStatus,
+    ManagedTerminationProtection, PutClusterCapacityProvidersRequest,
+    PutClusterCapacityProvidersResponse, UpdateCapacityProviderRequest,
+    UpdateCapacityProviderResponse,
+};
+use super::{arn, clusters, describe_each, tags, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
@@ -28,6 +37,23 @@ pub fn is_fargate(name: &str) -> bool {
     name == FARGATE || name == FARGATE_SPOT
 }
 
+/// What a provider's row keeps: the `CapacityProvider` shape as last
+/// rendered (without status and tags, which have their own places), and
+/// managed scaling's own state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProviderDoc {
+    /// Since when (epoch ms) managed scaling has seen the metric below its
+    /// target.
+    #[serde(
+        rename = "berthBelowSince",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub below_since: Option<i64>,
+    #[serde(flatten)]
+    pub shape: CapacityProvider,
+}
+
 /// A stored capacity provider.
 #[derive(Debug, Clone)]
 pub struct ProviderRow {
@@ -36,18 +62,27 @@ pub struct ProviderRow {
     pub region: String,
     pub name: String,
     pub group_arn: String,
-    pub status: String,
-    /// The `CapacityProvider` shape as last rendered (without tags), plus
-    /// private state (`berthBelowSince`).
-    pub doc: Map<String, Value>,
+    pub status: CapacityProviderStatus,
+    pub doc: ProviderDoc,
+}
+
+/// Managed scaling's settings, ECS's defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScalingSettings {
+    pub target_capacity: i64,
+    pub minimum_step: i64,
+    pub maximum_step: i64,
 }
 
 impl ProviderRow {
-    fn managed(&self) -> Option<&Value> {
-        self.doc
-            .get("autoScalingGroupProvider")
-            .and_then(|a| a.get("managedScaling"))
-            .filter(|m| m.get("status").and_then(Value::as_str) == Some("ENABLED"))
+    fn asg(&self) -> Option<&AutoScalingGroupProvider> {
+        self.doc.shape.auto_scaling_group_provider.as_ref()
+    }
+
+    fn managed(&self) -> Option<&ManagedScaling> {
+        self.asg()
+            .and_then(|a| a.managed_scaling.as_ref())
+            .filter(|m| m.status == Some(ManagedScalingStatus::Enabled))
     }
 
     pub fn managed_scaling(&self) -> bool {
@@ -55,35 +90,37 @@ impl ProviderRow {
     }
 
     pub fn managed_termination_protection(&self) -> bool {
-        self.doc
-            .get("autoScalingGroupProvider")
-            .and_then(|a| a.get("managedTerminationProtection"))
-            .and_then(Value::as_str)
-            == Some("ENABLED")
+        self.asg().and_then(|a| a.managed_termination_protection)
+            == Some(ManagedTerminationProtection::Enabled)
     }
 
-    pub fn scaling_int(&self, k: &str, default: i64) -> i64 {
-        self.managed()
-            .and_then(|m| m.get(k))
-            .and_then(Value::as_i64)
-            .unwrap_or(default)
+    pub fn scaling(&self) -> ScalingSettings {
+        let m = self.managed();
+        ScalingSettings {
+            target_capacity: m.and_then(|m| m.target_capacity).unwrap_or(100),
+            minimum_step: m.and_then(|m| m.minimum_scaling_step_size).unwrap_or(1),
+            maximum_step: m.and_then(|m| m.maximum_scaling_step_size).unwrap_or(10000),
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        self.status == CapacityProviderStatus::Active
     }
 }
-
-const BELOW_SINCE: &str = "berthBelowSince";
 
 const SELECT: &str =
     "SELECT arn, account, region, name, group_arn, status, doc FROM capacity_providers";
 
 fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProviderRow> {
     let doc: String = r.get(6)?;
+    let status: String = r.get(5)?;
     Ok(ProviderRow {
         arn: r.get(0)?,
         account: r.get(1)?,
         region: r.get(2)?,
         name: r.get(3)?,
         group_arn: r.get(4)?,
-        status: r.get(5)?,
+        status: serde_json::from_value(status.into()).unwrap_or(CapacityProviderStatus::Inactive),
         doc: serde_json::from_str(&doc).unwrap_or_default(),
     })
 }
@@ -102,15 +139,15 @@ pub fn find(conn: &Connection, ctx: &Ctx, ident: &str) -> ApiResult<Option<Provi
 }
 
 fn active(conn: &Connection, ctx: &Ctx, ident: &str) -> ApiResult<Option<ProviderRow>> {
-    Ok(find(conn, ctx, ident)?.filter(|p| p.status == "ACTIVE"))
+    Ok(find(conn, ctx, ident)?.filter(ProviderRow::is_active))
 }
 
 fn save(tx: &Connection, p: &ProviderRow) -> ApiResult<()> {
     tx.prepare_cached("UPDATE capacity_providers SET status = ?2, doc = ?3 WHERE arn = ?1")?
         .execute(params![
             p.arn,
-            p.status,
-            Value::Object(p.doc.clone()).to_string()
+            p.status.as_str(),
+            serde_json::to_string(&p.doc)?
         ])?;
     Ok(())
 }
@@ -122,37 +159,43 @@ fn not_active(name: &str) -> ApiError {
 }
 
 /// The `CapacityProvider` shape.
-fn render(conn: &Connection, p: &ProviderRow, with_tags: bool) -> ApiResult<Value> {
-    let mut v = Value::Object(p.doc.clone());
-    v.as_object_mut().expect("object").remove(BELOW_SINCE);
-    v["status"] = json!(p.status);
-    if with_tags {
-        v["tags"] = tags::load_json(conn, &p.arn)?;
-    }
-    Ok(v)
-}
-
-fn builtin(ctx: &Ctx, name: &str) -> Value {
-    json!({
-        "capacityProviderArn": arn::capacity_provider(ctx, name),
-        "name": name,
-        "status": "ACTIVE",
-        "tags": [],
+fn render(conn: &Connection, p: &ProviderRow, with_tags: bool) -> ApiResult<CapacityProvider> {
+    Ok(CapacityProvider {
+        status: Some(p.status),
+        tags: if with_tags {
+            Some(tags::load(conn, &p.arn)?)
+        } else {
+            None
+        },
+        ..p.doc.shape.clone()
     })
 }
 
+fn builtin(ctx: &Ctx, name: &str) -> CapacityProvider {
+    CapacityProvider {
+        capacity_provider_arn: Some(arn::capacity_provider(ctx, name)),
+        name: Some(name.into()),
+        status: Some(CapacityProviderStatus::Active),
+        tags: Some(Vec::new()),
+        ..CapacityProvider::default()
+    }
+}
+
 /// `managedScaling` with ECS's defaults filled in.
-fn managed_scaling(given: Option<&Value>) -> ApiResult<Value> {
-    let g = given.cloned().unwrap_or(json!({"status": "DISABLED"}));
-    let int = |k: &str, d: i64| g.get(k).and_then(Value::as_i64).unwrap_or(d);
-    let out = json!({
-        "status": g.get("status").cloned().unwrap_or(json!("ENABLED")),
-        "targetCapacity": int("targetCapacity", 100),
-        "minimumScalingStepSize": int("minimumScalingStepSize", 1),
-        "maximumScalingStepSize": int("maximumScalingStepSize", 10000),
-        "instanceWarmupPeriod": int("instanceWarmupPeriod", 300),
-    });
-    if out["minimumScalingStepSize"].as_i64() > out["maximumScalingStepSize"].as_i64() {
+fn managed_scaling(given: Option<&ManagedScaling>) -> ApiResult<ManagedScaling> {
+    let status = match given {
+        None => ManagedScalingStatus::Disabled,
+        Some(g) => g.status.unwrap_or(ManagedScalingStatus::Enabled),
+    };
+    let g = given.cloned().unwrap_or_default();
+    let out = ManagedScaling {
+        status: Some(status),
+        target_capacity: Some(g.target_capacity.unwrap_or(100)),
+        minimum_scaling_step_size: Some(g.minimum_scaling_step_size.unwrap_or(1)),
+        maximum_scaling_step_size: Some(g.maximum_scaling_step_size.unwrap_or(10000)),
+        instance_warmup_period: Some(g.instance_warmup_period.unwrap_or(300)),
+    };
+    if out.minimum_scaling_step_size > out.maximum_scaling_step_size {
         return Err(ApiError::invalid_parameter(
             "The minimum scaling step size must be less than or equal to the maximum scaling step size.",
         ));
@@ -161,14 +204,14 @@ fn managed_scaling(given: Option<&Value>) -> ApiResult<Value> {
 }
 
 fn check_termination_protection(
-    protection: &str,
-    scaling: &Value,
+    asgp: &AutoScalingGroupProvider,
     group: &GroupFacts,
 ) -> ApiResult<()> {
-    if protection != "ENABLED" {
+    if asgp.managed_termination_protection != Some(ManagedTerminationProtection::Enabled) {
         return Ok(());
     }
-    if scaling["status"] != "ENABLED" {
+    let scaling = asgp.managed_scaling.as_ref().and_then(|m| m.status);
+    if scaling != Some(ManagedScalingStatus::Enabled) {
         return Err(ApiError::invalid_parameter(
             "The managed termination protection setting for the capacity provider is invalid. To enable managed termination protection for a capacity provider, managed scaling must also be enabled.",
         ));
@@ -181,46 +224,6 @@ fn check_termination_protection(
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateRequest {
-    name: String,
-    auto_scaling_group_provider: Option<Value>,
-    #[serde(default)]
-    tags: Vec<tags::Tag>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UpdateRequest {
-    name: String,
-    auto_scaling_group_provider: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeleteRequest {
-    capacity_provider: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DescribeRequest {
-    capacity_providers: Option<Vec<String>>,
-    #[serde(default)]
-    include: Vec<String>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PutClusterRequest {
-    cluster: String,
-    capacity_providers: Vec<String>,
-    default_capacity_provider_strategy: Vec<Value>,
-}
-
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
@@ -231,21 +234,9 @@ fn valid_name(name: &str) -> bool {
 
 /// The clusters a provider is associated with.
 fn clusters_using(conn: &Connection, ctx: &Ctx, name: &str) -> ApiResult<Vec<String>> {
-    let rows: Vec<(String, String)> = conn
-        .prepare_cached(
-            "SELECT name, doc FROM clusters WHERE account = ?1 AND region = ?2 AND status = 'ACTIVE'",
-        )?
-        .query_map(params![ctx.account, ctx.region], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    Ok(rows
+    Ok(clusters::active_docs(conn, ctx)?
         .into_iter()
-        .filter(|(_, doc)| {
-            serde_json::from_str::<Value>(doc)
-                .ok()
-                .and_then(|d| d.get("capacityProviders").cloned())
-                .and_then(|l| l.as_array().cloned())
-                .is_some_and(|l| l.iter().any(|x| x.as_str() == Some(name)))
-        })
+        .filter(|(_, doc)| doc.capacity_providers.iter().any(|p| p == name))
         .map(|(n, _)| n)
         .collect())
 }
@@ -266,7 +257,7 @@ pub fn check_strategy(
     conn: &Connection,
     ctx: &Ctx,
     associated: &[String],
-    strategy: &[Value],
+    strategy: &[CapacityProviderStrategyItem],
 ) -> ApiResult<Vec<Item>> {
     if strategy.is_empty() {
         return Err(ApiError::invalid_parameter(
@@ -276,13 +267,9 @@ pub fn check_strategy(
     let items: Vec<Item> = strategy
         .iter()
         .map(|s| Item {
-            provider: s
-                .get("capacityProvider")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            base: s.get("base").and_then(Value::as_i64).unwrap_or(0),
-            weight: s.get("weight").and_then(Value::as_i64).unwrap_or(0),
+            provider: s.capacity_provider.clone(),
+            base: s.base.unwrap_or(0),
+            weight: s.weight.unwrap_or(0),
         })
         .collect();
     let mut seen = HashSet::new();
@@ -419,7 +406,7 @@ pub fn all_active(conn: &Connection) -> ApiResult<Vec<ProviderRow>> {
 /// Since when (epoch ms) managed scaling has seen the provider's metric
 /// below its target (`None`: it is not), kept across passes.
 pub fn below_target_since(p: &ProviderRow) -> Option<i64> {
-    p.doc.get(BELOW_SINCE).and_then(Value::as_i64)
+    p.doc.below_since
 }
 
 /// Record since when the metric has been below target (`None`: it is not).
@@ -428,13 +415,10 @@ pub fn set_below_target_since(
     p: &mut ProviderRow,
     since: Option<i64>,
 ) -> ApiResult<()> {
-    if below_target_since(p) == since {
+    if p.doc.below_since == since {
         return Ok(());
     }
-    match since {
-        Some(ms) => p.doc.insert(BELOW_SINCE.into(), json!(ms)),
-        None => p.doc.remove(BELOW_SINCE),
-    };
+    p.doc.below_since = since;
     save(tx, p)
 }
 
@@ -445,7 +429,7 @@ pub fn check_cluster_providers(
     ctx: &Ctx,
     cluster_name: &str,
     providers: &[String],
-    strategy: &[Value],
+    strategy: &[CapacityProviderStrategyItem],
 ) -> ApiResult<()> {
     for name in providers {
         if is_fargate(name) {
@@ -471,9 +455,13 @@ pub fn check_cluster_providers(
 }
 
 impl Ecs {
-    pub(super) fn create_capacity_provider(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: CreateRequest = serde_json::from_value(input)?;
-        tags::check_user_tags(&req.tags)?;
+    pub(super) fn create_capacity_provider(
+        &self,
+        ctx: &Ctx,
+        req: CreateCapacityProviderRequest,
+    ) -> ApiResult<CreateCapacityProviderResponse> {
+        let user_tags = tags::from_shapes(req.tags.as_deref().unwrap_or_default());
+        tags::check_user_tags(&user_tags)?;
         let lower = req.name.to_ascii_lowercase();
         if ["aws", "ecs", "fargate"]
             .iter()
@@ -488,29 +476,24 @@ impl Ecs {
                 "The specified capacity provider name is invalid. Up to 255 characters are allowed, including letters (upper and lowercase), numbers, underscores, and hyphens.",
             ));
         }
-        let Some(asgp) = req.auto_scaling_group_provider else {
+        let Some(given) = req.auto_scaling_group_provider else {
             return Err(ApiError::invalid_parameter(
                 "Berth supports capacity providers with an autoScalingGroupProvider.",
             ));
         };
-        let group_arn = asgp
-            .get("autoScalingGroupArn")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let scaling = managed_scaling(asgp.get("managedScaling"))?;
-        let protection = asgp
-            .get("managedTerminationProtection")
-            .and_then(Value::as_str)
-            .unwrap_or("DISABLED")
-            .to_string();
-        let draining = asgp
-            .get("managedDraining")
-            .and_then(Value::as_str)
-            .unwrap_or("ENABLED")
-            .to_string();
+        let asgp = AutoScalingGroupProvider {
+            managed_scaling: Some(managed_scaling(given.managed_scaling.as_ref())?),
+            managed_termination_protection: Some(
+                given
+                    .managed_termination_protection
+                    .unwrap_or(ManagedTerminationProtection::Disabled),
+            ),
+            managed_draining: Some(given.managed_draining.unwrap_or(ManagedDraining::Enabled)),
+            auto_scaling_group_arn: given.auto_scaling_group_arn,
+        };
+        let group_arn = asgp.auto_scaling_group_arn.clone();
         self.store.write(|tx| {
-            if find(tx, ctx, &req.name)?.is_some_and(|p| p.status == "ACTIVE") {
+            if find(tx, ctx, &req.name)?.is_some_and(|p| p.is_active()) {
                 return Err(ApiError::client(format!(
                     "The specified capacity provider already exists. To change the configuration of an existing capacity provider, update the capacity provider. ({})",
                     req.name
@@ -522,31 +505,24 @@ impl Ecs {
                         "The specified Auto Scaling group ARN is invalid: no Auto Scaling group has the ARN {group_arn}."
                     ))
                 })?;
-            let used: Option<String> = tx
-                .prepare_cached(
-                    "SELECT name FROM capacity_providers WHERE group_arn = ?1 AND status = 'ACTIVE'",
-                )?
-                .query_row([&group_arn], |r| r.get(0))
-                .optional()?;
-            if used.is_some() {
+            if provider_of_group(tx, &group_arn)?.is_some() {
                 return Err(ApiError::client(
                     "The specified Auto Scaling group ARN is already being used by another capacity provider. Specify a unique Auto Scaling group ARN and try again.",
                 ));
             }
-            check_termination_protection(&protection, &scaling, &group)?;
+            check_termination_protection(&asgp, &group)?;
             let arn = arn::capacity_provider(ctx, &req.name);
-            let doc = json!({
-                "capacityProviderArn": arn,
-                "name": req.name,
-                "type": "EC2_AUTOSCALING",
-                "autoScalingGroupProvider": {
-                    "autoScalingGroupArn": group_arn,
-                    "managedScaling": scaling,
-                    "managedTerminationProtection": protection,
-                    "managedDraining": draining,
+            let doc = ProviderDoc {
+                below_since: None,
+                shape: CapacityProvider {
+                    capacity_provider_arn: Some(arn.clone()),
+                    name: Some(req.name.clone()),
+                    r#type: Some(CapacityProviderType::Ec2Autoscaling),
+                    auto_scaling_group_provider: Some(asgp.clone()),
+                    update_status: Some(CapacityProviderUpdateStatus::CreateComplete),
+                    ..CapacityProvider::default()
                 },
-                "updateStatus": "CREATE_COMPLETE",
-            });
+            };
             tx.prepare_cached("DELETE FROM capacity_providers WHERE arn = ?1")?
                 .execute([&arn])?;
             tx.prepare_cached(
@@ -560,47 +536,51 @@ impl Ecs {
                 req.name,
                 group_arn,
                 ctx.now_millis(),
-                doc.to_string()
+                serde_json::to_string(&doc)?
             ])?;
-            tags::put(tx, &arn, &req.tags)?;
+            tags::put(tx, &arn, &user_tags)?;
             let p = find(tx, ctx, &req.name)?.expect("just inserted");
-            Ok(json!({"capacityProvider": render(tx, &p, true)?}))
+            Ok(CreateCapacityProviderResponse {
+                capacity_provider: Some(render(tx, &p, true)?),
+            })
         })
     }
 
-    pub(super) fn update_capacity_provider(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: UpdateRequest = serde_json::from_value(input)?;
-        let update = req.auto_scaling_group_provider.unwrap_or(json!({}));
+    pub(super) fn update_capacity_provider(
+        &self,
+        ctx: &Ctx,
+        req: UpdateCapacityProviderRequest,
+    ) -> ApiResult<UpdateCapacityProviderResponse> {
+        let update = req.auto_scaling_group_provider.unwrap_or_default();
         self.store.write(|tx| {
             let mut p = active(tx, ctx, &req.name)?.ok_or_else(|| not_active(&req.name))?;
-            let mut asgp = p.doc["autoScalingGroupProvider"].clone();
-            if let Some(ms) = update.get("managedScaling") {
-                asgp["managedScaling"] = managed_scaling(Some(ms))?;
+            let mut asgp = p.asg().cloned().unwrap_or_default();
+            if let Some(ms) = &update.managed_scaling {
+                asgp.managed_scaling = Some(managed_scaling(Some(ms))?);
             }
-            for k in ["managedTerminationProtection", "managedDraining"] {
-                if let Some(v) = update.get(k) {
-                    asgp[k] = v.clone();
-                }
+            if let Some(v) = update.managed_termination_protection {
+                asgp.managed_termination_protection = Some(v);
+            }
+            if let Some(v) = update.managed_draining {
+                asgp.managed_draining = Some(v);
             }
             if let Some(g) = self.groups.group(tx, ctx, &p.group_arn)? {
-                check_termination_protection(
-                    asgp["managedTerminationProtection"]
-                        .as_str()
-                        .unwrap_or("DISABLED"),
-                    &asgp["managedScaling"],
-                    &g,
-                )?;
+                check_termination_protection(&asgp, &g)?;
             }
-            p.doc.insert("autoScalingGroupProvider".into(), asgp);
-            p.doc
-                .insert("updateStatus".into(), json!("UPDATE_COMPLETE"));
+            p.doc.shape.auto_scaling_group_provider = Some(asgp);
+            p.doc.shape.update_status = Some(CapacityProviderUpdateStatus::UpdateComplete);
             save(tx, &p)?;
-            Ok(json!({"capacityProvider": render(tx, &p, false)?}))
+            Ok(UpdateCapacityProviderResponse {
+                capacity_provider: Some(render(tx, &p, false)?),
+            })
         })
     }
 
-    pub(super) fn delete_capacity_provider(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DeleteRequest = serde_json::from_value(input)?;
+    pub(super) fn delete_capacity_provider(
+        &self,
+        ctx: &Ctx,
+        req: DeleteCapacityProviderRequest,
+    ) -> ApiResult<DeleteCapacityProviderResponse> {
         if is_fargate(&req.capacity_provider) {
             return Err(ApiError::invalid_parameter(
                 "The FARGATE and FARGATE_SPOT capacity providers are reserved and cannot be deleted.",
@@ -614,42 +594,45 @@ impl Ecs {
                     "The capacity provider cannot be deleted because it is associated with cluster: {c}. Remove the capacity provider from the cluster and try again."
                 )));
             }
-            p.status = "INACTIVE".into();
-            p.doc.insert("updateStatus".into(), json!("DELETE_COMPLETE"));
+            p.status = CapacityProviderStatus::Inactive;
+            p.doc.shape.update_status = Some(CapacityProviderUpdateStatus::DeleteComplete);
             save(tx, &p)?;
-            Ok(json!({"capacityProvider": render(tx, &p, false)?}))
+            Ok(DeleteCapacityProviderResponse {
+                capacity_provider: Some(render(tx, &p, false)?),
+            })
         })
     }
 
-    pub(super) fn describe_capacity_providers(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DescribeRequest = serde_json::from_value(input)?;
-        let with_tags = req.include.iter().any(|i| i == "TAGS");
+    pub(super) fn describe_capacity_providers(
+        &self,
+        ctx: &Ctx,
+        req: DescribeCapacityProvidersRequest,
+    ) -> ApiResult<DescribeCapacityProvidersResponse> {
+        let with_tags = req
+            .include
+            .iter()
+            .flatten()
+            .any(|i| *i == CapacityProviderField::Tags);
         let size = paging::page_size(req.max_results, 10)?;
         let start = match &req.next_token {
             Some(t) => paging::decode_as::<usize>(t)?,
             None => 0,
         };
         self.store.read(|conn| {
-            let mut found = Vec::new();
-            let mut failures = Vec::new();
-            match &req.capacity_providers {
-                Some(names) if !names.is_empty() => {
-                    for n in names {
-                        if is_fargate(n) {
-                            found.push(builtin(ctx, n));
-                        } else if let Some(p) = find(conn, ctx, n)? {
-                            found.push(render(conn, &p, with_tags)?);
-                        } else {
-                            failures.push(json!({
-                                "arn": if n.starts_with("arn:") { n.clone() } else { arn::capacity_provider(ctx, n) },
-                                "reason": "MISSING",
-                            }));
-                        }
-                    }
-                }
+            let (found, failures) = match &req.capacity_providers {
+                Some(names) if !names.is_empty() => describe_each(names, |n| {
+                    Ok(if is_fargate(n) {
+                        Ok(builtin(ctx, n))
+                    } else if let Some(p) = find(conn, ctx, n)? {
+                        Ok(render(conn, &p, with_tags)?)
+                    } else if n.starts_with("arn:") {
+                        Err(n.clone())
+                    } else {
+                        Err(arn::capacity_provider(ctx, n))
+                    })
+                })?,
                 _ => {
-                    found.push(builtin(ctx, FARGATE));
-                    found.push(builtin(ctx, FARGATE_SPOT));
+                    let mut found = vec![builtin(ctx, FARGATE), builtin(ctx, FARGATE_SPOT)];
                     let rows: Vec<ProviderRow> = conn
                         .prepare_cached(&format!(
                             "{SELECT} WHERE account = ?1 AND region = ?2 AND status = 'ACTIVE' ORDER BY name"
@@ -659,24 +642,24 @@ impl Ecs {
                     for p in rows {
                         found.push(render(conn, &p, with_tags)?);
                     }
+                    (found, Vec::new())
                 }
-            }
+            };
             let total = found.len();
-            let page: Vec<Value> = found.into_iter().skip(start).take(size).collect();
-            let mut out = json!({"capacityProviders": page, "failures": failures});
-            if start + size < total {
-                out["nextToken"] = json!(paging::encode(&json!(start + size)));
-            }
-            Ok(out)
+            Ok(DescribeCapacityProvidersResponse {
+                capacity_providers: Some(found.into_iter().skip(start).take(size).collect()),
+                failures: Some(failures),
+                next_token: (start + size < total)
+                    .then(|| paging::encode(&(start + size).into())),
+            })
         })
     }
 
     pub(super) fn put_cluster_capacity_providers(
         &self,
         ctx: &Ctx,
-        input: Value,
-    ) -> ApiResult<Value> {
-        let req: PutClusterRequest = serde_json::from_value(input)?;
+        req: PutClusterCapacityProvidersRequest,
+    ) -> ApiResult<PutClusterCapacityProvidersResponse> {
         self.store.write(|tx| {
             let mut row = clusters::resolve_active(tx, ctx, Some(&req.cluster))?;
             check_cluster_providers(
@@ -686,15 +669,12 @@ impl Ecs {
                 &req.capacity_providers,
                 &req.default_capacity_provider_strategy,
             )?;
-            let current: Vec<String> = row
+            for removed in row
                 .doc
-                .get("capacityProviders")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect();
-            for removed in current.iter().filter(|c| !req.capacity_providers.contains(c)) {
+                .capacity_providers
+                .iter()
+                .filter(|c| !req.capacity_providers.contains(c))
+            {
                 if live_tasks_of(tx, &row.arn, removed)? > 0 {
                     return Err(ApiError::new(
                         "ResourceInUseException",
@@ -702,14 +682,13 @@ impl Ecs {
                     ));
                 }
             }
-            row.doc
-                .insert("capacityProviders".into(), json!(req.capacity_providers));
-            row.doc.insert(
-                "defaultCapacityProviderStrategy".into(),
-                Value::Array(req.default_capacity_provider_strategy.clone()),
-            );
+            row.doc.capacity_providers = req.capacity_providers.clone();
+            row.doc.default_capacity_provider_strategy =
+                req.default_capacity_provider_strategy.clone();
             clusters::save_doc(tx, &row)?;
-            Ok(json!({"cluster": clusters::render(tx, &row, &["SETTINGS", "TAGS", "CONFIGURATIONS"])?}))
+            Ok(PutClusterCapacityProvidersResponse {
+                cluster: Some(clusters::render(tx, &row, clusters::ALL_PARTS)?),
+            })
         })
     }
 }

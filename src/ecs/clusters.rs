@@ -2,27 +2,80 @@
 //! `DeleteCluster`, `UpdateCluster`, `UpdateClusterSettings`.
 //!
 //! A cluster row keeps its name, status and creation time in columns and the
-//! rest (settings, configuration, capacity providers…) as a JSON document.
-//! A deleted cluster stays as INACTIVE, still describable, as in ECS;
-//! creating it again makes it ACTIVE with the new parameters.
+//! rest (settings, configuration, capacity providers…) as a typed document,
+//! [`ClusterDoc`]. A deleted cluster stays as INACTIVE, still describable, as
+//! in ECS; creating it again makes it ACTIVE with the new parameters.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
 
-use super::{arn, tags, Ecs};
+use super::shapes::{
+    CapacityProviderStrategyItem, Cluster, ClusterConfiguration, ClusterField,
+    ClusterServiceConnectDefaults, ClusterServiceConnectDefaultsRequest, ClusterSetting,
+    ClusterSettingName, CreateClusterRequest, CreateClusterResponse, DeleteClusterRequest,
+    DeleteClusterResponse, DescribeClustersRequest, DescribeClustersResponse, KeyValuePair,
+    ListClustersRequest, ListClustersResponse, UpdateClusterRequest, UpdateClusterResponse,
+    UpdateClusterSettingsRequest, UpdateClusterSettingsResponse,
+};
+use super::{arn, describe_each, tags, Ecs};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
 
 pub const DEFAULT_CLUSTER: &str = "default";
 
+/// What a cluster keeps beyond its name and status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterDoc {
+    #[serde(default)]
+    pub settings: Vec<ClusterSetting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<ClusterConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_connect_defaults: Option<ClusterServiceConnectDefaults>,
+    /// The capacity providers associated with the cluster.
+    #[serde(default)]
+    pub capacity_providers: Vec<String>,
+    #[serde(default)]
+    pub default_capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterStatus {
+    Active,
+    Inactive,
+}
+
+impl ClusterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterStatus::Active => "ACTIVE",
+            ClusterStatus::Inactive => "INACTIVE",
+        }
+    }
+
+    fn parse(s: &str) -> ClusterStatus {
+        if s == "ACTIVE" {
+            ClusterStatus::Active
+        } else {
+            ClusterStatus::Inactive
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterRow {
     pub arn: String,
     pub name: String,
-    pub status: String,
-    pub doc: Map<String, Value>,
+    pub status: ClusterStatus,
+    pub doc: ClusterDoc,
+}
+
+impl ClusterRow {
+    pub fn is_active(&self) -> bool {
+        self.status == ClusterStatus::Active
+    }
 }
 
 /// The live counters of a cluster, computed from state.
@@ -89,18 +142,35 @@ pub fn find(conn: &Connection, ctx: &Ctx, ident: &str) -> ApiResult<Option<Clust
         Ok(ClusterRow {
             arn,
             name,
-            status,
+            status: ClusterStatus::parse(&status),
             doc: serde_json::from_str(&doc).map_err(|e| ApiError::internal(e.to_string()))?,
         })
     })
     .transpose()
 }
 
+/// The names of the ACTIVE clusters of the caller's account and region
+/// with their documents.
+pub fn active_docs(conn: &Connection, ctx: &Ctx) -> ApiResult<Vec<(String, ClusterDoc)>> {
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT name, doc FROM clusters WHERE account = ?1 AND region = ?2 AND status = 'ACTIVE'",
+        )?
+        .query_map(params![ctx.account, ctx.region], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(name, doc)| {
+            let doc = serde_json::from_str(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok((name, doc))
+        })
+        .collect()
+}
+
 /// The ACTIVE cluster a call names (or `default` when it names none), or
 /// `ClusterNotFoundException`.
 pub fn resolve_active(conn: &Connection, ctx: &Ctx, ident: Option<&str>) -> ApiResult<ClusterRow> {
     match find(conn, ctx, ident.unwrap_or(DEFAULT_CLUSTER))? {
-        Some(c) if c.status == "ACTIVE" => Ok(c),
+        Some(c) if c.is_active() => Ok(c),
         _ => Err(ApiError::cluster_not_found()),
     }
 }
@@ -113,27 +183,29 @@ pub fn resolve_or_create_default(
     ident: Option<&str>,
 ) -> ApiResult<ClusterRow> {
     if ident.is_none() {
-        if let Some(c) = find(conn, ctx, DEFAULT_CLUSTER)?.filter(|c| c.status == "ACTIVE") {
+        if let Some(c) = find(conn, ctx, DEFAULT_CLUSTER)?.filter(ClusterRow::is_active) {
             return Ok(c);
         }
-        return upsert(conn, ctx, DEFAULT_CLUSTER, Map::new());
+        return upsert(conn, ctx, DEFAULT_CLUSTER, ClusterDoc::default());
     }
     resolve_active(conn, ctx, ident)
 }
 
-fn default_settings() -> Value {
-    json!([{"name": "containerInsights", "value": "disabled"}])
+fn default_settings() -> Vec<ClusterSetting> {
+    vec![ClusterSetting {
+        name: Some(ClusterSettingName::ContainerInsights),
+        value: Some("disabled".into()),
+    }]
 }
 
-fn check_settings(settings: &[Value]) -> ApiResult<()> {
+fn check_settings(settings: &[ClusterSetting]) -> ApiResult<()> {
     for s in settings {
-        let name = s.get("name").and_then(Value::as_str);
-        let value = s.get("value").and_then(Value::as_str);
-        if name != Some("containerInsights") {
+        if s.name.is_none() {
             return Err(ApiError::invalid_parameter(
                 "Cluster setting name must be containerInsights.",
             ));
         }
+        let value = s.value.as_deref();
         if !matches!(value, Some("enabled" | "disabled" | "enhanced")) {
             return Err(ApiError::invalid_parameter(format!(
                 "Invalid value '{}' for the containerInsights setting: use enabled, disabled or enhanced.",
@@ -144,39 +216,34 @@ fn check_settings(settings: &[Value]) -> ApiResult<()> {
     Ok(())
 }
 
-/// Merge settings by name into the existing ones.
-fn merge_settings(doc: &mut Map<String, Value>, new: &[Value]) {
-    let mut current = doc
-        .get("settings")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_else(|| default_settings().as_array().unwrap().clone());
+/// Merge settings by name into the existing ones (the defaults when there
+/// are none yet).
+fn merge_settings(doc: &mut ClusterDoc, new: &[ClusterSetting]) {
+    if doc.settings.is_empty() {
+        doc.settings = default_settings();
+    }
     for s in new {
-        let name = s.get("name");
-        match current.iter_mut().find(|c| c.get("name") == name) {
+        match doc.settings.iter_mut().find(|c| c.name == s.name) {
             Some(c) => *c = s.clone(),
-            None => current.push(s.clone()),
+            None => doc.settings.push(s.clone()),
         }
     }
-    doc.insert("settings".into(), Value::Array(current));
 }
 
-/// Create the cluster, or make an INACTIVE one ACTIVE again with `doc`.
-fn upsert(
-    conn: &Connection,
-    ctx: &Ctx,
-    name: &str,
-    mut doc: Map<String, Value>,
-) -> ApiResult<ClusterRow> {
+fn connect_defaults(
+    req: Option<ClusterServiceConnectDefaultsRequest>,
+) -> Option<ClusterServiceConnectDefaults> {
+    req.map(|r| ClusterServiceConnectDefaults {
+        namespace: Some(r.namespace),
+    })
+}
+
+/// Create the cluster, or make an INACTIVE one ACTIVE again with `doc`
+/// (whose settings are merged into the defaults).
+fn upsert(conn: &Connection, ctx: &Ctx, name: &str, mut doc: ClusterDoc) -> ApiResult<ClusterRow> {
     let arn = arn::cluster(ctx, name);
-    let new_settings = doc
-        .remove("settings")
-        .and_then(|s| s.as_array().cloned())
-        .unwrap_or_default();
+    let new_settings = std::mem::take(&mut doc.settings);
     merge_settings(&mut doc, &new_settings);
-    for list in ["capacityProviders", "defaultCapacityProviderStrategy"] {
-        doc.entry(list).or_insert_with(|| json!([]));
-    }
     conn.prepare_cached(
         "INSERT INTO clusters (arn, account, region, name, status, created_at, doc)
          VALUES (?1, ?2, ?3, ?4, 'ACTIVE', ?5, ?6)
@@ -188,12 +255,12 @@ fn upsert(
         ctx.region,
         name,
         ctx.now_millis(),
-        Value::Object(doc.clone()).to_string()
+        serde_json::to_string(&doc)?
     ])?;
     Ok(ClusterRow {
         arn,
         name: name.to_string(),
-        status: "ACTIVE".into(),
+        status: ClusterStatus::Active,
         doc,
     })
 }
@@ -202,46 +269,20 @@ pub(crate) fn save_doc(conn: &Connection, row: &ClusterRow) -> ApiResult<()> {
     conn.prepare_cached("UPDATE clusters SET doc = ?2, status = ?3 WHERE arn = ?1")?
         .execute(params![
             row.arn,
-            Value::Object(row.doc.clone()).to_string(),
-            row.status
+            serde_json::to_string(&row.doc)?,
+            row.status.as_str()
         ])?;
     Ok(())
 }
 
 /// The `Cluster` shape. `include` lists the optional parts to add
-/// (SETTINGS, TAGS, STATISTICS, CONFIGURATIONS, ATTACHMENTS).
-pub fn render(conn: &Connection, row: &ClusterRow, include: &[&str]) -> ApiResult<Value> {
+/// (SETTINGS, TAGS, STATISTICS, CONFIGURATIONS); ATTACHMENTS has none yet.
+pub fn render(conn: &Connection, row: &ClusterRow, include: &[ClusterField]) -> ApiResult<Cluster> {
     let c = counts(conn, &row.arn)?;
-    let mut out = json!({
-        "clusterArn": row.arn,
-        "clusterName": row.name,
-        "status": row.status,
-        "registeredContainerInstancesCount": c.registered_instances,
-        "runningTasksCount": c.running_tasks,
-        "pendingTasksCount": c.pending_tasks,
-        "activeServicesCount": c.active_services,
-        "statistics": [],
-        "tags": [],
-        "settings": [],
-        "capacityProviders": row.doc.get("capacityProviders").cloned().unwrap_or(json!([])),
-        "defaultCapacityProviderStrategy": row.doc.get("defaultCapacityProviderStrategy").cloned().unwrap_or(json!([])),
-    });
-    let o = out.as_object_mut().unwrap();
-    if include.contains(&"SETTINGS") {
-        o.insert(
-            "settings".into(),
-            row.doc
-                .get("settings")
-                .cloned()
-                .unwrap_or_else(default_settings),
-        );
-    }
-    if include.contains(&"TAGS") {
-        o.insert("tags".into(), tags::load_json(conn, &row.arn)?);
-    }
-    if include.contains(&"STATISTICS") {
+    let has = |f: ClusterField| include.contains(&f);
+    let statistics = if has(ClusterField::Statistics) {
         // Services arrive later; their counters stay zero until then.
-        let stats: Vec<Value> = [
+        [
             (
                 "runningEC2TasksCount",
                 c.running_tasks - c.running_fargate_tasks,
@@ -258,117 +299,99 @@ pub fn render(conn: &Connection, row: &ClusterRow, include: &[&str]) -> ApiResul
             ("drainingFargateServiceCount", 0),
         ]
         .iter()
-        .map(|(n, v)| json!({"name": n, "value": v.to_string()}))
-        .collect();
-        o.insert("statistics".into(), Value::Array(stats));
-    }
-    if include.contains(&"CONFIGURATIONS") {
-        if let Some(cfg) = row.doc.get("configuration") {
-            o.insert("configuration".into(), cfg.clone());
+        .map(|(n, v)| KeyValuePair {
+            name: Some(n.to_string()),
+            value: Some(v.to_string()),
+        })
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let settings = if has(ClusterField::Settings) {
+        if row.doc.settings.is_empty() {
+            default_settings()
+        } else {
+            row.doc.settings.clone()
         }
-    }
-    if let Some(scd) = row.doc.get("serviceConnectDefaults") {
-        o.insert("serviceConnectDefaults".into(), scd.clone());
-    }
-    Ok(out)
+    } else {
+        Vec::new()
+    };
+    Ok(Cluster {
+        cluster_arn: Some(row.arn.clone()),
+        cluster_name: Some(row.name.clone()),
+        status: Some(row.status.as_str().into()),
+        registered_container_instances_count: Some(c.registered_instances),
+        running_tasks_count: Some(c.running_tasks),
+        pending_tasks_count: Some(c.pending_tasks),
+        active_services_count: Some(c.active_services),
+        statistics: Some(statistics),
+        tags: Some(if has(ClusterField::Tags) {
+            tags::load(conn, &row.arn)?
+        } else {
+            Vec::new()
+        }),
+        settings: Some(settings),
+        capacity_providers: Some(row.doc.capacity_providers.clone()),
+        default_capacity_provider_strategy: Some(
+            row.doc.default_capacity_provider_strategy.clone(),
+        ),
+        configuration: row
+            .doc
+            .configuration
+            .clone()
+            .filter(|_| has(ClusterField::Configurations)),
+        service_connect_defaults: row.doc.service_connect_defaults.clone(),
+        ..Cluster::default()
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateClusterRequest {
-    cluster_name: Option<String>,
-    #[serde(default)]
-    tags: Vec<tags::Tag>,
-    #[serde(default)]
-    settings: Vec<Value>,
-    configuration: Option<Value>,
-    service_connect_defaults: Option<Value>,
-    capacity_providers: Option<Vec<String>>,
-    default_capacity_provider_strategy: Option<Vec<Value>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DescribeClustersRequest {
-    clusters: Option<Vec<String>>,
-    #[serde(default)]
-    include: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListClustersRequest {
-    next_token: Option<String>,
-    max_results: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeleteClusterRequest {
-    cluster: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UpdateClusterRequest {
-    cluster: String,
-    settings: Option<Vec<Value>>,
-    configuration: Option<Value>,
-    service_connect_defaults: Option<Value>,
-}
-
-const ALL_PARTS: &[&str] = &["SETTINGS", "TAGS", "CONFIGURATIONS"];
+/// What a write answers with.
+pub const ALL_PARTS: &[ClusterField] = &[
+    ClusterField::Settings,
+    ClusterField::Tags,
+    ClusterField::Configurations,
+];
 
 impl Ecs {
-    pub(super) fn create_cluster(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: CreateClusterRequest = serde_json::from_value(input)?;
+    pub(super) fn create_cluster(
+        &self,
+        ctx: &Ctx,
+        req: CreateClusterRequest,
+    ) -> ApiResult<CreateClusterResponse> {
         let name = req.cluster_name.unwrap_or_else(|| DEFAULT_CLUSTER.into());
         if !valid_name(&name) {
             return Err(ApiError::invalid_parameter(
                 "Cluster names can contain up to 255 letters (uppercase and lowercase), numbers, hyphens, and underscores.",
             ));
         }
-        check_settings(&req.settings)?;
-        tags::check_user_tags(&req.tags)?;
+        let settings = req.settings.unwrap_or_default();
+        check_settings(&settings)?;
+        let user_tags = tags::from_shapes(req.tags.as_deref().unwrap_or_default());
+        tags::check_user_tags(&user_tags)?;
+        let doc = ClusterDoc {
+            settings,
+            configuration: req.configuration,
+            service_connect_defaults: connect_defaults(req.service_connect_defaults),
+            capacity_providers: req.capacity_providers.unwrap_or_default(),
+            default_capacity_provider_strategy: req
+                .default_capacity_provider_strategy
+                .unwrap_or_default(),
+        };
         self.store.write(|tx| {
             super::capacity_providers::check_cluster_providers(
                 tx,
                 ctx,
                 &name,
-                req.capacity_providers.as_deref().unwrap_or_default(),
-                req.default_capacity_provider_strategy
-                    .as_deref()
-                    .unwrap_or_default(),
+                &doc.capacity_providers,
+                &doc.default_capacity_provider_strategy,
             )?;
-            if let Some(existing) = find(tx, ctx, &name)?.filter(|c| c.status == "ACTIVE") {
+            if let Some(existing) = find(tx, ctx, &name)?.filter(ClusterRow::is_active) {
                 // CreateCluster is idempotent by name.
-                return Ok(json!({"cluster": render(tx, &existing, ALL_PARTS)?}));
+                return Ok(CreateClusterResponse {
+                    cluster: Some(render(tx, &existing, ALL_PARTS)?),
+                });
             }
-            let mut doc = Map::new();
-            doc.insert("settings".into(), Value::Array(req.settings.clone()));
-            let optional = [
-                ("configuration", req.configuration.clone()),
-                (
-                    "serviceConnectDefaults",
-                    req.service_connect_defaults.clone(),
-                ),
-                (
-                    "capacityProviders",
-                    req.capacity_providers.clone().map(|v| json!(v)),
-                ),
-                (
-                    "defaultCapacityProviderStrategy",
-                    req.default_capacity_provider_strategy
-                        .clone()
-                        .map(Value::Array),
-                ),
-            ];
-            for (k, v) in optional {
-                if let Some(v) = v {
-                    doc.insert(k.into(), v);
-                }
-            }
-            let row = upsert(tx, ctx, &name, doc)?;
+            let row = upsert(tx, ctx, &name, doc.clone())?;
             tags::remove(
                 tx,
                 &row.arn,
@@ -377,13 +400,18 @@ impl Ecs {
                     .filter_map(|t| t.key.clone())
                     .collect::<Vec<_>>(),
             )?;
-            tags::put(tx, &row.arn, &req.tags)?;
-            Ok(json!({"cluster": render(tx, &row, ALL_PARTS)?}))
+            tags::put(tx, &row.arn, &user_tags)?;
+            Ok(CreateClusterResponse {
+                cluster: Some(render(tx, &row, ALL_PARTS)?),
+            })
         })
     }
 
-    pub(super) fn describe_clusters(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DescribeClustersRequest = serde_json::from_value(input)?;
+    pub(super) fn describe_clusters(
+        &self,
+        ctx: &Ctx,
+        req: DescribeClustersRequest,
+    ) -> ApiResult<DescribeClustersResponse> {
         let names = req
             .clusters
             .filter(|c| !c.is_empty())
@@ -393,31 +421,29 @@ impl Ecs {
                 "At most 100 clusters can be described at once.",
             ));
         }
-        let include: Vec<&str> = req.include.iter().map(String::as_str).collect();
+        let include = req.include.unwrap_or_default();
         self.store.read(|conn| {
-            let mut clusters = Vec::new();
-            let mut failures = Vec::new();
-            for ident in &names {
-                match find(conn, ctx, ident)? {
-                    Some(row) => clusters.push(render(conn, &row, &include)?),
-                    None => failures.push(json!({
-                        "arn": identifier_arn(ctx, ident),
-                        "reason": "MISSING",
-                    })),
-                }
-            }
-            Ok(json!({"clusters": clusters, "failures": failures}))
+            let (clusters, failures) = describe_each(&names, |ident| {
+                Ok(match find(conn, ctx, ident)? {
+                    Some(row) => Ok(render(conn, &row, &include)?),
+                    None => Err(identifier_arn(ctx, ident)),
+                })
+            })?;
+            Ok(DescribeClustersResponse {
+                clusters: Some(clusters),
+                failures: Some(failures),
+            })
         })
     }
 
-    pub(super) fn list_clusters(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: ListClustersRequest = serde_json::from_value(input)?;
+    pub(super) fn list_clusters(
+        &self,
+        ctx: &Ctx,
+        req: ListClustersRequest,
+    ) -> ApiResult<ListClustersResponse> {
         let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
         let after = match &req.next_token {
-            Some(t) => paging::decode(t)?
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| ApiError::invalid_parameter("Invalid nextToken."))?,
+            Some(t) => paging::decode_as::<String>(t)?,
             None => String::new(),
         };
         self.store.read(|conn| {
@@ -432,18 +458,19 @@ impl Ecs {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?
                 .collect::<Result<_, _>>()?;
-            let (page, token) = paging::page(rows, size, |(name, _)| json!(name));
-            let arns: Vec<String> = page.into_iter().map(|(_, a)| a).collect();
-            let mut out = json!({"clusterArns": arns});
-            if let Some(t) = token {
-                out["nextToken"] = json!(t);
-            }
-            Ok(out)
+            let (page, next_token) = paging::page(rows, size, |(name, _)| name.clone().into());
+            Ok(ListClustersResponse {
+                cluster_arns: Some(page.into_iter().map(|(_, a)| a).collect()),
+                next_token,
+            })
         })
     }
 
-    pub(super) fn delete_cluster(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DeleteClusterRequest = serde_json::from_value(input)?;
+    pub(super) fn delete_cluster(
+        &self,
+        ctx: &Ctx,
+        req: DeleteClusterRequest,
+    ) -> ApiResult<DeleteClusterResponse> {
         self.store.write(|tx| {
             let mut row = resolve_active(tx, ctx, Some(&req.cluster))?;
             let c = counts(tx, &row.arn)?;
@@ -465,36 +492,67 @@ impl Ecs {
                     "The Cluster cannot be deleted while Tasks are active.",
                 ));
             }
-            row.status = "INACTIVE".into();
+            row.status = ClusterStatus::Inactive;
             save_doc(tx, &row)?;
-            Ok(json!({"cluster": render(tx, &row, ALL_PARTS)?}))
+            Ok(DeleteClusterResponse {
+                cluster: Some(render(tx, &row, ALL_PARTS)?),
+            })
         })
     }
 
-    pub(super) fn update_cluster(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: UpdateClusterRequest = serde_json::from_value(input)?;
-        if let Some(s) = &req.settings {
+    fn update(
+        &self,
+        ctx: &Ctx,
+        cluster: &str,
+        settings: Option<&[ClusterSetting]>,
+        configuration: Option<ClusterConfiguration>,
+        service_connect_defaults: Option<ClusterServiceConnectDefaults>,
+    ) -> ApiResult<Cluster> {
+        if let Some(s) = settings {
             check_settings(s)?;
         }
         self.store.write(|tx| {
-            let mut row = resolve_active(tx, ctx, Some(&req.cluster))?;
-            if let Some(s) = &req.settings {
+            let mut row = resolve_active(tx, ctx, Some(cluster))?;
+            if let Some(s) = settings {
                 merge_settings(&mut row.doc, s);
             }
-            if let Some(cfg) = &req.configuration {
-                row.doc.insert("configuration".into(), cfg.clone());
+            if let Some(cfg) = &configuration {
+                row.doc.configuration = Some(cfg.clone());
             }
-            if let Some(scd) = &req.service_connect_defaults {
-                row.doc.insert("serviceConnectDefaults".into(), scd.clone());
+            if let Some(scd) = &service_connect_defaults {
+                row.doc.service_connect_defaults = Some(scd.clone());
             }
             save_doc(tx, &row)?;
-            Ok(json!({"cluster": render(tx, &row, ALL_PARTS)?}))
+            render(tx, &row, ALL_PARTS)
         })
     }
 
-    pub(super) fn update_cluster_settings(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        // Same shape as UpdateCluster restricted to settings (required here).
-        self.update_cluster(ctx, input)
+    pub(super) fn update_cluster(
+        &self,
+        ctx: &Ctx,
+        req: UpdateClusterRequest,
+    ) -> ApiResult<UpdateClusterResponse> {
+        let cluster = self.update(
+            ctx,
+            &req.cluster,
+            req.settings.as_deref(),
+            req.configuration,
+            connect_defaults(req.service_connect_defaults),
+        )?;
+        Ok(UpdateClusterResponse {
+            cluster: Some(cluster),
+        })
+    }
+
+    pub(super) fn update_cluster_settings(
+        &self,
+        ctx: &Ctx,
+        req: UpdateClusterSettingsRequest,
+    ) -> ApiResult<UpdateClusterSettingsResponse> {
+        let cluster = self.update(ctx, &req.cluster, Some(&req.settings), None, None)?;
+        Ok(UpdateClusterSettingsResponse {
+            cluster: Some(cluster),
+        })
     }
 }
 
@@ -508,5 +566,34 @@ mod tests {
         assert!(!valid_name(""));
         assert!(!valid_name("a b"));
         assert!(!valid_name(&"x".repeat(256)));
+    }
+
+    #[test]
+    fn settings_merge_into_the_defaults_by_name() {
+        let mut doc = ClusterDoc::default();
+        merge_settings(&mut doc, &[]);
+        assert_eq!(doc.settings, default_settings());
+        let enhanced = ClusterSetting {
+            name: Some(ClusterSettingName::ContainerInsights),
+            value: Some("enhanced".into()),
+        };
+        merge_settings(&mut doc, std::slice::from_ref(&enhanced));
+        assert_eq!(doc.settings, vec![enhanced]);
+    }
+
+    #[test]
+    fn a_stored_document_of_before_reads() {
+        let doc: ClusterDoc = serde_json::from_str(
+            r#"{"settings":[{"name":"containerInsights","value":"enabled"}],"capacityProviders":["cp"],
+               "defaultCapacityProviderStrategy":[{"capacityProvider":"cp","weight":1}],
+               "serviceConnectDefaults":{"namespace":"ns"}}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.capacity_providers, ["cp"]);
+        assert_eq!(doc.default_capacity_provider_strategy[0].weight, Some(1));
+        assert_eq!(
+            doc.service_connect_defaults.unwrap().namespace.as_deref(),
+            Some("ns")
+        );
     }
 }

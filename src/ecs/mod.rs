@@ -142,6 +142,33 @@ impl Ecs {
     }
 }
 
+/// Describe each of `idents` as every ECS `Describe*` does: what `find`
+/// finds (`Ok`), and for the rest (`Err` with the ARN the identifier stands
+/// for) a `MISSING` failure.
+pub(crate) fn describe_each<I, T>(
+    idents: &[I],
+    mut find: impl FnMut(&I) -> crate::error::ApiResult<Result<T, String>>,
+) -> crate::error::ApiResult<(Vec<T>, Vec<shapes::Failure>)> {
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for ident in idents {
+        match find(ident)? {
+            Ok(t) => found.push(t),
+            Err(arn) => failures.push(missing(arn)),
+        }
+    }
+    Ok((found, failures))
+}
+
+/// The failure of a resource an ECS call names that does not exist.
+pub(crate) fn missing(arn: String) -> shapes::Failure {
+    shapes::Failure {
+        arn: Some(arn),
+        reason: Some("MISSING".into()),
+        ..shapes::Failure::default()
+    }
+}
+
 /// The ARNs of the resources an ECS call acts on, for authorization: the
 /// cluster it names (`default` when it names none) and the tasks, task
 /// definitions, container instances, capacity providers or tagged

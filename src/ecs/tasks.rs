@@ -25,7 +25,9 @@ use super::shapes::{
     StopTaskRequest, StopTaskResponse, Task, TaskDefinition, TaskField, TaskOverride, TaskStopCode,
 };
 use super::status::TaskStatus;
-use super::{arn, capacity_providers, clusters, instances, placements, tags, taskdefs, Ecs};
+use super::{
+    arn, capacity_providers, clusters, describe_each, instances, placements, tags, taskdefs, Ecs,
+};
 use crate::context::millis_to_epoch;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -342,26 +344,14 @@ fn launching(
     if let Some(t) = req.launch_type {
         return Ok(Launching::Type(t));
     }
-    let default: Vec<Value> = cluster
-        .doc
-        .get("defaultCapacityProviderStrategy")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let default = &cluster.doc.default_capacity_provider_strategy;
     let strategy = match &req.capacity_provider_strategy {
-        Some(s) => s.iter().map(to_json).collect(),
+        Some(s) => s,
         None if !default.is_empty() => default,
         None => return Ok(Launching::Type(LaunchType::Ec2)),
     };
-    let associated: Vec<String> = cluster
-        .doc
-        .get("capacityProviders")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
-    let items = capacity_providers::check_strategy(conn, ctx, &associated, &strategy)?;
+    let items =
+        capacity_providers::check_strategy(conn, ctx, &cluster.doc.capacity_providers, strategy)?;
     let counts = capacity_providers::split(&items, req.count);
     Ok(Launching::Providers(
         items
@@ -569,14 +559,6 @@ fn failure_list(failures: Vec<placement::Failure>) -> Vec<Failure> {
             ..Failure::default()
         })
         .collect()
-}
-
-fn missing(arn: String) -> Failure {
-    Failure {
-        arn: Some(arn),
-        reason: Some("MISSING".into()),
-        ..Failure::default()
-    }
 }
 
 fn new_id() -> String {
@@ -1197,7 +1179,7 @@ impl Ecs {
                 let Some(instance) =
                     instances::load(tx, &arn)?.filter(|i| i.cluster_arn == cluster.arn)
                 else {
-                    failures.push(missing(arn));
+                    failures.push(super::missing(arn));
                     continue;
                 };
                 if instance.status != "ACTIVE" {
@@ -1274,23 +1256,23 @@ impl Ecs {
         let with_tags = req.include.iter().flatten().any(|i| *i == TaskField::Tags);
         self.store.read(|conn| {
             let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
-            let mut tasks = Vec::new();
-            let mut failures = Vec::new();
-            for ident in &req.tasks {
+            let (tasks, failures) = describe_each(&req.tasks, |ident| {
                 let arn = task_arn(ctx, &cluster, ident);
-                match load(conn, &arn)?.filter(|t| t.cluster_arn == cluster.arn) {
-                    Some(t) => {
-                        let mut v = t.render();
-                        v.tags = if with_tags {
-                            Some(tags::load(conn, &t.arn)?)
-                        } else {
-                            None
-                        };
-                        tasks.push(v);
-                    }
-                    None => failures.push(missing(arn)),
-                }
-            }
+                Ok(
+                    match load(conn, &arn)?.filter(|t| t.cluster_arn == cluster.arn) {
+                        Some(t) => {
+                            let mut v = t.render();
+                            v.tags = if with_tags {
+                                Some(tags::load(conn, &t.arn)?)
+                            } else {
+                                None
+                            };
+                            Ok(v)
+                        }
+                        None => Err(arn),
+                    },
+                )
+            })?;
             Ok(DescribeTasksResponse {
                 tasks: Some(tasks),
                 failures: Some(failures),
