@@ -193,7 +193,7 @@ fn agent_instance(conn: &Connection, ctx: &Ctx, arn: &str) -> ApiResult<Instance
         .ok_or_else(|| {
             ApiError::invalid_parameter(format!("The container instance {arn} is not registered."))
         })?;
-    if row.status == "INACTIVE" {
+    if !row.is_registered() {
         return Err(ApiError::invalid_parameter(format!(
             "The container instance {arn} is deregistered."
         )));
@@ -342,11 +342,11 @@ fn summary(
     at: instances::Liveness,
 ) -> ApiResult<Value> {
     let full = instances::render(conn, row, at, false)?;
-    let res = |key: &str, name: &str| {
-        full[key]
-            .as_array()
-            .and_then(|a| a.iter().find(|r| r["name"] == name))
-            .and_then(|r| r["integerValue"].as_i64())
+    let res = |list: &Option<Vec<crate::ecs::shapes::Resource>>, name: &str| {
+        list.iter()
+            .flatten()
+            .find(|r| r.name.as_deref() == Some(name))
+            .and_then(|r| r.integer_value)
             .unwrap_or(0)
     };
     let attrs = instances::attributes_of(conn, row)?;
@@ -358,14 +358,14 @@ fn summary(
         "instanceType": attr("ecs.instance-type"),
         "availabilityZone": attr("ecs.availability-zone"),
         "local": row.agent == LOCAL_AGENT,
-        "status": row.status,
-        "agentConnected": full["agentConnected"],
-        "runningTasksCount": full["runningTasksCount"],
-        "pendingTasksCount": full["pendingTasksCount"],
-        "registeredCpu": res("registeredResources", "CPU"),
-        "registeredMemory": res("registeredResources", "MEMORY"),
-        "remainingCpu": res("remainingResources", "CPU"),
-        "remainingMemory": res("remainingResources", "MEMORY"),
+        "status": row.status.as_str(),
+        "agentConnected": full.agent_connected,
+        "runningTasksCount": full.running_tasks_count,
+        "pendingTasksCount": full.pending_tasks_count,
+        "registeredCpu": res(&full.registered_resources, "CPU"),
+        "registeredMemory": res(&full.registered_resources, "MEMORY"),
+        "remainingCpu": res(&full.remaining_resources, "CPU"),
+        "remainingMemory": res(&full.remaining_resources, "MEMORY"),
     });
     if let Some(a) = &row.address {
         v["address"] = json!(a);
@@ -423,7 +423,7 @@ fn remove_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> ApiResult<Value> {
             let by_ec2 = instances::by_ec2_instance_id(tx, &cluster.arn, ident)?;
             let arn = by_ec2.unwrap_or_else(|| instances::instance_arn(ctx, &cluster, ident));
             match instances::load(tx, &arn)?
-                .filter(|r| r.cluster_arn == cluster.arn && r.status != "INACTIVE")
+                .filter(|r| r.cluster_arn == cluster.arn && r.is_registered())
             {
                 Some(row) if row.agent == LOCAL_AGENT => {
                     instances::deregister(

@@ -255,7 +255,7 @@ fn end_instance(
     now_ms: i64,
 ) -> ApiResult<()> {
     if let Some(arn) = &inst.container_instance_arn {
-        if let Some(ci) = instances::load(tx, arn)?.filter(|c| c.status != "INACTIVE") {
+        if let Some(ci) = instances::load(tx, arn)?.filter(instances::InstanceRow::is_registered) {
             instances::deregister_with(tx, &ci, code, reason, now_ms)?;
         }
     }
@@ -605,7 +605,9 @@ fn step_group(
                     continue;
                 };
                 if let Some(arn) = &inst.container_instance_arn {
-                    if let Some(ci) = instances::load(tx, arn)?.filter(|c| c.status != "INACTIVE") {
+                    if let Some(ci) =
+                        instances::load(tx, arn)?.filter(instances::InstanceRow::is_registered)
+                    {
                         instances::deregister(
                             tx,
                             &ci,

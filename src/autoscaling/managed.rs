@@ -154,8 +154,8 @@ pub fn tick(
             running.push(match &i.container_instance_arn {
                 Some(arn) => {
                     let busy = instances::live_task_count(tx, arn)? > 0;
-                    let draining =
-                        instances::load(tx, arn)?.is_some_and(|r| r.status == "DRAINING");
+                    let draining = instances::load(tx, arn)?
+                        .is_some_and(|r| r.status == instances::InstanceStatus::Draining);
                     leaving += i64::from(draining && !busy);
                     Some(busy)
                 }

@@ -34,15 +34,10 @@ fn instance_facts(
         ec2_instance_id: row.ec2_instance_id.clone(),
         cluster_arn: row.cluster_arn.clone(),
         region: region.to_string(),
-        instance_type: row
-            .doc
-            .get("instanceType")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        registered_cpu: instances::resource_int(&row.doc, "CPU"),
-        registered_memory: instances::resource_int(&row.doc, "MEMORY"),
-        spot: row.doc.get("market").and_then(Value::as_str) == Some("spot"),
+        instance_type: row.doc.instance_type.clone().unwrap_or_default(),
+        registered_cpu: row.doc.resource_int("CPU"),
+        registered_memory: row.doc.resource_int("MEMORY"),
+        spot: row.doc.is_spot(),
         started_ms: row.registered_at,
         ended_ms,
         billed_before_s,

@@ -68,7 +68,7 @@ const FILTERS: [&str; 6] = [
 
 /// An instance's EC2 state: `(code, name)`.
 pub fn state(row: &InstanceRow) -> (i64, &'static str) {
-    if row.status == "INACTIVE" {
+    if !row.is_registered() {
         (48, "terminated")
     } else {
         (16, "running")
@@ -121,9 +121,8 @@ fn render(conn: &Connection, row: &InstanceRow) -> ApiResult<Value> {
     let attr = |k: &str| attrs.get(k).cloned().flatten();
     let instance_type = row
         .doc
-        .get("instanceType")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+        .instance_type
+        .clone()
         .or_else(|| attr("ecs.instance-type"))
         .unwrap_or_default();
     let arch = catalog::find(&instance_type).map(|t| t.arch.as_str());

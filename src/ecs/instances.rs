@@ -5,8 +5,8 @@
 //! local instances `berth instances add` makes, and the snapshot of a
 //! cluster that placement (`src/placement`) decides on.
 //!
-//! An instance row keeps what was registered (`doc`: registeredResources,
-//! versionInfo). What remains is never stored: it is registered minus what
+//! An instance row keeps what was registered ([`InstanceDoc`]:
+//! registeredResources, versionInfo). What remains is never stored: it is registered minus what
 //! the tasks placed on the instance and not yet STOPPED reserve (the
 //! `reserved` column of each task), so it cannot drift.
 
@@ -15,12 +15,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::shapes::{
-    ContainerDefinition, NetworkMode, TaskDefinition, TaskStopCode, TransportProtocol,
+    Attribute, ContainerDefinition, ContainerInstance, ContainerInstanceField,
+    ContainerInstanceStatus, DeleteAttributesRequest, DeleteAttributesResponse,
+    DeregisterContainerInstanceRequest, DeregisterContainerInstanceResponse,
+    DescribeContainerInstancesRequest, DescribeContainerInstancesResponse, ListAttributesRequest,
+    ListAttributesResponse, ListContainerInstancesRequest, ListContainerInstancesResponse,
+    NetworkMode, PutAttributesRequest, PutAttributesResponse, RegisterContainerInstanceRequest,
+    RegisterContainerInstanceResponse, Resource, TargetType, TaskDefinition, TaskStopCode,
+    TransportProtocol, UpdateContainerInstancesStateRequest, UpdateContainerInstancesStateResponse,
+    VersionInfo,
 };
-use super::{arn, clusters, tags, Ecs};
+use super::{arn, clusters, describe_each, tags, Ecs};
 use crate::catalog;
 use crate::context::{millis_to_epoch, Ctx};
 use crate::error::{ApiError, ApiResult};
@@ -82,6 +90,89 @@ const CAPABILITIES: &[&str] = &[
     "ecs.capability.container-ordering",
 ];
 
+/// A container instance's status. The model's `ContainerInstanceStatus`
+/// lacks INACTIVE, which ECS answers for a deregistered instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStatus {
+    Active,
+    Draining,
+    Inactive,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Active => "ACTIVE",
+            InstanceStatus::Draining => "DRAINING",
+            InstanceStatus::Inactive => "INACTIVE",
+        }
+    }
+
+    fn parse(s: &str) -> InstanceStatus {
+        match s {
+            "ACTIVE" => InstanceStatus::Active,
+            "DRAINING" => InstanceStatus::Draining,
+            _ => InstanceStatus::Inactive,
+        }
+    }
+}
+
+/// What an instance row keeps beyond its columns: what it registered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceDoc {
+    #[serde(default)]
+    pub registered_resources: Vec<Resource>,
+    #[serde(default)]
+    pub version_info: VersionInfo,
+    /// Bumped on every change ECS reports (`version`).
+    #[serde(default)]
+    pub version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// `spot` for a spot instance (metered at spot prices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Anything else a row of an earlier version kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl InstanceDoc {
+    fn resource(&self, name: &str) -> Option<&Resource> {
+        self.registered_resources
+            .iter()
+            .find(|r| r.name.as_deref() == Some(name))
+    }
+
+    /// An integer resource by name (0 when absent).
+    pub fn resource_int(&self, name: &str) -> i64 {
+        self.resource(name)
+            .and_then(|r| r.integer_value.or(r.long_value))
+            .unwrap_or(0)
+    }
+
+    fn resource_ports(&self, name: &str) -> BTreeSet<u16> {
+        ports_of(self.resource(name))
+    }
+
+    pub fn is_spot(&self) -> bool {
+        self.market.as_deref() == Some("spot")
+    }
+}
+
+fn ports_of(r: Option<&Resource>) -> BTreeSet<u16> {
+    r.and_then(|r| r.string_set_value.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 /// A container instance as stored.
 #[derive(Debug, Clone)]
 pub struct InstanceRow {
@@ -89,13 +180,20 @@ pub struct InstanceRow {
     pub id: String,
     pub cluster_arn: String,
     pub ec2_instance_id: String,
-    pub status: String,
+    pub status: InstanceStatus,
     pub registered_at: i64,
     pub agent: String,
     pub last_seen: Option<i64>,
     /// The instance's own address, where its tasks' ports are published.
     pub address: Option<String>,
-    pub doc: Map<String, Value>,
+    pub doc: InstanceDoc,
+}
+
+impl InstanceRow {
+    /// Registered: ACTIVE or DRAINING.
+    pub fn is_registered(&self) -> bool {
+        self.status != InstanceStatus::Inactive
+    }
 }
 
 const SELECT: &str = "SELECT arn, id, cluster_arn, ec2_instance_id, status, registered_at, agent,
@@ -108,7 +206,7 @@ fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         id: r.get(1)?,
         cluster_arn: r.get(2)?,
         ec2_instance_id: r.get(3)?,
-        status: r.get(4)?,
+        status: InstanceStatus::parse(&r.get::<_, String>(4)?),
         registered_at: r.get(5)?,
         agent: r.get(6)?,
         last_seen: r.get(7)?,
@@ -251,44 +349,33 @@ fn usage(conn: &Connection, instance_arn: &str) -> ApiResult<Usage> {
     Ok(u)
 }
 
-/// A resource of `registeredResources` by name.
-fn resource<'a>(doc: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    doc.get("registeredResources")?
-        .as_array()?
-        .iter()
-        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
-}
-
-/// An integer resource of `registeredResources` by name (0 when absent).
-pub fn resource_int(doc: &Map<String, Value>, name: &str) -> i64 {
-    resource(doc, name)
-        .and_then(|r| r.get("integerValue").or(r.get("longValue")))
-        .and_then(Value::as_i64)
-        .unwrap_or(0)
-}
-
-fn resource_ports(doc: &Map<String, Value>, name: &str) -> BTreeSet<u16> {
-    resource(doc, name)
-        .and_then(|r| r.get("stringSetValue"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str()?.parse().ok())
-        .collect()
-}
-
-fn resources(cpu: i64, memory: i64, tcp: &BTreeSet<u16>, udp: &BTreeSet<u16>) -> Value {
-    let set = |s: &BTreeSet<u16>| s.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-    json!([
-        {"name": "CPU", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": cpu},
-        {"name": "MEMORY", "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": memory},
-        {"name": "PORTS", "type": "STRINGSET", "doubleValue": 0.0, "longValue": 0, "integerValue": 0, "stringSetValue": set(tcp)},
-        {"name": "PORTS_UDP", "type": "STRINGSET", "doubleValue": 0.0, "longValue": 0, "integerValue": 0, "stringSetValue": set(udp)},
-    ])
+fn resources(cpu: i64, memory: i64, tcp: &BTreeSet<u16>, udp: &BTreeSet<u16>) -> Vec<Resource> {
+    let int = |name: &str, v: i64| Resource {
+        name: Some(name.into()),
+        r#type: Some("INTEGER".into()),
+        double_value: Some(0.0),
+        long_value: Some(0),
+        integer_value: Some(v),
+        string_set_value: None,
+    };
+    let set = |name: &str, s: &BTreeSet<u16>| Resource {
+        name: Some(name.into()),
+        r#type: Some("STRINGSET".into()),
+        double_value: Some(0.0),
+        long_value: Some(0),
+        integer_value: Some(0),
+        string_set_value: Some(s.iter().map(|p| p.to_string()).collect()),
+    };
+    vec![
+        int("CPU", cpu),
+        int("MEMORY", memory),
+        set("PORTS", tcp),
+        set("PORTS_UDP", udp),
+    ]
 }
 
 pub fn agent_connected(row: &InstanceRow, at: Liveness) -> bool {
-    row.status != "INACTIVE"
+    row.is_registered()
         && (row.agent == LOCAL_AGENT
             || row
                 .last_seen
@@ -365,48 +452,47 @@ pub fn render(
     row: &InstanceRow,
     at: Liveness,
     with_tags: bool,
-) -> ApiResult<Value> {
+) -> ApiResult<ContainerInstance> {
     let u = usage(conn, &row.arn)?;
-    let reg_tcp = resource_ports(&row.doc, "PORTS");
-    let reg_udp = resource_ports(&row.doc, "PORTS_UDP");
+    let reg_tcp = row.doc.resource_ports("PORTS");
+    let reg_udp = row.doc.resource_ports("PORTS_UDP");
     let remaining = resources(
-        resource_int(&row.doc, "CPU") - u.cpu,
-        resource_int(&row.doc, "MEMORY") - u.memory,
+        row.doc.resource_int("CPU") - u.cpu,
+        row.doc.resource_int("MEMORY") - u.memory,
         &reg_tcp.union(&u.tcp).copied().collect(),
         &reg_udp.union(&u.udp).copied().collect(),
     );
-    let attributes: Vec<Value> = attributes_of(conn, row)?
+    let attributes = attributes_of(conn, row)?
         .into_iter()
-        .map(|(name, value)| match value {
-            Some(v) => json!({"name": name, "value": v}),
-            None => json!({"name": name}),
+        .map(|(name, value)| Attribute {
+            name,
+            value,
+            ..Attribute::default()
         })
         .collect();
-    let mut v = json!({
-        "containerInstanceArn": row.arn,
-        "ec2InstanceId": row.ec2_instance_id,
-        "version": row.doc.get("version").cloned().unwrap_or(json!(1)),
-        "versionInfo": row.doc.get("versionInfo").cloned().unwrap_or(json!({})),
-        "remainingResources": remaining,
-        "registeredResources": row.doc.get("registeredResources").cloned().unwrap_or(json!([])),
-        "status": row.status,
-        "agentConnected": agent_connected(row, at),
-        "runningTasksCount": u.running,
-        "pendingTasksCount": u.pending,
-        "attributes": attributes,
-        "registeredAt": millis_to_epoch(row.registered_at),
-        "attachments": [],
-    });
-    if let Some(r) = row.doc.get("statusReason") {
-        v["statusReason"] = r.clone();
-    }
-    if let Some(cp) = row.doc.get("capacityProviderName") {
-        v["capacityProviderName"] = cp.clone();
-    }
-    if with_tags {
-        v["tags"] = tags::load_json(conn, &row.arn)?;
-    }
-    Ok(v)
+    Ok(ContainerInstance {
+        container_instance_arn: Some(row.arn.clone()),
+        ec2_instance_id: Some(row.ec2_instance_id.clone()),
+        version: Some(row.doc.version.max(1)),
+        version_info: Some(row.doc.version_info.clone()),
+        remaining_resources: Some(remaining),
+        registered_resources: Some(row.doc.registered_resources.clone()),
+        status: Some(row.status.as_str().into()),
+        status_reason: row.doc.status_reason.clone(),
+        agent_connected: Some(agent_connected(row, at)),
+        running_tasks_count: Some(u.running),
+        pending_tasks_count: Some(u.pending),
+        attributes: Some(attributes),
+        registered_at: Some(millis_to_epoch(row.registered_at)),
+        attachments: Some(Vec::new()),
+        capacity_provider_name: row.doc.capacity_provider_name.clone(),
+        tags: if with_tags {
+            Some(tags::load(conn, &row.arn)?)
+        } else {
+            None
+        },
+        ..ContainerInstance::default()
+    })
 }
 
 /// The placement view of an instance.
@@ -420,25 +506,28 @@ pub fn placement_view(
         arn: row.arn.clone(),
         ec2_instance_id: row.ec2_instance_id.clone(),
         attributes: attributes_of(conn, row)?,
-        remaining_cpu: resource_int(&row.doc, "CPU") - u.cpu,
-        remaining_memory: resource_int(&row.doc, "MEMORY") - u.memory,
-        ports_tcp: resource_ports(&row.doc, "PORTS")
+        remaining_cpu: row.doc.resource_int("CPU") - u.cpu,
+        remaining_memory: row.doc.resource_int("MEMORY") - u.memory,
+        ports_tcp: row
+            .doc
+            .resource_ports("PORTS")
             .union(&u.tcp)
             .copied()
             .collect(),
-        ports_udp: resource_ports(&row.doc, "PORTS_UDP")
+        ports_udp: row
+            .doc
+            .resource_ports("PORTS_UDP")
             .union(&u.udp)
             .copied()
             .collect(),
-        active: row.status == "ACTIVE",
+        active: row.status == InstanceStatus::Active,
         agent_connected: agent_connected(row, at),
         agent_version: row
             .doc
-            .get("versionInfo")
-            .and_then(|v| v.get("agentVersion"))
-            .and_then(Value::as_str)
-            .unwrap_or(AGENT_VERSION)
-            .to_string(),
+            .version_info
+            .agent_version
+            .clone()
+            .unwrap_or_else(|| AGENT_VERSION.to_string()),
         registered_at: millis_to_epoch(row.registered_at),
         running_tasks_count: u.running,
         pending_tasks_count: u.pending,
@@ -517,7 +606,7 @@ pub struct Registration {
     pub ports_udp: BTreeSet<u16>,
     pub agent: String,
     pub address: Option<String>,
-    pub version_info: Value,
+    pub version_info: VersionInfo,
     pub custom_attributes: Vec<(String, Option<String>)>,
 }
 
@@ -530,12 +619,13 @@ pub fn insert(
 ) -> ApiResult<InstanceRow> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let arn = instance_arn(ctx, cluster, &id);
-    let doc = json!({
-        "registeredResources": resources(reg.cpu, reg.memory, &reg.ports_tcp, &reg.ports_udp),
-        "versionInfo": reg.version_info,
-        "version": 1,
-        "instanceType": reg.instance_type,
-    });
+    let doc = InstanceDoc {
+        registered_resources: resources(reg.cpu, reg.memory, &reg.ports_tcp, &reg.ports_udp),
+        version_info: reg.version_info,
+        version: 1,
+        instance_type: Some(reg.instance_type.clone()),
+        ..InstanceDoc::default()
+    };
     let now = ctx.now_millis();
     conn.prepare_cached(
         "INSERT INTO container_instances (arn, id, account, region, cluster_arn, ec2_instance_id,
@@ -552,7 +642,7 @@ pub fn insert(
         now,
         reg.agent,
         reg.address,
-        doc.to_string()
+        serde_json::to_string(&doc)?
     ])?;
     for (name, value) in builtin_attributes(
         &reg.instance_type,
@@ -675,24 +765,33 @@ pub fn add_local_instance(
             ports_udp: BTreeSet::new(),
             agent: LOCAL_AGENT.into(),
             address: Some(address),
-            version_info: json!({"agentVersion": AGENT_VERSION, "agentHash": "berth", "dockerVersion": "DockerVersion: 20.10"}),
+            version_info: version_info("berth", "DockerVersion: 20.10"),
             custom_attributes: spec.custom_attributes,
         },
     )?;
     if spec.market.is_some() || spec.capacity_provider.is_some() {
-        conn.prepare_cached(
-            "UPDATE container_instances SET doc = json_set(doc, '$.market', ?2, '$.capacityProviderName', ?3)
-             WHERE arn = ?1",
-        )?
-        .execute(params![row.arn, spec.market, spec.capacity_provider])?;
-        conn.prepare_cached(
-            "UPDATE container_instances SET doc = json_remove(doc, '$.capacityProviderName')
-             WHERE arn = ?1 AND json_extract(doc, '$.capacityProviderName') IS NULL",
-        )?
-        .execute([&row.arn])?;
-        return Ok(load(conn, &row.arn)?.expect("just inserted"));
+        let mut row = row;
+        row.doc.market = spec.market;
+        row.doc.capacity_provider_name = spec.capacity_provider;
+        save_doc(conn, &row)?;
+        return Ok(row);
     }
     Ok(row)
+}
+
+fn save_doc(conn: &Connection, row: &InstanceRow) -> ApiResult<()> {
+    conn.prepare_cached("UPDATE container_instances SET doc = ?2 WHERE arn = ?1")?
+        .execute(params![row.arn, serde_json::to_string(&row.doc)?])?;
+    Ok(())
+}
+
+/// What Berth's agent reports of itself.
+fn version_info(hash: &str, docker: &str) -> VersionInfo {
+    VersionInfo {
+        agent_version: Some(AGENT_VERSION.into()),
+        agent_hash: Some(hash.into()),
+        docker_version: Some(docker.into()),
+    }
 }
 
 /// Mark an instance INACTIVE and stop what still runs on it, with `reason`.
@@ -771,83 +870,7 @@ pub fn live_task_count(conn: &Connection, arn: &str) -> ApiResult<i64> {
         .query_row([arn], |r| r.get(0))?)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RegisterRequest {
-    cluster: Option<String>,
-    instance_identity_document: Option<String>,
-    total_resources: Option<Vec<Value>>,
-    version_info: Option<Value>,
-    container_instance_arn: Option<String>,
-    #[serde(default)]
-    attributes: Vec<AttributeIn>,
-    #[serde(default)]
-    tags: Vec<tags::Tag>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct AttributeIn {
-    name: String,
-    value: Option<String>,
-    target_type: Option<String>,
-    target_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeregisterRequest {
-    cluster: Option<String>,
-    container_instance: String,
-    force: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DescribeRequest {
-    cluster: Option<String>,
-    container_instances: Vec<String>,
-    #[serde(default)]
-    include: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListRequest {
-    cluster: Option<String>,
-    filter: Option<String>,
-    status: Option<String>,
-    next_token: Option<String>,
-    max_results: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UpdateStateRequest {
-    cluster: Option<String>,
-    container_instances: Vec<String>,
-    status: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AttributesRequest {
-    cluster: Option<String>,
-    attributes: Vec<AttributeIn>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListAttributesRequest {
-    cluster: Option<String>,
-    target_type: String,
-    attribute_name: Option<String>,
-    attribute_value: Option<String>,
-    next_token: Option<String>,
-    max_results: Option<i64>,
-}
-
-fn check_attribute(a: &AttributeIn) -> ApiResult<()> {
+fn check_attribute(a: &Attribute) -> ApiResult<()> {
     let name_ok = !a.name.is_empty()
         && a.name.len() <= 128
         && a.name
@@ -873,23 +896,17 @@ fn check_attribute(a: &AttributeIn) -> ApiResult<()> {
             )));
         }
     }
-    if let Some(t) = &a.target_type {
-        if t != "container-instance" {
-            return Err(ApiError::invalid_parameter(format!(
-                "Target type '{t}' is not supported: the only target type is container-instance."
-            )));
-        }
-    }
     Ok(())
 }
 
 /// An attribute in the shape the attribute operations answer with.
-fn attribute_json(name: &str, value: Option<&str>, target: &str) -> Value {
-    let mut a = json!({"name": name, "targetType": "container-instance", "targetId": target});
-    if let Some(v) = value {
-        a["value"] = json!(v);
+fn attribute_of(name: &str, value: Option<&str>, target: &str) -> Attribute {
+    Attribute {
+        name: name.into(),
+        value: value.map(str::to_string),
+        target_type: Some(TargetType::ContainerInstance),
+        target_id: Some(target.into()),
     }
-    a
 }
 
 fn target_not_found(target: &str) -> ApiError {
@@ -900,40 +917,34 @@ fn target_not_found(target: &str) -> ApiError {
 }
 
 impl Ecs {
-    pub(super) fn register_container_instance(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: RegisterRequest = serde_json::from_value(input)?;
-        tags::check_user_tags(&req.tags)?;
-        for a in &req.attributes {
+    pub(super) fn register_container_instance(
+        &self,
+        ctx: &Ctx,
+        req: RegisterContainerInstanceRequest,
+    ) -> ApiResult<RegisterContainerInstanceResponse> {
+        let user_tags = tags::from_shapes(req.tags.as_deref().unwrap_or_default());
+        tags::check_user_tags(&user_tags)?;
+        let attributes = req.attributes.clone().unwrap_or_default();
+        for a in &attributes {
             check_attribute(a)?;
         }
         let identity: Value = match &req.instance_identity_document {
             Some(d) => serde_json::from_str(d).map_err(|_| {
                 ApiError::invalid_parameter("The instance identity document is not valid JSON.")
             })?,
-            None => json!({}),
+            None => Value::Object(Map::new()),
         };
         let text = |k: &str| identity.get(k).and_then(Value::as_str).map(str::to_string);
         let instance_type = text("instanceType").unwrap_or_else(|| "t3.medium".into());
         let defaults = catalog::find(&instance_type).map(catalog::ecs_registered_resources);
         let total = req.total_resources.clone().unwrap_or_default();
-        let total_int = |name: &str| {
-            total
-                .iter()
-                .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
-                .and_then(|r| r.get("integerValue").or(r.get("longValue")))
-                .and_then(Value::as_i64)
-        };
+        let total_resource = |name: &str| total.iter().find(|r| r.name.as_deref() == Some(name));
+        let total_int =
+            |name: &str| total_resource(name).and_then(|r| r.integer_value.or(r.long_value));
         let total_ports = |name: &str| -> Option<BTreeSet<u16>> {
-            let r = total
-                .iter()
-                .find(|r| r.get("name").and_then(Value::as_str) == Some(name))?;
-            Some(
-                r.get("stringSetValue")?
-                    .as_array()?
-                    .iter()
-                    .filter_map(|p| p.as_str()?.parse().ok())
-                    .collect(),
-            )
+            let r = total_resource(name)?;
+            r.string_set_value.as_ref()?;
+            Some(ports_of(Some(r)))
         };
         let cpu = total_int("CPU").or(defaults.map(|d| d.0)).unwrap_or(2048);
         let memory = total_int("MEMORY")
@@ -950,7 +961,7 @@ impl Ecs {
                 // Re-registration by an agent that knows its ARN: it is
                 // heard from again, with what it reports now.
                 let row = load(tx, arn)?
-                    .filter(|r| r.cluster_arn == cluster.arn && r.status != "INACTIVE")
+                    .filter(|r| r.cluster_arn == cluster.arn && r.is_registered())
                     .ok_or_else(|| {
                         ApiError::invalid_parameter(format!(
                             "The container instance {arn} is not registered in the cluster."
@@ -958,7 +969,7 @@ impl Ecs {
                     })?;
                 tx.prepare_cached("UPDATE container_instances SET last_seen = ?2 WHERE arn = ?1")?
                     .execute(params![row.arn, ctx.now_millis()])?;
-                for a in &req.attributes {
+                for a in &attributes {
                     set_attribute(tx, &cluster.arn, &row.arn, &a.name, a.value.as_deref())?;
                 }
                 let row = load(tx, arn)?.expect("exists");
@@ -987,28 +998,29 @@ impl Ecs {
                     ports_udp: total_ports("PORTS_UDP").unwrap_or_default(),
                     agent: REMOTE_AGENT.into(),
                     address: text("privateIp"),
-                    version_info: req.version_info.clone().unwrap_or_else(
-                        || json!({"agentVersion": AGENT_VERSION, "agentHash": "", "dockerVersion": ""}),
-                    ),
-                    custom_attributes: req
-                        .attributes
+                    version_info: req
+                        .version_info
+                        .clone()
+                        .unwrap_or_else(|| version_info("", "")),
+                    custom_attributes: attributes
                         .iter()
                         .map(|a| (a.name.clone(), a.value.clone()))
                         .collect(),
                 },
             )?;
-            tags::put(tx, &row.arn, &req.tags)?;
+            tags::put(tx, &row.arn, &user_tags)?;
             render(tx, &row, self.liveness(ctx), true)
         })?;
-        Ok(json!({"containerInstance": out}))
+        Ok(RegisterContainerInstanceResponse {
+            container_instance: Some(out),
+        })
     }
 
     pub(super) fn deregister_container_instance(
         &self,
         ctx: &Ctx,
-        input: Value,
-    ) -> ApiResult<Value> {
-        let req: DeregisterRequest = serde_json::from_value(input)?;
+        req: DeregisterContainerInstanceRequest,
+    ) -> ApiResult<DeregisterContainerInstanceResponse> {
         let out = self.store.write(|tx| {
             let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
             let arn = instance_arn(ctx, &cluster, &req.container_instance);
@@ -1020,7 +1032,7 @@ impl Ecs {
                         req.container_instance
                     ))
                 })?;
-            if row.status != "INACTIVE" {
+            if row.is_registered() {
                 if !req.force.unwrap_or(false) && live_task_count(tx, &row.arn)? > 0 {
                     return Err(ApiError::invalid_parameter(
                         "The container instance has tasks that are still running or pending. Stop them first, or deregister with force to stop them.",
@@ -1032,34 +1044,49 @@ impl Ecs {
             render(tx, &row, self.liveness(ctx), false)
         })?;
         self.tasks_changed();
-        Ok(json!({"containerInstance": out}))
+        Ok(DeregisterContainerInstanceResponse {
+            container_instance: Some(out),
+        })
     }
 
-    pub(super) fn describe_container_instances(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: DescribeRequest = serde_json::from_value(input)?;
+    pub(super) fn describe_container_instances(
+        &self,
+        ctx: &Ctx,
+        req: DescribeContainerInstancesRequest,
+    ) -> ApiResult<DescribeContainerInstancesResponse> {
         if req.container_instances.is_empty() || req.container_instances.len() > 100 {
             return Err(ApiError::invalid_parameter(
                 "containerInstances cannot be empty and can have at most 100 items.",
             ));
         }
-        let with_tags = req.include.iter().any(|i| i == "TAGS");
+        let with_tags = req
+            .include
+            .iter()
+            .flatten()
+            .any(|i| *i == ContainerInstanceField::Tags);
         self.store.read(|conn| {
             let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
-            let mut found = Vec::new();
-            let mut failures = Vec::new();
-            for ident in &req.container_instances {
+            let (found, failures) = describe_each(&req.container_instances, |ident| {
                 let arn = instance_arn(ctx, &cluster, ident);
-                match load(conn, &arn)?.filter(|r| r.cluster_arn == cluster.arn) {
-                    Some(row) => found.push(render(conn, &row, self.liveness(ctx), with_tags)?),
-                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
-                }
-            }
-            Ok(json!({"containerInstances": found, "failures": failures}))
+                Ok(
+                    match load(conn, &arn)?.filter(|r| r.cluster_arn == cluster.arn) {
+                        Some(row) => Ok(render(conn, &row, self.liveness(ctx), with_tags)?),
+                        None => Err(arn),
+                    },
+                )
+            })?;
+            Ok(DescribeContainerInstancesResponse {
+                container_instances: Some(found),
+                failures: Some(failures),
+            })
         })
     }
 
-    pub(super) fn list_container_instances(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: ListRequest = serde_json::from_value(input)?;
+    pub(super) fn list_container_instances(
+        &self,
+        ctx: &Ctx,
+        req: ListContainerInstancesRequest,
+    ) -> ApiResult<ListContainerInstancesResponse> {
         let size = paging::page_size(req.max_results, paging::MAX_RESULTS)?;
         let filter =
             match req.filter.as_deref() {
@@ -1076,10 +1103,10 @@ impl Ecs {
             let cluster = clusters::resolve_active(conn, ctx, req.cluster.as_deref())?;
             let mut sql = format!("{SELECT} WHERE cluster_arn = ?");
             let mut args: Vec<SqlValue> = vec![cluster.arn.clone().into()];
-            match &req.status {
+            match req.status {
                 Some(s) => {
                     sql.push_str(" AND status = ?");
-                    args.push(s.clone().into());
+                    args.push(s.as_str().to_string().into());
                 }
                 None => sql.push_str(" AND status != 'INACTIVE'"),
             }
@@ -1105,28 +1132,31 @@ impl Ecs {
                     break;
                 }
             }
-            let (page, token) = paging::page(matching, size, |r| json!([r.registered_at, r.arn]));
-            let mut out =
-                json!({"containerInstanceArns": page.iter().map(|r| &r.arn).collect::<Vec<_>>()});
-            if let Some(t) = token {
-                out["nextToken"] = json!(t);
-            }
-            Ok(out)
+            let (page, next_token) = paging::page(matching, size, |r| {
+                serde_json::to_value((r.registered_at, &r.arn)).expect("a key serialises")
+            });
+            Ok(ListContainerInstancesResponse {
+                container_instance_arns: Some(page.into_iter().map(|r| r.arn).collect()),
+                next_token,
+            })
         })
     }
 
     pub(super) fn update_container_instances_state(
         &self,
         ctx: &Ctx,
-        input: Value,
-    ) -> ApiResult<Value> {
-        let req: UpdateStateRequest = serde_json::from_value(input)?;
-        if !matches!(req.status.as_str(), "ACTIVE" | "DRAINING") {
-            return Err(ApiError::invalid_parameter(format!(
-                "Container instance status can only be updated to ACTIVE or DRAINING, not {}.",
-                req.status
-            )));
-        }
+        req: UpdateContainerInstancesStateRequest,
+    ) -> ApiResult<UpdateContainerInstancesStateResponse> {
+        let status = match req.status {
+            ContainerInstanceStatus::Active => InstanceStatus::Active,
+            ContainerInstanceStatus::Draining => InstanceStatus::Draining,
+            other => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "Container instance status can only be updated to ACTIVE or DRAINING, not {}.",
+                    other.as_str()
+                )))
+            }
+        };
         if req.container_instances.is_empty() || req.container_instances.len() > 10 {
             return Err(ApiError::invalid_parameter(
                 "containerInstances cannot be empty and can have at most 10 items.",
@@ -1134,27 +1164,28 @@ impl Ecs {
         }
         self.store.write(|tx| {
             let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
-            let mut found = Vec::new();
-            let mut failures = Vec::new();
-            for ident in &req.container_instances {
+            let (found, failures) = describe_each(&req.container_instances, |ident| {
                 let arn = instance_arn(ctx, &cluster, ident);
-                match load(tx, &arn)?.filter(|r| r.cluster_arn == cluster.arn && r.status != "INACTIVE") {
-                    Some(row) => {
-                        if row.status != req.status {
-                            tx.prepare_cached(
-                                "UPDATE container_instances SET status = ?2,
-                                   doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
-                                 WHERE arn = ?1",
-                            )?
-                            .execute(params![row.arn, req.status])?;
-                        }
-                        let row = load(tx, &arn)?.expect("exists");
-                        found.push(render(tx, &row, self.liveness(ctx), false)?);
-                    }
-                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                let Some(row) = load(tx, &arn)?
+                    .filter(|r| r.cluster_arn == cluster.arn && r.is_registered())
+                else {
+                    return Ok(Err(arn));
+                };
+                if row.status != status {
+                    tx.prepare_cached(
+                        "UPDATE container_instances SET status = ?2,
+                           doc = json_set(doc, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1)
+                         WHERE arn = ?1",
+                    )?
+                    .execute(params![row.arn, status.as_str()])?;
                 }
-            }
-            Ok(json!({"containerInstances": found, "failures": failures}))
+                let row = load(tx, &arn)?.expect("exists");
+                Ok(Ok(render(tx, &row, self.liveness(ctx), false)?))
+            })?;
+            Ok(UpdateContainerInstancesStateResponse {
+                container_instances: Some(found),
+                failures: Some(failures),
+            })
         })
     }
 
@@ -1163,7 +1194,7 @@ impl Ecs {
         conn: &Connection,
         ctx: &Ctx,
         cluster: &clusters::ClusterRow,
-        a: &AttributeIn,
+        a: &Attribute,
     ) -> ApiResult<InstanceRow> {
         let target = a.target_id.as_deref().ok_or_else(|| {
             ApiError::invalid_parameter(format!(
@@ -1173,12 +1204,15 @@ impl Ecs {
         })?;
         let arn = instance_arn(ctx, cluster, target);
         load(conn, &arn)?
-            .filter(|r| r.cluster_arn == cluster.arn && r.status != "INACTIVE")
+            .filter(|r| r.cluster_arn == cluster.arn && r.is_registered())
             .ok_or_else(|| target_not_found(target))
     }
 
-    pub(super) fn put_attributes(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: AttributesRequest = serde_json::from_value(input)?;
+    pub(super) fn put_attributes(
+        &self,
+        ctx: &Ctx,
+        req: PutAttributesRequest,
+    ) -> ApiResult<PutAttributesResponse> {
         if req.attributes.is_empty() || req.attributes.len() > 10 {
             return Err(ApiError::invalid_parameter(
                 "attributes cannot be empty and can have at most 10 items.",
@@ -1203,14 +1237,19 @@ impl Ecs {
                         format!("You can apply up to {MAX_CUSTOM_ATTRIBUTES} custom attributes for each resource."),
                     ));
                 }
-                out.push(attribute_json(&a.name, a.value.as_deref(), &row.arn));
+                out.push(attribute_of(&a.name, a.value.as_deref(), &row.arn));
             }
-            Ok(json!({"attributes": out}))
+            Ok(PutAttributesResponse {
+                attributes: Some(out),
+            })
         })
     }
 
-    pub(super) fn delete_attributes(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: AttributesRequest = serde_json::from_value(input)?;
+    pub(super) fn delete_attributes(
+        &self,
+        ctx: &Ctx,
+        req: DeleteAttributesRequest,
+    ) -> ApiResult<DeleteAttributesResponse> {
         if req.attributes.is_empty() {
             return Err(ApiError::invalid_parameter("attributes cannot be empty."));
         }
@@ -1226,20 +1265,19 @@ impl Ecs {
                     "DELETE FROM attributes WHERE cluster_arn = ?1 AND target_id = ?2 AND name = ?3",
                 )?
                 .execute(params![cluster.arn, row.arn, a.name])?;
-                out.push(attribute_json(&a.name, a.value.as_deref(), &row.arn));
+                out.push(attribute_of(&a.name, a.value.as_deref(), &row.arn));
             }
-            Ok(json!({"attributes": out}))
+            Ok(DeleteAttributesResponse {
+                attributes: Some(out),
+            })
         })
     }
 
-    pub(super) fn list_attributes(&self, ctx: &Ctx, input: Value) -> ApiResult<Value> {
-        let req: ListAttributesRequest = serde_json::from_value(input)?;
-        if req.target_type != "container-instance" {
-            return Err(ApiError::invalid_parameter(format!(
-                "Target type '{}' is not supported: the only target type is container-instance.",
-                req.target_type
-            )));
-        }
+    pub(super) fn list_attributes(
+        &self,
+        ctx: &Ctx,
+        req: ListAttributesRequest,
+    ) -> ApiResult<ListAttributesResponse> {
         if req.attribute_value.is_some() && req.attribute_name.is_none() {
             return Err(ApiError::invalid_parameter(
                 "attributeValue can only be given with attributeName.",
@@ -1279,16 +1317,17 @@ impl Ecs {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            let (page, token) = paging::page(rows, size, |(t, n, _)| json!([t, n]));
-            let attrs: Vec<Value> = page
-                .into_iter()
-                .map(|(t, n, v)| attribute_json(&n, v.as_deref(), &t))
-                .collect();
-            let mut out = json!({"attributes": attrs});
-            if let Some(t) = token {
-                out["nextToken"] = json!(t);
-            }
-            Ok(out)
+            let (page, next_token) = paging::page(rows, size, |(t, n, _)| {
+                serde_json::to_value((t, n)).expect("a key serialises")
+            });
+            Ok(ListAttributesResponse {
+                attributes: Some(
+                    page.into_iter()
+                        .map(|(t, n, v)| attribute_of(&n, v.as_deref(), &t))
+                        .collect(),
+                ),
+                next_token,
+            })
         })
     }
 }
@@ -1434,6 +1473,7 @@ pub fn deregistered_at(conn: &Connection, arn: &str) -> ApiResult<Option<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn def<T: serde::de::DeserializeOwned>(v: Value) -> T {
         serde_json::from_value(v).unwrap()
@@ -1474,16 +1514,34 @@ mod tests {
 
     #[test]
     fn attribute_names_and_values_are_checked() {
-        let a = |n: &str, v: Option<&str>| AttributeIn {
+        let a = |n: &str, v: Option<&str>| Attribute {
             name: n.into(),
             value: v.map(str::to_string),
-            target_type: None,
-            target_id: None,
+            ..Attribute::default()
         };
         assert!(check_attribute(&a("stack", Some("prod"))).is_ok());
         assert!(check_attribute(&a("team/owner.x", Some("a@b: c"))).is_ok());
         assert!(check_attribute(&a("bad name", None)).is_err());
         assert!(check_attribute(&a("ok", Some(" lead"))).is_err());
         assert!(check_attribute(&a(&"x".repeat(129), None)).is_err());
+    }
+
+    #[test]
+    fn a_stored_document_of_before_reads() {
+        let doc: InstanceDoc = serde_json::from_str(
+            r#"{"registeredResources":[{"name":"CPU","type":"INTEGER","doubleValue":0.0,"longValue":0,"integerValue":2048},
+                {"name":"PORTS","type":"STRINGSET","stringSetValue":["22","2375"]}],
+               "versionInfo":{"agentVersion":"1.89.0"},"version":3,"instanceType":"m5.large",
+               "market":"spot","capacityProviderName":null,"somethingElse":1}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.resource_int("CPU"), 2048);
+        assert_eq!(doc.resource_int("MEMORY"), 0);
+        assert_eq!(doc.resource_ports("PORTS"), BTreeSet::from([22, 2375]));
+        assert!(doc.is_spot());
+        assert_eq!(doc.version, 3);
+        assert_eq!(doc.capacity_provider_name, None);
+        let again = serde_json::to_value(&doc).unwrap();
+        assert_eq!(again["somethingElse"], 1, "unknown members are kept");
     }
 }

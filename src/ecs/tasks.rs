@@ -1182,10 +1182,10 @@ impl Ecs {
                     failures.push(super::missing(arn));
                     continue;
                 };
-                if instance.status != "ACTIVE" {
+                if instance.status != instances::InstanceStatus::Active {
                     failures.push(Failure {
                         arn: Some(arn),
-                        reason: Some(instance.status.clone()),
+                        reason: Some(instance.status.as_str().into()),
                         ..Failure::default()
                     });
                     continue;
