@@ -4,10 +4,16 @@
 //! instances to match it.
 
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::fleet::{self, InstanceRow};
 use super::plan::{Distribution, GroupSpec, PoolState, SpotStrategy, WarmPool};
+use super::shapes::{
+    AutoScalingGroup, CreateAutoScalingGroupType, LaunchTemplateSpecification,
+    MixedInstancesPolicy, Tag, TagDescription, UpdateAutoScalingGroupType, WarmPoolConfiguration,
+    WarmPoolState,
+};
 use super::validation;
 use crate::catalog;
 use crate::context::Ctx;
@@ -26,13 +32,54 @@ pub struct GroupRow {
     pub min: i64,
     pub max: i64,
     pub desired: i64,
-    /// The configuration as given: `LaunchTemplate` or
-    /// `MixedInstancesPolicy`, zones, `NewInstancesProtectedFromScaleIn`,
-    /// `Tags`, …
-    pub doc: Map<String, Value>,
+    /// The configuration as given.
+    pub doc: GroupConfig,
     /// The `WarmPoolConfiguration`, when the group has a warm pool.
-    pub warm_pool: Option<Value>,
+    pub warm_pool: Option<WarmPoolConfiguration>,
     pub deleting: bool,
+}
+
+/// What a group keeps of its configuration (as `CreateAutoScalingGroup`
+/// and `UpdateAutoScalingGroup` give it), and the cause of its last change
+/// of desired capacity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GroupConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<LaunchTemplateSpecification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixed_instances_policy: Option<MixedInstancesPolicy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub availability_zones: Vec<String>,
+    #[serde(
+        rename = "VPCZoneIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vpc_zone_identifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_instances_protected_from_scale_in: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_cooldown: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_grace_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_policies: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_rebalance: Option<bool>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// The cause of the last change of desired capacity (never rendered):
+    /// the fleet names it as the cause of the launches and terminations
+    /// that follow.
+    #[serde(
+        rename = "berthLastCause",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_cause: Option<String>,
 }
 
 const SELECT: &str = "SELECT arn, account, region, name, created_at, min_size, max_size, desired,
@@ -125,11 +172,14 @@ fn int_of(v: &Value, k: &str) -> Option<i64> {
 }
 
 /// The launch template specification a group launches from.
-pub fn template_spec(doc: &Map<String, Value>) -> Option<Value> {
-    doc.get("LaunchTemplate").cloned().or_else(|| {
-        doc.get("MixedInstancesPolicy")?
-            .pointer("/LaunchTemplate/LaunchTemplateSpecification")
-            .cloned()
+pub fn template_spec(doc: &GroupConfig) -> Option<&LaunchTemplateSpecification> {
+    doc.launch_template.as_ref().or_else(|| {
+        doc.mixed_instances_policy
+            .as_ref()?
+            .launch_template
+            .as_ref()?
+            .launch_template_specification
+            .as_ref()
     })
 }
 
@@ -154,14 +204,21 @@ fn bad_template(message: String) -> ApiError {
 
 /// Resolve the group's launch template (name or id, version `$Default` when
 /// unset) and its instance types.
-pub fn resolve_launch(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) -> ApiResult<Launch> {
+pub fn resolve_launch(conn: &Connection, ctx: &Ctx, doc: &GroupConfig) -> ApiResult<Launch> {
     let spec = template_spec(doc).ok_or_else(|| {
         validation("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
     })?;
-    let t = launch_templates::find(conn, ctx, &spec).map_err(|e| {
-        let which = str_of(&spec, "LaunchTemplateName")
+    let lookup = serde_json::to_value(spec).expect("a specification serialises");
+    let t = launch_templates::find(conn, ctx, &lookup).map_err(|e| {
+        let which = spec
+            .launch_template_name
+            .as_ref()
             .map(|n| format!("with template name {n}"))
-            .or_else(|| str_of(&spec, "LaunchTemplateId").map(|i| format!("with template id {i}")))
+            .or_else(|| {
+                spec.launch_template_id
+                    .as_ref()
+                    .map(|i| format!("with template id {i}"))
+            })
             .unwrap_or_else(|| "named".into());
         if e.code == "MissingParameter" {
             bad_template("The launch template specification must name a template by LaunchTemplateId or LaunchTemplateName.".into())
@@ -169,7 +226,7 @@ pub fn resolve_launch(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) ->
             bad_template(format!("The specified launch template, {which}, does not exist."))
         }
     })?;
-    let version = str_of(&spec, "Version").unwrap_or("$Default");
+    let version = spec.version.as_deref().unwrap_or("$Default");
     let v = launch_templates::resolve_version(conn, &t, version).map_err(|_| {
         bad_template(format!(
             "The specified version {version} for launch template {} does not exist.",
@@ -177,12 +234,13 @@ pub fn resolve_launch(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) ->
         ))
     })?;
     let overrides: Vec<String> = doc
-        .get("MixedInstancesPolicy")
-        .and_then(|m| m.pointer("/LaunchTemplate/Overrides"))
-        .and_then(Value::as_array)
+        .mixed_instances_policy
+        .as_ref()
+        .and_then(|m| m.launch_template.as_ref())
+        .and_then(|l| l.overrides.as_ref())
         .into_iter()
         .flatten()
-        .filter_map(|o| str_of(o, "InstanceType").map(str::to_string))
+        .filter_map(|o| o.instance_type.clone())
         .collect();
     let types = if overrides.is_empty() {
         str_of(&v.data, "InstanceType")
@@ -209,7 +267,7 @@ pub fn resolve_launch(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) ->
         .pointer("/InstanceMarketOptions/MarketType")
         .and_then(Value::as_str)
         == Some("spot");
-    if spot && doc.contains_key("MixedInstancesPolicy") {
+    if spot && doc.mixed_instances_policy.is_some() {
         return Err(validation(
             "Incompatible launch template: You cannot use a launch template that is set to request Spot Instances (InstanceMarketOptions) when you configure an Auto Scaling group with a mixed instances policy. Add a different launch template to the group and try again.",
         ));
@@ -229,13 +287,9 @@ pub fn resolve_launch(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) ->
 /// The zones a group spreads over: its `AvailabilityZones`, or one zone per
 /// subnet of `VPCZoneIdentifier` (Berth has no VPCs: the n-th subnet is the
 /// region's n-th zone, `a`, `b`, `c`, …).
-pub fn zones(doc: &Map<String, Value>, region: &str) -> Vec<String> {
-    let listed: Vec<String> = strs(doc.get("AvailabilityZones"))
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    if !listed.is_empty() {
-        return listed;
+pub fn zones(doc: &GroupConfig, region: &str) -> Vec<String> {
+    if !doc.availability_zones.is_empty() {
+        return doc.availability_zones.clone();
     }
     subnets(doc)
         .iter()
@@ -244,9 +298,9 @@ pub fn zones(doc: &Map<String, Value>, region: &str) -> Vec<String> {
         .collect()
 }
 
-fn subnets(doc: &Map<String, Value>) -> Vec<String> {
-    doc.get("VPCZoneIdentifier")
-        .and_then(Value::as_str)
+fn subnets(doc: &GroupConfig) -> Vec<String> {
+    doc.vpc_zone_identifier
+        .as_deref()
         .unwrap_or_default()
         .split(',')
         .map(str::trim)
@@ -256,41 +310,41 @@ fn subnets(doc: &Map<String, Value>) -> Vec<String> {
 }
 
 /// The zone's subnet, for activity details.
-fn subnet_of(doc: &Map<String, Value>, region: &str, az: &str) -> Option<String> {
+fn subnet_of(doc: &GroupConfig, region: &str, az: &str) -> Option<String> {
     let z = zones(doc, region);
     let i = z.iter().position(|x| x == az)?;
     subnets(doc).get(i).cloned()
 }
 
-pub fn warm_pool(v: &Value) -> WarmPool {
+pub fn warm_pool(v: &WarmPoolConfiguration) -> WarmPool {
     WarmPool {
-        min_size: int_of(v, "MinSize").unwrap_or(0),
-        max_prepared: int_of(v, "MaxGroupPreparedCapacity").filter(|n| *n >= 0),
-        pool_state: match str_of(v, "PoolState") {
-            Some("Running") => PoolState::Running,
+        min_size: v.min_size.unwrap_or(0),
+        max_prepared: v.max_group_prepared_capacity.filter(|n| *n >= 0),
+        pool_state: match v.pool_state {
+            Some(WarmPoolState::Running) => PoolState::Running,
             _ => PoolState::Stopped,
         },
         reuse_on_scale_in: v
-            .pointer("/InstanceReusePolicy/ReuseOnScaleIn")
-            .and_then(Value::as_bool)
+            .instance_reuse_policy
+            .as_ref()
+            .and_then(|p| p.reuse_on_scale_in)
             .unwrap_or(false),
     }
 }
 
 /// The group's configuration for the planner.
 pub fn spec(g: &GroupRow, launch: &Launch) -> GroupSpec {
-    let distribution = g
-        .doc
-        .get("MixedInstancesPolicy")
-        .map(|m| m.get("InstancesDistribution").cloned().unwrap_or(json!({})))
-        .map(|d| Distribution {
-            on_demand_base: int_of(&d, "OnDemandBaseCapacity").unwrap_or(0),
-            on_demand_percentage: int_of(&d, "OnDemandPercentageAboveBaseCapacity").unwrap_or(100),
-            spot_strategy: match str_of(&d, "SpotAllocationStrategy") {
+    let distribution = g.doc.mixed_instances_policy.as_ref().map(|m| {
+        let d = m.instances_distribution.clone().unwrap_or_default();
+        Distribution {
+            on_demand_base: d.on_demand_base_capacity.unwrap_or(0),
+            on_demand_percentage: d.on_demand_percentage_above_base_capacity.unwrap_or(100),
+            spot_strategy: match d.spot_allocation_strategy.as_deref() {
                 Some("lowest-price") => SpotStrategy::LowestPrice,
                 _ => SpotStrategy::Diversified,
             },
-        });
+        }
+    });
     GroupSpec {
         desired: if g.deleting { 0 } else { g.desired },
         max: g.max,
@@ -307,10 +361,7 @@ pub fn spec(g: &GroupRow, launch: &Launch) -> GroupSpec {
 }
 
 pub fn protects_new_instances(g: &GroupRow) -> bool {
-    g.doc
-        .get("NewInstancesProtectedFromScaleIn")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
+    g.doc.new_instances_protected_from_scale_in.unwrap_or(false)
 }
 
 fn check_bounds(min: i64, max: i64, desired: i64) -> ApiResult<()> {
@@ -327,22 +378,8 @@ fn check_bounds(min: i64, max: i64, desired: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// The configuration members a group keeps in its `doc`.
-const CONFIG_KEYS: [&str; 10] = [
-    "LaunchTemplate",
-    "MixedInstancesPolicy",
-    "AvailabilityZones",
-    "VPCZoneIdentifier",
-    "NewInstancesProtectedFromScaleIn",
-    "DefaultCooldown",
-    "HealthCheckType",
-    "HealthCheckGracePeriod",
-    "TerminationPolicies",
-    "CapacityRebalance",
-];
-
-fn check_config(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) -> ApiResult<Launch> {
-    if doc.contains_key("LaunchTemplate") && doc.contains_key("MixedInstancesPolicy") {
+fn check_config(conn: &Connection, ctx: &Ctx, doc: &GroupConfig) -> ApiResult<Launch> {
+    if doc.launch_template.is_some() && doc.mixed_instances_policy.is_some() {
         return Err(validation(
             "Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.",
         ));
@@ -352,8 +389,9 @@ fn check_config(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) -> ApiRe
             "At least one Availability Zone or VPC Subnet is required.",
         ));
     }
-    if let Some(z) = strs(doc.get("AvailabilityZones"))
-        .into_iter()
+    if let Some(z) = doc
+        .availability_zones
+        .iter()
         .find(|z| !z.starts_with(ctx.region.as_str()))
     {
         return Err(validation(format!("Invalid Availability Zone: {z}")));
@@ -362,28 +400,30 @@ fn check_config(conn: &Connection, ctx: &Ctx, doc: &Map<String, Value>) -> ApiRe
 }
 
 pub fn create(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "AutoScalingGroupName")
-        .unwrap_or_default()
-        .to_string();
-    if input.get("LaunchConfigurationName").is_some() || input.get("InstanceId").is_some() {
+    let req: CreateAutoScalingGroupType = serde_json::from_value(input.clone())?;
+    let name = req.auto_scaling_group_name.clone();
+    if req.launch_configuration_name.is_some() || req.instance_id.is_some() {
         return Err(validation(
             "Berth launches instances from launch templates: use LaunchTemplate or MixedInstancesPolicy (launch configurations and InstanceId are not supported).",
         ));
     }
-    let min = int_of(input, "MinSize").unwrap_or(0);
-    let max = int_of(input, "MaxSize").unwrap_or(0);
-    let desired = int_of(input, "DesiredCapacity").unwrap_or(min);
+    let (min, max) = (req.min_size, req.max_size);
+    let desired = req.desired_capacity.unwrap_or(min);
     check_bounds(min, max, desired)?;
-    let mut doc = Map::new();
-    for k in CONFIG_KEYS {
-        if let Some(v) = input.get(k) {
-            doc.insert(k.into(), v.clone());
-        }
-    }
-    doc.insert(
-        "Tags".into(),
-        input.get("Tags").cloned().unwrap_or(json!([])),
-    );
+    let doc = GroupConfig {
+        launch_template: req.launch_template,
+        mixed_instances_policy: req.mixed_instances_policy,
+        availability_zones: req.availability_zones.unwrap_or_default(),
+        vpc_zone_identifier: req.vpc_zone_identifier,
+        new_instances_protected_from_scale_in: req.new_instances_protected_from_scale_in,
+        default_cooldown: req.default_cooldown,
+        health_check_type: req.health_check_type,
+        health_check_grace_period: req.health_check_grace_period,
+        termination_policies: req.termination_policies,
+        capacity_rebalance: req.capacity_rebalance,
+        tags: req.tags.unwrap_or_default(),
+        last_cause: None,
+    };
     store.write(|tx| {
         check_config(tx, ctx, &doc)?;
         if find(tx, &ctx.account, &ctx.region, &name)?.is_some() {
@@ -411,7 +451,7 @@ pub fn create(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
             min,
             max,
             desired,
-            Value::Object(doc.clone()).to_string()
+            serde_json::to_string(&doc)?
         ])?;
         Ok(json!({}))
     })
@@ -427,8 +467,11 @@ pub fn save(tx: &Connection, g: &GroupRow) -> ApiResult<()> {
         g.min,
         g.max,
         g.desired,
-        Value::Object(g.doc.clone()).to_string(),
-        g.warm_pool.as_ref().map(Value::to_string),
+        serde_json::to_string(&g.doc)?,
+        g.warm_pool
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?,
         g.deleting as i64
     ])?;
     Ok(())
@@ -453,17 +496,13 @@ pub fn change_desired(
     g.desired = desired;
     // The fleet names it as the cause of the launches and terminations
     // that follow.
-    g.doc.insert(CAUSE_KEY.into(), json!(cause));
+    g.doc.last_cause = Some(cause);
     save(tx, g)
 }
 
-/// Where a group keeps the cause of its last change of desired capacity
-/// (never rendered).
-pub const CAUSE_KEY: &str = "berthLastCause";
-
 /// The cause of the last change of desired capacity, if any.
 pub fn last_cause(g: &GroupRow) -> Option<&str> {
-    g.doc.get(CAUSE_KEY).and_then(Value::as_str)
+    g.doc.last_cause.as_deref()
 }
 
 /// A time as Auto Scaling writes it in activity causes.
@@ -482,29 +521,46 @@ fn guard_deleting(g: &GroupRow) -> ApiResult<()> {
 }
 
 pub fn update(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "AutoScalingGroupName").unwrap_or_default();
+    let req: UpdateAutoScalingGroupType = serde_json::from_value(input.clone())?;
     store.write(|tx| {
-        let mut g = require(tx, ctx, name)?;
+        let mut g = require(tx, ctx, &req.auto_scaling_group_name)?;
         guard_deleting(&g)?;
         let mut doc = g.doc.clone();
-        for k in CONFIG_KEYS {
-            if let Some(v) = input.get(k) {
-                doc.insert(k.into(), v.clone());
-            }
-        }
         // A new launch template replaces a mixed policy, and the reverse.
-        if input.get("LaunchTemplate").is_some() {
-            doc.remove("MixedInstancesPolicy");
-        } else if input.get("MixedInstancesPolicy").is_some() {
-            doc.remove("LaunchTemplate");
+        if let Some(t) = &req.launch_template {
+            doc.launch_template = Some(t.clone());
+            doc.mixed_instances_policy = None;
+        } else if let Some(m) = &req.mixed_instances_policy {
+            doc.mixed_instances_policy = Some(m.clone());
+            doc.launch_template = None;
         }
-        if input.get("VPCZoneIdentifier").is_some() && input.get("AvailabilityZones").is_none() {
-            doc.remove("AvailabilityZones");
+        match (&req.availability_zones, &req.vpc_zone_identifier) {
+            (Some(z), _) => doc.availability_zones = z.clone(),
+            (None, Some(_)) => doc.availability_zones.clear(),
+            (None, None) => {}
         }
+        if req.vpc_zone_identifier.is_some() {
+            doc.vpc_zone_identifier = req.vpc_zone_identifier.clone();
+        }
+        let or = |new: &Option<i64>, old: Option<i64>| new.or(old);
+        doc.new_instances_protected_from_scale_in = req
+            .new_instances_protected_from_scale_in
+            .or(doc.new_instances_protected_from_scale_in);
+        doc.default_cooldown = or(&req.default_cooldown, doc.default_cooldown);
+        doc.health_check_type = req.health_check_type.clone().or(doc.health_check_type);
+        doc.health_check_grace_period = or(
+            &req.health_check_grace_period,
+            doc.health_check_grace_period,
+        );
+        doc.termination_policies = req
+            .termination_policies
+            .clone()
+            .or(doc.termination_policies);
+        doc.capacity_rebalance = req.capacity_rebalance.or(doc.capacity_rebalance);
         check_config(tx, ctx, &doc)?;
-        let min = int_of(input, "MinSize").unwrap_or(g.min);
-        let max = int_of(input, "MaxSize").unwrap_or(g.max);
-        let desired = match int_of(input, "DesiredCapacity") {
+        let min = req.min_size.unwrap_or(g.min);
+        let max = req.max_size.unwrap_or(g.max);
+        let desired = match req.desired_capacity {
             Some(d) => d,
             // A new bound moves the desired capacity inside it.
             None => g.desired.clamp(min.min(max), max),
@@ -670,43 +726,57 @@ pub fn instance_json(i: &InstanceRow) -> Value {
 
 fn render(conn: &Connection, g: &GroupRow, with_instances: bool) -> ApiResult<Value> {
     let members = fleet::members(conn, g)?;
-    let tags: Vec<Value> = g
+    let tags = g
         .doc
-        .get("Tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            json!({
-                "Key": t.get("Key"),
-                "Value": t.get("Value").cloned().unwrap_or(json!("")),
-                "PropagateAtLaunch": t.get("PropagateAtLaunch").cloned().unwrap_or(json!(false)),
-                "ResourceId": g.name,
-                "ResourceType": "auto-scaling-group",
-            })
+        .tags
+        .iter()
+        .map(|t| TagDescription {
+            key: Some(t.key.clone()),
+            value: Some(t.value.clone().unwrap_or_default()),
+            propagate_at_launch: Some(t.propagate_at_launch.unwrap_or(false)),
+            resource_id: Some(g.name.clone()),
+            resource_type: Some("auto-scaling-group".into()),
         })
         .collect();
-    let mut v = json!({
-        "AutoScalingGroupName": g.name,
-        "AutoScalingGroupARN": g.arn,
-        "MinSize": g.min,
-        "MaxSize": g.max,
-        "DesiredCapacity": g.desired,
-        "DefaultCooldown": g.doc.get("DefaultCooldown").cloned().unwrap_or(json!(300)),
-        "AvailabilityZones": zones(&g.doc, &g.region),
-        "LoadBalancerNames": [],
-        "TargetGroupARNs": [],
-        "HealthCheckType": g.doc.get("HealthCheckType").cloned().unwrap_or(json!("EC2")),
-        "HealthCheckGracePeriod": g.doc.get("HealthCheckGracePeriod").cloned().unwrap_or(json!(0)),
-        "CreatedTime": iso_time(g.created_at),
-        "SuspendedProcesses": [],
-        "EnabledMetrics": [],
-        "Tags": tags,
-        "TerminationPolicies": g.doc.get("TerminationPolicies").cloned().unwrap_or(json!(["Default"])),
-        "NewInstancesProtectedFromScaleIn": protects_new_instances(g),
-        "ServiceLinkedRoleARN": format!("arn:aws:iam::{}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling", g.account),
-        "CapacityRebalance": g.doc.get("CapacityRebalance").cloned().unwrap_or(json!(false)),
-    });
+    let warm = members.iter().filter(|i| i.warm()).count() as i64;
+    let group = AutoScalingGroup {
+        auto_scaling_group_name: g.name.clone(),
+        auto_scaling_group_arn: Some(g.arn.clone()),
+        min_size: g.min,
+        max_size: g.max,
+        desired_capacity: g.desired,
+        default_cooldown: g.doc.default_cooldown.unwrap_or(300),
+        availability_zones: zones(&g.doc, &g.region),
+        load_balancer_names: Some(Vec::new()),
+        target_group_ar_ns: Some(Vec::new()),
+        health_check_type: g
+            .doc
+            .health_check_type
+            .clone()
+            .unwrap_or_else(|| "EC2".into()),
+        health_check_grace_period: Some(g.doc.health_check_grace_period.unwrap_or(0)),
+        created_time: iso_time(g.created_at),
+        suspended_processes: Some(Vec::new()),
+        enabled_metrics: Some(Vec::new()),
+        tags: Some(tags),
+        termination_policies: Some(
+            g.doc
+                .termination_policies
+                .clone()
+                .unwrap_or_else(|| vec!["Default".into()]),
+        ),
+        new_instances_protected_from_scale_in: Some(protects_new_instances(g)),
+        service_linked_role_arn: Some(format!("arn:aws:iam::{}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling", g.account)),
+        capacity_rebalance: Some(g.doc.capacity_rebalance.unwrap_or(false)),
+        launch_template: g.doc.launch_template.clone(),
+        mixed_instances_policy: g.doc.mixed_instances_policy.clone(),
+        vpc_zone_identifier: g.doc.vpc_zone_identifier.clone(),
+        warm_pool_configuration: g.warm_pool.clone(),
+        warm_pool_size: g.warm_pool.as_ref().map(|_| warm),
+        status: g.deleting.then(|| "Delete in progress".to_string()),
+        ..AutoScalingGroup::default()
+    };
+    let mut v = serde_json::to_value(group)?;
     if with_instances {
         v["Instances"] = Value::Array(
             members
@@ -715,22 +785,6 @@ fn render(conn: &Connection, g: &GroupRow, with_instances: bool) -> ApiResult<Va
                 .map(instance_json)
                 .collect(),
         );
-    }
-    for k in [
-        "LaunchTemplate",
-        "MixedInstancesPolicy",
-        "VPCZoneIdentifier",
-    ] {
-        if let Some(x) = g.doc.get(k) {
-            v[k] = x.clone();
-        }
-    }
-    if let Some(w) = &g.warm_pool {
-        v["WarmPoolConfiguration"] = w.clone();
-        v["WarmPoolSize"] = json!(members.iter().filter(|i| i.warm()).count());
-    }
-    if g.deleting {
-        v["Status"] = json!("Delete in progress");
     }
     Ok(v)
 }
@@ -756,16 +810,9 @@ fn tag_matches(g: &GroupRow, filter: &Value) -> bool {
     let values = strs(filter.get("Values"));
     let tags: Vec<(&str, &str)> = g
         .doc
-        .get("Tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            (
-                str_of(t, "Key").unwrap_or(""),
-                str_of(t, "Value").unwrap_or(""),
-            )
-        })
+        .tags
+        .iter()
+        .map(|t| (t.key.as_str(), t.value.as_deref().unwrap_or("")))
         .collect();
     if let Some(key) = name.strip_prefix("tag:") {
         tags.iter().any(|(k, v)| *k == key && values.contains(v))

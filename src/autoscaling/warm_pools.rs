@@ -9,20 +9,17 @@ use serde_json::{json, Value};
 
 use super::fleet;
 use super::groups::{self, instance_json};
+use super::shapes::{PutWarmPoolType, WarmPoolConfiguration, WarmPoolState};
 use super::validation;
 use crate::context::Ctx;
 use crate::error::ApiResult;
 use crate::store::Store;
 
 pub fn put(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let name = input
-        .get("AutoScalingGroupName")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let min = input.get("MinSize").and_then(Value::as_i64).unwrap_or(0);
-    let max_prepared = input
-        .get("MaxGroupPreparedCapacity")
-        .and_then(Value::as_i64);
+    let req: PutWarmPoolType = serde_json::from_value(input.clone())?;
+    let name = req.auto_scaling_group_name.as_str();
+    let min = req.min_size.unwrap_or(0);
+    let max_prepared = req.max_group_prepared_capacity;
     if let Some(m) = max_prepared.filter(|m| *m != -1) {
         if m < min {
             return Err(validation(format!(
@@ -33,22 +30,18 @@ pub fn put(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     store.write(|tx| {
         let mut g = groups::require(tx, ctx, name)?;
         let launch = groups::resolve_launch(tx, ctx, &g.doc)?;
-        if launch.spot || g.doc.contains_key("MixedInstancesPolicy") {
+        if launch.spot || g.doc.mixed_instances_policy.is_some() {
             return Err(validation(
                 "You can't add a warm pool to an Auto Scaling group that has a mixed instances policy or a launch template that requests Spot Instances.",
             ));
         }
-        let mut cfg = json!({
-            "MinSize": min,
-            "PoolState": input.get("PoolState").cloned().unwrap_or(json!("Stopped")),
+        g.warm_pool = Some(WarmPoolConfiguration {
+            min_size: Some(min),
+            max_group_prepared_capacity: max_prepared,
+            pool_state: Some(req.pool_state.unwrap_or(WarmPoolState::Stopped)),
+            instance_reuse_policy: req.instance_reuse_policy.clone(),
+            status: None,
         });
-        if let Some(m) = max_prepared {
-            cfg["MaxGroupPreparedCapacity"] = json!(m);
-        }
-        if let Some(p) = input.get("InstanceReusePolicy") {
-            cfg["InstanceReusePolicy"] = p.clone();
-        }
-        g.warm_pool = Some(cfg);
         groups::save(tx, &g)?;
         Ok(json!({}))
     })
@@ -68,7 +61,7 @@ pub fn describe(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
             .collect();
         let mut out = json!({"Instances": warm});
         if let Some(cfg) = &g.warm_pool {
-            out["WarmPoolConfiguration"] = cfg.clone();
+            out["WarmPoolConfiguration"] = serde_json::to_value(cfg)?;
         }
         Ok(out)
     })

@@ -33,6 +33,8 @@ def free_port():
 
 
 _STARTED = []
+# The installation owner ids of the servers started, for the cleanup below.
+_OWNERS = set()
 
 
 def _kill_leftovers():
@@ -40,6 +42,28 @@ def _kill_leftovers():
     for proc in _STARTED:
         if proc.poll() is None:
             proc.kill()
+    # A server killed with SIGKILL and not restarted on its data dir leaves
+    # the sandboxes of its pool behind (a restarted one takes them back):
+    # once every server has ended, none of them belongs to anyone.
+    for owner in _OWNERS:
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=berth.managed={owner}",
+                              "--filter", "label=berth.pool=true"],
+                             capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+
+
+def _owner_of(data_dir):
+    import sqlite3
+    try:
+        con = sqlite3.connect(f"file:{os.path.join(data_dir, 'berth.db')}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'owner'").fetchone()
+        finally:
+            con.close()
+        return row[0] if row else None
+    except sqlite3.Error:
+        return None
 
 
 import atexit  # noqa: E402
@@ -79,6 +103,9 @@ class Server:
             try:
                 with urllib.request.urlopen(self.endpoint + "/_berth/health", timeout=1) as r:
                     if r.status == 200:
+                        owner = _owner_of(self.data_dir)
+                        if owner:
+                            _OWNERS.add(owner)
                         return self
             except OSError:
                 time.sleep(0.05)
