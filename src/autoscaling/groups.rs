@@ -10,9 +10,11 @@ use serde_json::{json, Map, Value};
 use super::fleet::{self, InstanceRow};
 use super::plan::{Distribution, GroupSpec, PoolState, SpotStrategy, WarmPool};
 use super::shapes::{
-    AutoScalingGroup, CreateAutoScalingGroupType, LaunchTemplateSpecification,
-    MixedInstancesPolicy, Tag, TagDescription, UpdateAutoScalingGroupType, WarmPoolConfiguration,
-    WarmPoolState,
+    AutoScalingGroup, AutoScalingGroupNamesType, CreateAutoScalingGroupType,
+    DeleteAutoScalingGroupType, DescribeAutoScalingInstancesType, DescribeScalingActivitiesType,
+    Filter, LaunchTemplateSpecification, MixedInstancesPolicy, SetDesiredCapacityType,
+    SetInstanceProtectionQuery, Tag, TagDescription, TerminateInstanceInAutoScalingGroupType,
+    UpdateAutoScalingGroupType, WarmPoolConfiguration, WarmPoolState,
 };
 use super::validation;
 use crate::catalog;
@@ -156,19 +158,6 @@ fn not_found(name: &str) -> ApiError {
 
 fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str)
-}
-
-/// The strings of a list member (none when it is absent).
-fn strs(v: Option<&Value>) -> Vec<&str> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect()
-}
-
-fn int_of(v: &Value, k: &str) -> Option<i64> {
-    v.get(k).and_then(Value::as_i64)
 }
 
 /// The launch template specification a group launches from.
@@ -399,8 +388,7 @@ fn check_config(conn: &Connection, ctx: &Ctx, doc: &GroupConfig) -> ApiResult<La
     resolve_launch(conn, ctx, doc)
 }
 
-pub fn create(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let req: CreateAutoScalingGroupType = serde_json::from_value(input.clone())?;
+pub fn create(store: &Store, ctx: &Ctx, req: CreateAutoScalingGroupType) -> ApiResult<Value> {
     let name = req.auto_scaling_group_name.clone();
     if req.launch_configuration_name.is_some() || req.instance_id.is_some() {
         return Err(validation(
@@ -520,8 +508,7 @@ fn guard_deleting(g: &GroupRow) -> ApiResult<()> {
     Ok(())
 }
 
-pub fn update(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let req: UpdateAutoScalingGroupType = serde_json::from_value(input.clone())?;
+pub fn update(store: &Store, ctx: &Ctx, req: UpdateAutoScalingGroupType) -> ApiResult<Value> {
     store.write(|tx| {
         let mut g = require(tx, ctx, &req.auto_scaling_group_name)?;
         guard_deleting(&g)?;
@@ -581,11 +568,14 @@ pub fn update(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn set_desired_capacity(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "AutoScalingGroupName").unwrap_or_default();
-    let desired = int_of(input, "DesiredCapacity").unwrap_or(0);
+pub fn set_desired_capacity(
+    store: &Store,
+    ctx: &Ctx,
+    req: SetDesiredCapacityType,
+) -> ApiResult<Value> {
+    let desired = req.desired_capacity;
     store.write(|tx| {
-        let mut g = require(tx, ctx, name)?;
+        let mut g = require(tx, ctx, &req.auto_scaling_group_name)?;
         guard_deleting(&g)?;
         if desired > g.max {
             return Err(validation(format!(
@@ -604,14 +594,10 @@ pub fn set_desired_capacity(store: &Store, ctx: &Ctx, input: &Value) -> ApiResul
     })
 }
 
-pub fn delete(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "AutoScalingGroupName").unwrap_or_default();
-    let force = input
-        .get("ForceDelete")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+pub fn delete(store: &Store, ctx: &Ctx, req: DeleteAutoScalingGroupType) -> ApiResult<Value> {
+    let force = req.force_delete.unwrap_or(false);
     store.write(|tx| {
-        let mut g = require(tx, ctx, name)?;
+        let mut g = require(tx, ctx, &req.auto_scaling_group_name)?;
         if g.deleting {
             return Ok(json!({}));
         }
@@ -637,12 +623,13 @@ pub fn delete(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn terminate_instance(a: &super::Autoscaling, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let id = str_of(input, "InstanceId").unwrap_or_default().to_string();
-    let decrement = input
-        .get("ShouldDecrementDesiredCapacity")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+pub fn terminate_instance(
+    a: &super::Autoscaling,
+    ctx: &Ctx,
+    req: TerminateInstanceInAutoScalingGroupType,
+) -> ApiResult<Value> {
+    let id = req.instance_id;
+    let decrement = req.should_decrement_desired_capacity;
     let out = a.store.write(|tx| {
         let inst = fleet::load_instance(tx, &id)?
             .filter(|i| i.account == ctx.account && i.region == ctx.region && i.live())
@@ -679,13 +666,14 @@ pub fn terminate_instance(a: &super::Autoscaling, ctx: &Ctx, input: &Value) -> A
     Ok(out)
 }
 
-pub fn set_instance_protection(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "AutoScalingGroupName").unwrap_or_default();
-    let protect = input
-        .get("ProtectedFromScaleIn")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let ids = strs(input.get("InstanceIds"));
+pub fn set_instance_protection(
+    store: &Store,
+    ctx: &Ctx,
+    req: SetInstanceProtectionQuery,
+) -> ApiResult<Value> {
+    let name = req.auto_scaling_group_name.as_str();
+    let protect = req.protected_from_scale_in;
+    let ids = &req.instance_ids;
     if ids.len() > 50 {
         return Err(ApiError::new(
             "LimitExceeded",
@@ -694,7 +682,7 @@ pub fn set_instance_protection(store: &Store, ctx: &Ctx, input: &Value) -> ApiRe
     }
     store.write(|tx| {
         let g = require(tx, ctx, name)?;
-        for id in &ids {
+        for id in ids {
             let ok = fleet::load_instance(tx, id)?
                 .is_some_and(|i| i.live() && i.group_name.as_deref() == Some(g.name.as_str()));
             if !ok {
@@ -704,7 +692,7 @@ pub fn set_instance_protection(store: &Store, ctx: &Ctx, input: &Value) -> ApiRe
                 )));
             }
         }
-        for id in &ids {
+        for id in ids {
             fleet::set_protected(tx, id, protect)?;
         }
         Ok(json!({}))
@@ -789,12 +777,12 @@ fn render(conn: &Connection, g: &GroupRow, with_instances: bool) -> ApiResult<Va
     Ok(v)
 }
 
-fn max_records(input: &Value, default: usize) -> usize {
-    int_of(input, "MaxRecords").map_or(default, |n| n.clamp(1, 100) as usize)
+fn max_records(given: Option<i64>, default: usize) -> usize {
+    given.map_or(default, |n| n.clamp(1, 100) as usize)
 }
 
-fn page_start(input: &Value) -> ApiResult<usize> {
-    match str_of(input, "NextToken") {
+fn page_start(token: Option<&str>) -> ApiResult<usize> {
+    match token {
         None | Some("") => Ok(0),
         Some(t) => crate::paging::offset(t, "autoscaling")
             .ok_or_else(|| ApiError::new("InvalidNextToken", "The token is not valid.")),
@@ -805,9 +793,9 @@ fn page(items: Vec<Value>, start: usize, size: usize) -> (Vec<Value>, Option<Str
     crate::paging::offset_page(items, start, size, "autoscaling")
 }
 
-fn tag_matches(g: &GroupRow, filter: &Value) -> bool {
-    let name = str_of(filter, "Name").unwrap_or_default();
-    let values = strs(filter.get("Values"));
+fn tag_matches(g: &GroupRow, filter: &Filter) -> bool {
+    let name = filter.name.as_deref().unwrap_or_default();
+    let values: Vec<&str> = filter.values.iter().flatten().map(String::as_str).collect();
     let tags: Vec<(&str, &str)> = g
         .doc
         .tags
@@ -823,33 +811,26 @@ fn tag_matches(g: &GroupRow, filter: &Value) -> bool {
     }
 }
 
-pub fn describe(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let names = strs(input.get("AutoScalingGroupNames"));
-    let filters: Vec<Value> = input
-        .get("Filters")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+pub fn describe(store: &Store, ctx: &Ctx, req: AutoScalingGroupNamesType) -> ApiResult<Value> {
+    let names = req.auto_scaling_group_names.unwrap_or_default();
+    let filters = req.filters.unwrap_or_default();
     for f in &filters {
-        let n = str_of(f, "Name").unwrap_or_default();
+        let n = f.name.as_deref().unwrap_or_default();
         if !(n.starts_with("tag:") || n == "tag-key" || n == "tag-value") {
             return Err(validation(format!("The filter name {n} is not valid.")));
         }
     }
-    let with_instances = input
-        .get("IncludeInstances")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let start = page_start(input)?;
+    let with_instances = req.include_instances.unwrap_or(true);
+    let start = page_start(req.next_token.as_deref())?;
     let rendered = store.read(|conn| {
         list(conn, ctx)?
             .into_iter()
-            .filter(|g| names.is_empty() || names.contains(&g.name.as_str()))
+            .filter(|g| names.is_empty() || names.contains(&g.name))
             .filter(|g| filters.iter().all(|f| tag_matches(g, f)))
             .map(|g| render(conn, &g, with_instances))
             .collect::<ApiResult<Vec<_>>>()
     })?;
-    let (items, token) = page(rendered, start, max_records(input, 50));
+    let (items, token) = page(rendered, start, max_records(req.max_records, 50));
     let mut out = json!({"AutoScalingGroups": items});
     if let Some(t) = token {
         out["NextToken"] = json!(t);
@@ -857,13 +838,17 @@ pub fn describe(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     Ok(out)
 }
 
-pub fn describe_instances(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let ids = strs(input.get("InstanceIds"));
-    let start = page_start(input)?;
+pub fn describe_instances(
+    store: &Store,
+    ctx: &Ctx,
+    req: DescribeAutoScalingInstancesType,
+) -> ApiResult<Value> {
+    let ids = req.instance_ids.unwrap_or_default();
+    let start = page_start(req.next_token.as_deref())?;
     let rows = store.read(|conn| fleet::managed_instances(conn, &ctx.account, &ctx.region))?;
     let items: Vec<Value> = rows
         .iter()
-        .filter(|i| ids.is_empty() || ids.contains(&i.id.as_str()))
+        .filter(|i| ids.is_empty() || ids.contains(&i.id))
         .map(|i| {
             json!({
                 "InstanceId": i.id,
@@ -877,7 +862,7 @@ pub fn describe_instances(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<
             })
         })
         .collect();
-    let (items, token) = page(items, start, max_records(input, 50));
+    let (items, token) = page(items, start, max_records(req.max_records, 50));
     let mut out = json!({"AutoScalingInstances": items});
     if let Some(t) = token {
         out["NextToken"] = json!(t);
@@ -964,10 +949,14 @@ pub fn record_activity(
     Ok(a)
 }
 
-pub fn describe_activities(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let group = str_of(input, "AutoScalingGroupName");
-    let ids = strs(input.get("ActivityIds"));
-    let start = page_start(input)?;
+pub fn describe_activities(
+    store: &Store,
+    ctx: &Ctx,
+    req: DescribeScalingActivitiesType,
+) -> ApiResult<Value> {
+    let group = req.auto_scaling_group_name.as_deref();
+    let ids = req.activity_ids.clone().unwrap_or_default();
+    let start = page_start(req.next_token.as_deref())?;
     let items = store.read(|conn| {
         let mut arns = std::collections::HashMap::new();
         if let Some(name) = group {
@@ -1000,11 +989,11 @@ pub fn describe_activities(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult
         Ok(rows
             .iter()
             .filter(|a| arns.contains_key(&a.group_name))
-            .filter(|a| ids.is_empty() || ids.contains(&a.id.as_str()))
+            .filter(|a| ids.is_empty() || ids.contains(&a.id))
             .map(|a| activity_json(&arns[&a.group_name], a))
             .collect::<Vec<_>>())
     })?;
-    let (items, token) = page(items, start, max_records(input, 100));
+    let (items, token) = page(items, start, max_records(req.max_records, 100));
     let mut out = json!({"Activities": items});
     if let Some(t) = token {
         out["NextToken"] = json!(t);

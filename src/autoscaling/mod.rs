@@ -52,10 +52,13 @@ pub struct Autoscaling {
 /// request pipeline. After each call the fleet acts on what changed at once
 /// rather than at its next tick.
 pub fn service(state: Arc<Autoscaling>) -> Service {
-    type Handler = fn(&Autoscaling, &Ctx, &Value) -> ApiResult<Value>;
-    fn waking(f: Handler) -> impl Fn(&Autoscaling, &Ctx, Value) -> ApiResult<Value> + Send + Sync {
-        move |a, ctx, input| {
-            let out = f(a, ctx, &input);
+    /// A call that changes what the fleet acts on: the fleet is woken
+    /// after it, rather than at its next tick.
+    fn waking<Req>(
+        f: impl Fn(&Autoscaling, &Ctx, Req) -> ApiResult<Value> + Send + Sync,
+    ) -> impl Fn(&Autoscaling, &Ctx, Req) -> ApiResult<Value> + Send + Sync {
+        move |a, ctx, req| {
+            let out = f(a, ctx, req);
             a.bus.wake(Topic::Fleet);
             out
         }
@@ -69,23 +72,22 @@ pub fn service(state: Arc<Autoscaling>) -> Service {
     )
     .op(
         "CreateAutoScalingGroup",
-        waking(|e, c, i| groups::create(&e.store, c, i)),
+        waking(|e, c, r| groups::create(&e.store, c, r)),
     )
     .op(
         "UpdateAutoScalingGroup",
-        waking(|e, c, i| groups::update(&e.store, c, i)),
+        waking(|e, c, r| groups::update(&e.store, c, r)),
     )
-    .op(
-        "DescribeAutoScalingGroups",
-        waking(|e, c, i| groups::describe(&e.store, c, i)),
-    )
+    .op("DescribeAutoScalingGroups", |e: &Autoscaling, c, r| {
+        groups::describe(&e.store, c, r)
+    })
     .op(
         "DeleteAutoScalingGroup",
-        waking(|e, c, i| groups::delete(&e.store, c, i)),
+        waking(|e, c, r| groups::delete(&e.store, c, r)),
     )
     .op(
         "SetDesiredCapacity",
-        waking(|e, c, i| groups::set_desired_capacity(&e.store, c, i)),
+        waking(|e, c, r| groups::set_desired_capacity(&e.store, c, r)),
     )
     .op(
         "TerminateInstanceInAutoScalingGroup",
@@ -93,27 +95,24 @@ pub fn service(state: Arc<Autoscaling>) -> Service {
     )
     .op(
         "SetInstanceProtection",
-        waking(|e, c, i| groups::set_instance_protection(&e.store, c, i)),
+        waking(|e, c, r| groups::set_instance_protection(&e.store, c, r)),
     )
-    .op(
-        "DescribeScalingActivities",
-        waking(|e, c, i| groups::describe_activities(&e.store, c, i)),
-    )
-    .op(
-        "DescribeAutoScalingInstances",
-        waking(|e, c, i| groups::describe_instances(&e.store, c, i)),
-    )
+    .op("DescribeScalingActivities", |e: &Autoscaling, c, r| {
+        groups::describe_activities(&e.store, c, r)
+    })
+    .op("DescribeAutoScalingInstances", |e: &Autoscaling, c, r| {
+        groups::describe_instances(&e.store, c, r)
+    })
     .op(
         "PutWarmPool",
-        waking(|e, c, i| warm_pools::put(&e.store, c, i)),
+        waking(|e, c, r| warm_pools::put(&e.store, c, r)),
     )
-    .op(
-        "DescribeWarmPool",
-        waking(|e, c, i| warm_pools::describe(&e.store, c, i)),
-    )
+    .op("DescribeWarmPool", |e: &Autoscaling, c, r| {
+        warm_pools::describe(&e.store, c, r)
+    })
     .op(
         "DeleteWarmPool",
-        waking(|e, c, i| warm_pools::delete(&e.store, c, i)),
+        waking(|e, c, r| warm_pools::delete(&e.store, c, r)),
     )
     .validation_errors(validation_error)
     .build()

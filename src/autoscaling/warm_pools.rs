@@ -9,14 +9,15 @@ use serde_json::{json, Value};
 
 use super::fleet;
 use super::groups::{self, instance_json};
-use super::shapes::{PutWarmPoolType, WarmPoolConfiguration, WarmPoolState};
+use super::shapes::{
+    DeleteWarmPoolType, DescribeWarmPoolType, PutWarmPoolType, WarmPoolConfiguration, WarmPoolState,
+};
 use super::validation;
 use crate::context::Ctx;
 use crate::error::ApiResult;
 use crate::store::Store;
 
-pub fn put(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let req: PutWarmPoolType = serde_json::from_value(input.clone())?;
+pub fn put(store: &Store, ctx: &Ctx, req: PutWarmPoolType) -> ApiResult<Value> {
     let name = req.auto_scaling_group_name.as_str();
     let min = req.min_size.unwrap_or(0);
     let max_prepared = req.max_group_prepared_capacity;
@@ -47,11 +48,8 @@ pub fn put(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn describe(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let name = input
-        .get("AutoScalingGroupName")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+pub fn describe(store: &Store, ctx: &Ctx, req: DescribeWarmPoolType) -> ApiResult<Value> {
+    let name = req.auto_scaling_group_name.as_str();
     store.read(|conn| {
         let g = groups::require(conn, ctx, name)?;
         let warm: Vec<Value> = fleet::members(conn, &g)?
@@ -67,11 +65,8 @@ pub fn describe(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn delete(store: &Store, ctx: &Ctx, input: &Value) -> ApiResult<Value> {
-    let name = input
-        .get("AutoScalingGroupName")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+pub fn delete(store: &Store, ctx: &Ctx, req: DeleteWarmPoolType) -> ApiResult<Value> {
+    let name = req.auto_scaling_group_name.as_str();
     store.write(|tx| {
         let mut g = groups::require(tx, ctx, name)?;
         if g.warm_pool.is_none() {
