@@ -20,6 +20,8 @@ pub enum Topic {
     Fleet,
     /// Tasks stopped: their usage is to be frozen.
     Metering,
+    /// A service or its tasks changed: the service scheduler has work.
+    Services,
     /// Remote agents' heartbeats (the janitor runs on its tick).
     Janitor,
 }

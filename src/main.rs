@@ -284,6 +284,13 @@ fn main() -> anyhow::Result<()> {
                     )),
                     bus.topic(Topic::Fleet),
                 );
+                runner.start(
+                    Arc::new(berth::ecs::scheduler::ServiceScheduler {
+                        ecs: services.ecs.clone(),
+                        clock: clock.clone(),
+                    }),
+                    bus.topic(Topic::Services),
+                );
                 if services.settings.metering {
                     runner.start(
                         Arc::new(berth::cost::metering::Metering {
@@ -303,7 +310,8 @@ fn main() -> anyhow::Result<()> {
                     berth::agent::Setup {
                         metrics,
                         pool: pool.clone(),
-                        clock,
+                        clock: clock.clone(),
+                        observed: Some(bus.topic(Topic::Services)),
                     },
                     agent.clone(),
                     runner.clone(),

@@ -299,7 +299,7 @@ fn agent_operation(p: &Platform, ctx: &Ctx, operation: &str, input: Value) -> Ap
             let observed = task_from_wire(&wire).map_err(|e| {
                 ApiError::invalid_parameter(format!("document or runtime is not valid: {e}"))
             })?;
-            ecs.store.write(|tx| {
+            let out = ecs.store.write(|tx| {
                 let row = agent_instance(tx, ctx, &req.container_instance_arn)?;
                 let stored = agent_task(tx, &row, arn)?.ok_or_else(|| {
                     ApiError::invalid_parameter(format!("The task {arn} does not exist."))
@@ -310,7 +310,10 @@ fn agent_operation(p: &Platform, ctx: &Ctx, operation: &str, input: Value) -> Ap
                 }
                 tasks::save_observed(tx, &observed)?;
                 Ok(json!({}))
-            })
+            })?;
+            // The service scheduler watches what tasks do.
+            ecs.bus.wake(crate::events::Topic::Services);
+            Ok(out)
         }
         "AgentRequestStop" => {
             let arn = required(&req.task_arn, "taskArn")?;

@@ -340,6 +340,43 @@ pub const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     );
     "#,
+    // 11: services, their deployments and events; tasks by service group
+    // and by deployment.
+    r#"
+    CREATE TABLE services (
+        arn         TEXT PRIMARY KEY,
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        cluster_arn TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        steady      INTEGER NOT NULL DEFAULT 0,
+        doc         TEXT NOT NULL
+    );
+    CREATE INDEX services_by_cluster ON services (cluster_arn, status, created_at);
+    CREATE TABLE service_deployments (
+        id              TEXT PRIMARY KEY,
+        service_arn     TEXT NOT NULL,
+        seq             INTEGER NOT NULL,
+        status          TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        doc             TEXT NOT NULL,
+        outcome         TEXT,
+        rolled_back_to  TEXT,
+        UNIQUE (service_arn, seq)
+    );
+    CREATE TABLE service_events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        service_arn TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        message     TEXT NOT NULL
+    );
+    CREATE INDEX service_events_by_service ON service_events (service_arn, seq);
+    CREATE INDEX tasks_by_group ON tasks (cluster_arn, task_group, last_status);
+    CREATE INDEX tasks_by_started_by ON tasks (started_by, last_status);
+    "#,
 ];
 
 const READERS: usize = 4;

@@ -85,6 +85,7 @@ impl World {
                 metrics: Arc::default(),
                 pool: Arc::new(SandboxPool::new(pool)),
                 clock: clock.clone(),
+                observed: None,
             },
         )
     }
@@ -163,6 +164,40 @@ impl World {
         self.fake
             .id_of(&format!("berth-{tid}-{name}"))
             .unwrap_or_else(|| panic!("no container {name} of {arn}"))
+    }
+
+    /// One pass of the service scheduler at the world's clock.
+    pub fn schedule(&self) {
+        self.ecs
+            .schedule_services(self.clock.now_ms())
+            .unwrap_or_else(|e| panic!("scheduler pass: {e}"));
+    }
+
+    /// Scheduler passes and agent work until neither changes anything.
+    pub async fn converge(&self) {
+        let mut last = String::new();
+        for _ in 0..50 {
+            self.schedule();
+            self.settle().await;
+            let now: String = self
+                .store
+                .read(|c| {
+                    Ok(c.query_row(
+                        "SELECT (SELECT group_concat(arn || last_status || desired_status, ',') FROM tasks)
+                             || (SELECT group_concat(id || status || doc, ',') FROM service_deployments)
+                             || (SELECT count(*) FROM service_events)",
+                        [],
+                        |r| r.get::<_, Option<String>>(0),
+                    )?)
+                })
+                .expect("state")
+                .unwrap_or_default();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+        panic!("the services did not converge");
     }
 
     /// Let the agent work until every live task stops changing (each

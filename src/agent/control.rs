@@ -70,6 +70,8 @@ pub trait ControlPlane: Send + Sync {
 pub struct LocalControlPlane {
     pub store: Arc<Store>,
     pub logs: Arc<Logs>,
+    /// Woken after each save (the service scheduler watches tasks).
+    pub observed: Option<Arc<crate::events::Wake>>,
 }
 
 #[async_trait]
@@ -95,6 +97,9 @@ impl ControlPlane for LocalControlPlane {
 
     async fn save_task(&self, task: &TaskRow) -> anyhow::Result<()> {
         self.store.write(|tx| tasks::save_observed(tx, task))?;
+        if let Some(w) = &self.observed {
+            w.notify();
+        }
         Ok(())
     }
 
@@ -106,6 +111,9 @@ impl ControlPlane for LocalControlPlane {
     ) -> anyhow::Result<()> {
         self.store
             .write(|tx| tasks::request_stop(tx, arn, code, reason))?;
+        if let Some(w) = &self.observed {
+            w.notify();
+        }
         Ok(())
     }
 

@@ -85,6 +85,9 @@ pub struct Setup {
     pub pool: Arc<pool::SandboxPool>,
     /// Where the times it reports come from.
     pub clock: Arc<dyn Clock>,
+    /// Woken when it saves what it observed of a task (the service
+    /// scheduler's topic, inside `berth server`).
+    pub observed: Option<Arc<Wake>>,
 }
 
 impl Default for Setup {
@@ -93,6 +96,7 @@ impl Default for Setup {
             metrics: Arc::default(),
             pool: Arc::new(pool::SandboxPool::new(0)),
             clock: Arc::new(crate::clock::SystemClock),
+            observed: None,
         }
     }
 }
@@ -110,7 +114,11 @@ impl Agent {
             tracing::error!(error = %e, "cannot read the installation id");
             "unknown".into()
         });
-        let control = Arc::new(LocalControlPlane { store, logs });
+        let control = Arc::new(LocalControlPlane {
+            store,
+            logs,
+            observed: setup.observed.clone(),
+        });
         Agent::with_control_plane(control, runtime, events, owner, setup)
     }
 

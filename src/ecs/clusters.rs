@@ -91,8 +91,7 @@ pub struct Counts {
     pub live_tasks: i64,
 }
 
-/// Counters for one cluster, from the tables of what it holds. Services and
-/// container instances add theirs here when they arrive.
+/// Counters for one cluster, from the tables of what it holds.
 pub fn counts(conn: &Connection, cluster_arn: &str) -> ApiResult<Counts> {
     let t = super::tasks::cluster_task_counts(conn, cluster_arn)?;
     Ok(Counts {
@@ -102,7 +101,7 @@ pub fn counts(conn: &Connection, cluster_arn: &str) -> ApiResult<Counts> {
         pending_fargate_tasks: t.pending_fargate,
         live_tasks: t.live,
         registered_instances: super::instances::registered_count(conn, cluster_arn)?,
-        ..Counts::default()
+        active_services: super::services::active_count(conn, cluster_arn)?,
     })
 }
 
@@ -480,7 +479,7 @@ impl Ecs {
                     "The Cluster cannot be deleted while Container Instances are active or draining.",
                 ));
             }
-            if c.active_services > 0 {
+            if super::services::live_count(tx, &row.arn)? > 0 {
                 return Err(ApiError::new(
                     "ClusterContainsServicesException",
                     "The Cluster cannot be deleted while Services are active.",

@@ -13,11 +13,16 @@
 pub mod arn;
 pub mod capacity_providers;
 pub mod clusters;
+pub mod deploy;
 pub mod instances;
 pub mod janitor;
 #[rustfmt::skip]
 pub mod shapes;
 pub mod placements;
+pub mod scheduler;
+pub mod services;
+#[cfg(test)]
+mod services_tests;
 pub mod status;
 pub mod tags;
 pub mod taskdef_rules;
@@ -134,6 +139,17 @@ impl Ecs {
                 "PutClusterCapacityProviders",
                 Ecs::put_cluster_capacity_providers,
             )
+            .op("CreateService", Ecs::create_service)
+            .op("UpdateService", Ecs::update_service)
+            .op("DeleteService", Ecs::delete_service)
+            .op("DescribeServices", Ecs::describe_services)
+            .op("ListServices", Ecs::list_services)
+            .op("ListServiceDeployments", Ecs::list_service_deployments)
+            .op(
+                "DescribeServiceDeployments",
+                Ecs::describe_service_deployments,
+            )
+            .op("DescribeServiceRevisions", Ecs::describe_service_revisions)
             .op("TagResource", Ecs::tag_resource)
             .op("UntagResource", Ecs::untag_resource)
             .op("ListTagsForResource", Ecs::list_tags_for_resource)
@@ -227,6 +243,14 @@ fn resources(ctx: &Ctx, operation: &str, input: &Value) -> Vec<String> {
         .chain(list("containerInstances"))
     {
         out.push(named("container-instance", ci));
+    }
+    for svc in text("service").into_iter().chain(list("services")) {
+        out.push(named("service", svc));
+    }
+    if operation == "CreateService" {
+        if let Some(name) = text("serviceName") {
+            out.push(named("service", name));
+        }
     }
     if let Some(r) = text("resourceArn") {
         out.push(r.to_string());

@@ -195,6 +195,23 @@ pub fn request_stop(
     Ok(n > 0)
 }
 
+/// Stop a task on the control plane's behalf (the service scheduler): ask
+/// it to stop, and end it at once when it was still waiting for capacity
+/// (nothing runs it yet).
+pub(crate) fn stop(
+    conn: &Connection,
+    arn: &str,
+    code: TaskStopCode,
+    reason: &str,
+    now_epoch: f64,
+) -> ApiResult<()> {
+    request_stop(conn, arn, code, reason)?;
+    if drop_pending(conn, arn)? {
+        mark_stopped(conn, arn, now_epoch)?;
+    }
+    Ok(())
+}
+
 /// Record a task as STOPPED without an agent: for tasks whose agent is gone
 /// (its instance deregistered or disconnected), so nothing will report
 /// their end. Their reservations are released with it.
@@ -254,23 +271,25 @@ pub fn cluster_task_counts(conn: &Connection, cluster_arn: &str) -> ApiResult<Ta
         })?)
 }
 
-/// What RunTask and StartTask ask for, as one request.
-struct TaskRequest {
-    cluster: Option<String>,
-    task_definition: String,
-    count: i64,
-    launch_type: Option<LaunchType>,
-    capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
-    network_configuration: Option<NetworkConfiguration>,
-    overrides: TaskOverride,
-    started_by: Option<String>,
-    group: Option<String>,
-    tags: Vec<tags::Tag>,
-    propagate_tags: Option<PropagateTags>,
-    enable_execute_command: bool,
-    platform_version: Option<String>,
-    placement_constraints: Vec<PlacementConstraint>,
-    placement_strategy: Vec<PlacementStrategy>,
+/// What RunTask and StartTask ask for, as one request; the service
+/// scheduler asks for its tasks the same way.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaskRequest {
+    pub cluster: Option<String>,
+    pub task_definition: String,
+    pub count: i64,
+    pub launch_type: Option<LaunchType>,
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub overrides: TaskOverride,
+    pub started_by: Option<String>,
+    pub group: Option<String>,
+    pub tags: Vec<tags::Tag>,
+    pub propagate_tags: Option<PropagateTags>,
+    pub enable_execute_command: bool,
+    pub platform_version: Option<String>,
+    pub placement_constraints: Vec<PlacementConstraint>,
+    pub placement_strategy: Vec<PlacementStrategy>,
 }
 
 impl From<RunTaskRequest> for TaskRequest {
@@ -1018,6 +1037,16 @@ impl Launch {
     }
 }
 
+/// What one launch made: the tasks, the placement failures, the cluster's
+/// placer to keep once the transaction commits, and whom to wake.
+pub(crate) struct Launched {
+    pub tasks: Vec<Task>,
+    pub failures: Vec<Failure>,
+    kept: Option<(String, i64, placements::Checkout)>,
+    wake_agent: bool,
+    wake_fleet: bool,
+}
+
 impl Ecs {
     pub(super) fn run_task(&self, ctx: &Ctx, req: RunTaskRequest) -> ApiResult<RunTaskResponse> {
         let req = TaskRequest::from(req);
@@ -1028,132 +1057,160 @@ impl Ecs {
             )));
         }
         tags::check_user_tags(&req.tags)?;
-        let out = self.store.write_then(
+        let launched = self.store.write_then(
             |tx| {
                 let cluster = clusters::resolve_or_create_default(tx, ctx, req.cluster.as_deref())?;
-                let mut tasks = Vec::new();
-                let mut failures = Vec::new();
-                let mut kept = None;
-                let mut rng = ctx.rng();
-                match launching(tx, ctx, &cluster, &req)? {
-                    Launching::Type(LaunchType::Ec2) => {
-                        let launch = Launch::check(tx, ctx, &req, LaunchType::Ec2)?;
-                        let how = Decide {
-                            at: self.liveness(ctx),
-                            rng: &mut rng,
-                        };
-                        let (decision, checkout) =
-                            launch.place_kept(tx, how, &cluster, &req, &self.placements)?;
-                        kept = checkout;
-                        for arn in decision.placed {
-                            let instance =
-                                instances::load(tx, &arn)?.expect("placed on a stored instance");
-                            tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
-                        }
-                        failures = failure_list(decision.failures);
-                    }
-                    Launching::Type(LaunchType::Fargate) => {
-                        let launch = Launch::check(tx, ctx, &req, LaunchType::Fargate)?;
-                        for _ in 0..count {
-                            tasks.push(launch.insert(tx, ctx, &cluster, &req, None, None)?);
-                        }
-                    }
-                    Launching::Type(t) => {
-                        return Err(ApiError::invalid_parameter(format!(
-                            "Launch type {} is not supported by Berth yet.",
-                            t.as_str()
-                        )));
-                    }
-                    Launching::Providers(shares) => {
-                        for (item, n) in shares {
-                            let name = item.provider.as_str();
-                            if capacity_providers::is_fargate(name) {
-                                let launch = Launch::check(tx, ctx, &req, LaunchType::Fargate)?;
-                                for _ in 0..n {
-                                    tasks.push(launch.insert(tx, ctx, &cluster, &req, Some(name), None)?);
-                                }
-                                continue;
-                            }
-                            let launch = Launch::check(tx, ctx, &req, LaunchType::Ec2)?;
-                            let provider = capacity_providers::find(tx, ctx, name)?
-                                .expect("checked with the strategy");
-                            let allowed =
-                                capacity_providers::group_instances(tx, &*self.groups, &provider)?;
-                            let among = Among::Group {
-                                instances: &allowed,
-                                can_grow: provider.managed_scaling(),
-                            };
-                            let how = Decide {
-                                at: self.liveness(ctx),
-                                rng: &mut rng,
-                            };
-                            let decision =
-                                launch.place(tx, how, &cluster, &req, n as usize, among)?;
-                            let placed = decision.placed.len() as i64;
-                            for arn in decision.placed {
-                                let instance = instances::load(tx, &arn)?
-                                    .expect("placed on a stored instance");
-                                tasks.push(launch.insert(
-                                    tx,
-                                    ctx,
-                                    &cluster,
-                                    &req,
-                                    Some(name),
-                                    Some(&instance),
-                                )?);
-                            }
-                            if placed == n {
-                                continue;
-                            }
-                            if !provider.managed_scaling() {
-                                failures.extend(failure_list(decision.failures));
-                                continue;
-                            }
-                            // Managed scaling adds capacity: the rest wait in
-                            // PROVISIONING and are placed as instances join.
-                            let pending = serde_json::to_string(&launch.placement_spec(&req))
-                                .expect("serialises");
-                            for _ in placed..n {
-                                let t = launch.insert(tx, ctx, &cluster, &req, Some(name), None)?;
-                                tx.prepare_cached(
-                                    "INSERT INTO pending_placements (task_arn, cluster_arn, capacity_provider, created_at, request)
-                                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                                )?
-                                .execute(params![t.task_arn, cluster.arn, name, ctx.now_millis(), pending])?;
-                                tasks.push(t);
-                            }
-                        }
-                    }
-                }
-                // The placer, current as of this transaction's last write.
-                let kept = match kept {
-                    Some(c) => Some((cluster.arn.clone(), placements::version(tx, &cluster.arn)?, c)),
-                    None => None,
-                };
-                let wake = wakes(tx, &tasks)?;
-                let out = RunTaskResponse {
-                    tasks: Some(tasks),
-                    failures: Some(failures),
-                };
-                Ok((out, kept, wake))
+                self.launch(tx, ctx, &cluster, &req)
             },
-            |(_, kept, _)| {
-                // Kept before the next write can change the cluster.
-                if let Some((cluster, version, checkout)) = kept.take() {
-                    self.placements.put_back(&cluster, version, checkout);
-                }
-            },
+            |l| self.keep_placer(l),
         )?;
-        let (out, _, (agent, fleet)) = out;
-        // Only who has work to do is woken: the server's agent for tasks it
-        // runs, the fleet for tasks waiting for capacity.
-        if agent {
+        self.wake_for(&launched);
+        Ok(RunTaskResponse {
+            tasks: Some(launched.tasks),
+            failures: Some(launched.failures),
+        })
+    }
+
+    /// Once a launch's transaction has committed: keep the cluster's placer
+    /// (before the next write can change the cluster).
+    pub(crate) fn keep_placer(&self, l: &mut Launched) {
+        if let Some((cluster, version, checkout)) = l.kept.take() {
+            self.placements.put_back(&cluster, version, checkout);
+        }
+    }
+
+    /// Wake only who has work: the server's agent for tasks it runs, the
+    /// fleet for tasks waiting for capacity.
+    pub(crate) fn wake_for(&self, l: &Launched) {
+        if l.wake_agent {
             self.tasks_changed();
         }
-        if fleet {
+        if l.wake_fleet {
             self.bus.wake(crate::events::Topic::Fleet);
         }
-        Ok(out)
+    }
+
+    /// Launch the tasks a request asks for in `cluster`, inside the caller's
+    /// write transaction: RunTask's and the service scheduler's one path.
+    pub(crate) fn launch(
+        &self,
+        tx: &Connection,
+        ctx: &Ctx,
+        cluster: &clusters::ClusterRow,
+        req: &TaskRequest,
+    ) -> ApiResult<Launched> {
+        let count = req.count;
+        let cluster = cluster.clone();
+        let req = req.clone();
+        let mut tasks = Vec::new();
+        let mut failures = Vec::new();
+        let mut kept = None;
+        let mut rng = ctx.rng();
+        match launching(tx, ctx, &cluster, &req)? {
+            Launching::Type(LaunchType::Ec2) => {
+                let launch = Launch::check(tx, ctx, &req, LaunchType::Ec2)?;
+                let how = Decide {
+                    at: self.liveness(ctx),
+                    rng: &mut rng,
+                };
+                let (decision, checkout) =
+                    launch.place_kept(tx, how, &cluster, &req, &self.placements)?;
+                kept = checkout;
+                for arn in decision.placed {
+                    let instance = instances::load(tx, &arn)?.expect("placed on a stored instance");
+                    tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
+                }
+                failures = failure_list(decision.failures);
+            }
+            Launching::Type(LaunchType::Fargate) => {
+                let launch = Launch::check(tx, ctx, &req, LaunchType::Fargate)?;
+                for _ in 0..count {
+                    tasks.push(launch.insert(tx, ctx, &cluster, &req, None, None)?);
+                }
+            }
+            Launching::Type(t) => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "Launch type {} is not supported by Berth yet.",
+                    t.as_str()
+                )));
+            }
+            Launching::Providers(shares) => {
+                for (item, n) in shares {
+                    let name = item.provider.as_str();
+                    if capacity_providers::is_fargate(name) {
+                        let launch = Launch::check(tx, ctx, &req, LaunchType::Fargate)?;
+                        for _ in 0..n {
+                            tasks.push(launch.insert(tx, ctx, &cluster, &req, Some(name), None)?);
+                        }
+                        continue;
+                    }
+                    let launch = Launch::check(tx, ctx, &req, LaunchType::Ec2)?;
+                    let provider = capacity_providers::find(tx, ctx, name)?
+                        .expect("checked with the strategy");
+                    let allowed =
+                        capacity_providers::group_instances(tx, &*self.groups, &provider)?;
+                    let among = Among::Group {
+                        instances: &allowed,
+                        can_grow: provider.managed_scaling(),
+                    };
+                    let how = Decide {
+                        at: self.liveness(ctx),
+                        rng: &mut rng,
+                    };
+                    let decision = launch.place(tx, how, &cluster, &req, n as usize, among)?;
+                    let placed = decision.placed.len() as i64;
+                    for arn in decision.placed {
+                        let instance =
+                            instances::load(tx, &arn)?.expect("placed on a stored instance");
+                        tasks.push(launch.insert(
+                            tx,
+                            ctx,
+                            &cluster,
+                            &req,
+                            Some(name),
+                            Some(&instance),
+                        )?);
+                    }
+                    if placed == n {
+                        continue;
+                    }
+                    if !provider.managed_scaling() {
+                        failures.extend(failure_list(decision.failures));
+                        continue;
+                    }
+                    // Managed scaling adds capacity: the rest wait in
+                    // PROVISIONING and are placed as instances join.
+                    let pending =
+                        serde_json::to_string(&launch.placement_spec(&req)).expect("serialises");
+                    for _ in placed..n {
+                        let t = launch.insert(tx, ctx, &cluster, &req, Some(name), None)?;
+                        tx.prepare_cached(
+                            "INSERT INTO pending_placements (task_arn, cluster_arn, capacity_provider, created_at, request)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![t.task_arn, cluster.arn, name, ctx.now_millis(), pending])?;
+                        tasks.push(t);
+                    }
+                }
+            }
+        }
+        // The placer, current as of this transaction's last write.
+        let kept = match kept {
+            Some(c) => Some((
+                cluster.arn.clone(),
+                placements::version(tx, &cluster.arn)?,
+                c,
+            )),
+            None => None,
+        };
+        let (wake_agent, wake_fleet) = wakes(tx, &tasks)?;
+        Ok(Launched {
+            tasks,
+            failures,
+            kept,
+            wake_agent,
+            wake_fleet,
+        })
     }
 
     pub(super) fn start_task(
@@ -1317,9 +1374,11 @@ impl Ecs {
                 sql.push_str(" AND container_instance_arn = ?");
                 args.push(instances::instance_arn(ctx, &cluster, ci).into());
             }
-            if req.service_name.is_some() {
-                // Services do not exist yet, so no task belongs to one.
-                sql.push_str(" AND 0");
+            if let Some(service) = &req.service_name {
+                // A service's tasks are its group (`service:<name>`).
+                let name = service.rsplit('/').next().unwrap_or(service);
+                sql.push_str(" AND task_group = ?");
+                args.push(format!("service:{name}").into());
             }
             if let Some((ts, arn)) = &after {
                 sql.push_str(" AND (created_at, arn) > (?, ?)");

@@ -1,0 +1,422 @@
+//! The service scheduler's decisions, pure: given what a service wants
+//! (its desired count and deployment bounds) and what its tasks are doing,
+//! which tasks to start and which to stop this pass. No store, clock or
+//! runtime: `src/ecs/scheduler.rs` reads the snapshot and applies the plan.
+//!
+//! A rolling deployment (ECS's `ECS` deployment controller) moves a service
+//! from its old deployments' tasks to the primary deployment's within two
+//! bounds, as ECS documents them:
+//! - at least `minimumHealthyPercent` of the desired count, rounded up, stay
+//!   healthy: an old task is stopped only while enough others are healthy;
+//! - at most `maximumPercent` of it, rounded down, are PENDING or RUNNING:
+//!   a new task is started only while the total stays within it.
+//!
+//! A task is healthy when it is RUNNING and every essential container with
+//! a health check reports HEALTHY. Unhealthy tasks (past the grace period)
+//! are replaced; so are tasks that stopped for any reason.
+
+/// What a task is doing, as the scheduler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TaskState {
+    /// Not yet RUNNING (PROVISIONING, PENDING, ACTIVATING).
+    Pending,
+    /// RUNNING, its health not yet known.
+    Running,
+    /// RUNNING and healthy (or RUNNING with no health check).
+    Healthy,
+    /// RUNNING and failing its container health checks past the grace
+    /// period: to be replaced.
+    Unhealthy,
+}
+
+/// One live task of the service (not yet asked to stop).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    pub arn: String,
+    /// Whether it belongs to the primary deployment.
+    pub primary: bool,
+    pub state: TaskState,
+    /// When it was created (ms), for picking the newest to stop first.
+    pub created_ms: i64,
+}
+
+/// The service's bounds for this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub desired: i64,
+    pub minimum_healthy_percent: i64,
+    pub maximum_percent: i64,
+}
+
+impl Bounds {
+    /// The fewest healthy tasks a deployment keeps: the desired count times
+    /// `minimumHealthyPercent`, rounded up.
+    pub fn min_healthy(&self) -> i64 {
+        (self.desired * self.minimum_healthy_percent + 99) / 100
+    }
+
+    /// The most tasks PENDING or RUNNING at once: the desired count times
+    /// `maximumPercent`, rounded down (never below the desired count when
+    /// no deployment is under way, so a steady service is always whole).
+    pub fn max_total(&self) -> i64 {
+        self.desired * self.maximum_percent / 100
+    }
+}
+
+/// What the scheduler sees of one service.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub bounds: Bounds,
+    pub tasks: Vec<TaskView>,
+    /// The primary deployment may start tasks (not FAILED by the circuit
+    /// breaker, not throttled after repeated failures).
+    pub may_launch: bool,
+    /// The service is being deleted: every task stops.
+    pub draining: bool,
+    /// Tasks asked to stop that have not stopped yet: they still count
+    /// toward the maximum.
+    pub stopping: i64,
+}
+
+/// Why a task is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopWhy {
+    /// More tasks than desired.
+    ScaleIn,
+    /// An old deployment's task, replaced by the primary's.
+    Deployment,
+    /// Failed its container health checks.
+    Unhealthy,
+    /// The service is deleted.
+    Draining,
+}
+
+/// One pass's decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// How many tasks of the primary deployment to start.
+    pub start: i64,
+    pub stop: Vec<(String, StopWhy)>,
+}
+
+/// Which task of a set to stop first: the least useful (pending, then
+/// running but not yet healthy, then healthy), newest first.
+fn stop_order(a: &TaskView, b: &TaskView) -> std::cmp::Ordering {
+    a.state
+        .cmp(&b.state)
+        .then(b.created_ms.cmp(&a.created_ms))
+        .then(a.arn.cmp(&b.arn))
+}
+
+/// The next step of a service toward its desired state.
+pub fn step(s: &Snapshot) -> Plan {
+    let mut plan = Plan::default();
+    if s.draining {
+        plan.stop = s
+            .tasks
+            .iter()
+            .map(|t| (t.arn.clone(), StopWhy::Draining))
+            .collect();
+        return plan;
+    }
+    // Unhealthy tasks go first, whatever their deployment.
+    let (unhealthy, live): (Vec<&TaskView>, Vec<&TaskView>) = s
+        .tasks
+        .iter()
+        .partition(|t| t.state == TaskState::Unhealthy);
+    for t in &unhealthy {
+        plan.stop.push((t.arn.clone(), StopWhy::Unhealthy));
+    }
+    let b = s.bounds;
+    let mut primary: Vec<&TaskView> = live.iter().copied().filter(|t| t.primary).collect();
+    let mut old: Vec<&TaskView> = live.iter().copied().filter(|t| !t.primary).collect();
+    primary.sort_by(|a, b| stop_order(a, b));
+    old.sort_by(|a, b| stop_order(a, b));
+
+    // More primary tasks than desired: the surplus stops.
+    let surplus = (primary.len() as i64 - b.desired).max(0) as usize;
+    for t in primary.drain(..surplus) {
+        plan.stop.push((t.arn.clone(), StopWhy::ScaleIn));
+    }
+
+    let healthy = |ts: &[&TaskView]| ts.iter().filter(|t| t.state == TaskState::Healthy).count();
+    let primary_healthy = healthy(&primary) as i64;
+    let mut old_healthy = healthy(&old) as i64;
+
+    // Old tasks stop while enough others stay healthy. Old tasks that are
+    // not healthy never count toward the minimum, so they may always go.
+    // When the primary already has all it needs, the old ones all go.
+    let primary_done = primary_healthy >= b.desired;
+    let mut old_left = old.len() as i64;
+    for t in &old {
+        let counts = t.state == TaskState::Healthy;
+        let may = !counts || primary_done || primary_healthy + old_healthy > b.min_healthy();
+        if may {
+            plan.stop.push((t.arn.clone(), StopWhy::Deployment));
+            old_left -= 1;
+            if counts {
+                old_healthy -= 1;
+            }
+        }
+    }
+
+    // New tasks start while the total stays within the maximum: every
+    // task counts until it has stopped, those this pass stops too. With
+    // no old task left the maximum cannot hold back the desired count.
+    if s.may_launch {
+        let live_total = s.tasks.len() as i64 + s.stopping;
+        let ceiling = if old_left == 0 {
+            b.max_total().max(b.desired)
+        } else {
+            b.max_total()
+        };
+        plan.start = (b.desired - primary.len() as i64)
+            .min(ceiling - live_total)
+            .max(0);
+    }
+    plan
+}
+
+/// The circuit breaker's failure threshold for a desired count: half of
+/// it, rounded up, at least 3 and at most 200.
+pub fn breaker_threshold(desired: i64) -> i64 {
+    ((desired + 1) / 2).clamp(3, 200)
+}
+
+/// How long a service whose tasks keep failing waits before its next start
+/// (ECS's task launch throttling): nothing for the first few failures,
+/// then doubling from 5 s up to 5 minutes.
+pub fn launch_backoff_ms(failures: i64) -> i64 {
+    const FREE: i64 = 3;
+    if failures < FREE {
+        return 0;
+    }
+    let doublings = (failures - FREE).min(6) as u32;
+    (5_000i64 << doublings).min(300_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn task(n: usize, primary: bool, state: TaskState) -> TaskView {
+        TaskView {
+            arn: format!("t{n}"),
+            primary,
+            state,
+            created_ms: n as i64,
+        }
+    }
+
+    fn bounds(desired: i64, min: i64, max: i64) -> Bounds {
+        Bounds {
+            desired,
+            minimum_healthy_percent: min,
+            maximum_percent: max,
+        }
+    }
+
+    #[test]
+    fn rounding_is_ecs_s() {
+        let b = bounds(3, 50, 150);
+        assert_eq!(b.min_healthy(), 2, "1.5 rounds up");
+        assert_eq!(b.max_total(), 4, "4.5 rounds down");
+        assert_eq!(breaker_threshold(1), 3);
+        assert_eq!(breaker_threshold(10), 5);
+        assert_eq!(breaker_threshold(11), 6);
+        assert_eq!(breaker_threshold(1000), 200);
+    }
+
+    #[test]
+    fn an_empty_service_starts_its_desired_count() {
+        let s = Snapshot {
+            bounds: bounds(3, 100, 200),
+            tasks: vec![],
+            may_launch: true,
+            draining: false,
+            stopping: 0,
+        };
+        assert_eq!(step(&s).start, 3);
+    }
+
+    #[test]
+    fn a_rolling_update_with_100_200_starts_new_before_stopping_old() {
+        let old: Vec<TaskView> = (0..2).map(|n| task(n, false, TaskState::Healthy)).collect();
+        let s = Snapshot {
+            bounds: bounds(2, 100, 200),
+            tasks: old.clone(),
+            may_launch: true,
+            draining: false,
+            stopping: 0,
+        };
+        let p = step(&s);
+        assert_eq!(p.start, 2);
+        assert!(p.stop.is_empty(), "{p:?}");
+        // One new task healthy: one old one may go.
+        let mut tasks = old;
+        tasks.push(task(5, true, TaskState::Healthy));
+        tasks.push(task(6, true, TaskState::Pending));
+        let p = step(&Snapshot { tasks, ..s.clone() });
+        assert_eq!(p.start, 0);
+        assert_eq!(p.stop, vec![("t1".to_string(), StopWhy::Deployment)]);
+    }
+
+    #[test]
+    fn a_rolling_update_with_50_100_stops_before_it_starts() {
+        let s = Snapshot {
+            bounds: bounds(4, 50, 100),
+            tasks: (0..4).map(|n| task(n, false, TaskState::Healthy)).collect(),
+            may_launch: true,
+            draining: false,
+            stopping: 0,
+        };
+        let p = step(&s);
+        assert_eq!(p.stop.len(), 2);
+        assert_eq!(
+            p.start, 0,
+            "the stopped ones hold their places until stopped"
+        );
+        let left: Vec<TaskView> = s
+            .tasks
+            .iter()
+            .filter(|t| !p.stop.iter().any(|(a, _)| *a == t.arn))
+            .cloned()
+            .collect();
+        let p = step(&Snapshot { tasks: left, ..s });
+        assert_eq!(p.start, 2, "the room the stopped ones left");
+    }
+
+    #[test]
+    fn tasks_still_stopping_count_toward_the_maximum() {
+        let s = Snapshot {
+            bounds: bounds(2, 50, 100),
+            tasks: vec![task(0, true, TaskState::Healthy)],
+            may_launch: true,
+            draining: false,
+            stopping: 1,
+        };
+        assert_eq!(step(&s).start, 0, "the stopping one still holds its place");
+        assert_eq!(step(&Snapshot { stopping: 0, ..s }).start, 1);
+    }
+
+    #[test]
+    fn unhealthy_and_surplus_tasks_stop() {
+        let s = Snapshot {
+            bounds: bounds(1, 100, 200),
+            tasks: vec![
+                task(0, true, TaskState::Unhealthy),
+                task(1, true, TaskState::Healthy),
+                task(2, true, TaskState::Pending),
+            ],
+            may_launch: true,
+            draining: false,
+            stopping: 0,
+        };
+        let p = step(&s);
+        assert_eq!(
+            p.stop,
+            vec![
+                ("t0".to_string(), StopWhy::Unhealthy),
+                ("t2".to_string(), StopWhy::ScaleIn)
+            ]
+        );
+        assert_eq!(p.start, 0);
+    }
+
+    #[test]
+    fn a_failed_deployment_starts_nothing_and_draining_stops_all() {
+        let s = Snapshot {
+            bounds: bounds(2, 100, 200),
+            tasks: vec![task(0, false, TaskState::Healthy)],
+            may_launch: false,
+            draining: false,
+            stopping: 0,
+        };
+        assert_eq!(step(&s).start, 0);
+        let p = step(&Snapshot {
+            draining: true,
+            ..s
+        });
+        assert_eq!(p.stop, vec![("t0".to_string(), StopWhy::Draining)]);
+    }
+
+    /// Simulate a deployment to its end: each pass applies the plan, then
+    /// a random part of the pending tasks start and of the running ones
+    /// become healthy. Never below the minimum healthy (once reached),
+    /// never above the maximum, and it converges.
+    #[test]
+    fn random_deployments_keep_their_bounds_and_converge() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for case in 0..500 {
+            let desired = rng.gen_range(0..12);
+            let min = [0, 50, 100][rng.gen_range(0..3)];
+            let max = [100, 150, 200][rng.gen_range(0..3)];
+            let b = bounds(desired, min, max);
+            if desired > 0 && b.max_total() <= b.min_healthy() {
+                // No room to start a new task before an old one stops, and
+                // none may stop: ECS cannot move such a service either.
+                continue;
+            }
+            let old = rng.gen_range(0..12);
+            let mut tasks: Vec<TaskView> = (0..old)
+                .map(|n| task(n, false, TaskState::Healthy))
+                .collect();
+            let mut next = old;
+            let mut passes = 0;
+            loop {
+                let s = Snapshot {
+                    bounds: b,
+                    tasks: tasks.clone(),
+                    may_launch: true,
+                    draining: false,
+                    stopping: 0,
+                };
+                let healthy_before = tasks
+                    .iter()
+                    .filter(|t| t.state == TaskState::Healthy)
+                    .count() as i64;
+                let p = step(&s);
+                tasks.retain(|t| !p.stop.iter().any(|(a, _)| *a == t.arn));
+                let healthy_after = tasks
+                    .iter()
+                    .filter(|t| t.state == TaskState::Healthy)
+                    .count() as i64;
+                assert!(
+                    healthy_after >= b.min_healthy().min(healthy_before)
+                        || tasks.iter().filter(|t| t.primary).count() as i64 >= desired,
+                    "case {case}: {b:?} healthy {healthy_before} → {healthy_after} by {p:?}"
+                );
+                for _ in 0..p.start {
+                    tasks.push(task(next, true, TaskState::Pending));
+                    next += 1;
+                }
+                let old_left = tasks.iter().any(|t| !t.primary);
+                assert!(
+                    !old_left || tasks.len() as i64 <= b.max_total().max(old as i64),
+                    "case {case}: {} tasks over the maximum {b:?}",
+                    tasks.len()
+                );
+                let done = !old_left
+                    && tasks.len() as i64 == desired
+                    && tasks.iter().all(|t| t.state == TaskState::Healthy);
+                if done {
+                    break;
+                }
+                for t in tasks.iter_mut().filter(|t| t.primary) {
+                    if rng.gen_bool(0.5) {
+                        t.state = match t.state {
+                            TaskState::Pending => TaskState::Running,
+                            _ => TaskState::Healthy,
+                        };
+                    }
+                }
+                passes += 1;
+                assert!(
+                    passes < 200,
+                    "case {case}: {b:?} did not converge: {tasks:?}"
+                );
+            }
+        }
+    }
+}

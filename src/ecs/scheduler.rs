@@ -1,0 +1,662 @@
+//! The service scheduler, a level-triggered controller: each pass compares
+//! every service's desired state with its tasks and takes the next step
+//! (`deploy::step`, pure), launching through RunTask's own path and
+//! stopping with `ServiceSchedulerInitiated`. It also moves deployments
+//! along: COMPLETED when the primary's tasks are all healthy and the old
+//! ones gone, FAILED when the circuit breaker trips (rolling back to the
+//! last completed deployment when asked), INACTIVE when their tasks are
+//! gone; and a deleted service from DRAINING to INACTIVE.
+//!
+//! A pass first decides every service on a read snapshot; only a service
+//! with something to do is decided again and acted on inside a write
+//! transaction, so what it acts on is what it decided on, and a quiet
+//! service costs one read. Everything it decides follows from the store,
+//! so a pass interrupted by a crash is simply run again: no task is started
+//! twice for one slot (the slot is filled by the committed task) and none
+//! is forgotten (a missing one is seen missing again).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection};
+
+use super::deploy::{self, Bounds, Plan, Snapshot, StopWhy, TaskState, TaskView};
+use super::services::{self, DeploymentRow, ServiceRow, ServiceStatus, ACTIVE, INACTIVE, PRIMARY};
+use super::shapes::{
+    DeploymentRolloutState, HealthStatus, PropagateTags, ServiceDeploymentStatus, TaskStopCode,
+};
+use super::status::TaskStatus;
+use super::{arn, clusters, tags, taskdefs, tasks, Ecs};
+use crate::clock::Clock;
+use crate::context::Ctx;
+use crate::controllers::Controller;
+use crate::error::ApiResult;
+
+use super::services::FAILED;
+
+/// Throttling counts the failures of the last 15 minutes.
+const RECENT_MS: i64 = 15 * 60 * 1000;
+
+/// One live task of a service, as stored.
+#[derive(Debug, Clone)]
+struct LiveTask {
+    arn: String,
+    started_by: Option<String>,
+    last_status: TaskStatus,
+    health: HealthStatus,
+    started_ms: Option<i64>,
+    created_ms: i64,
+    td_arn: String,
+}
+
+/// What a pass reads of one service.
+struct Observed {
+    service: ServiceRow,
+    deployments: Vec<DeploymentRow>,
+    /// Desired RUNNING and not yet STOPPED.
+    live: Vec<LiveTask>,
+    /// Not yet STOPPED, whatever is desired.
+    not_stopped: i64,
+    /// Per deployment: (failures, failures in the last 15 minutes, when
+    /// its newest task was created).
+    failures: HashMap<String, (i64, i64, i64)>,
+    /// Per task definition: whether an essential container has a health
+    /// check.
+    checked: HashMap<String, bool>,
+    /// The newest event's message.
+    last_event: Option<String>,
+}
+
+/// The event of a service whose launches are held back.
+fn throttled_event(name: &str) -> String {
+    format!(
+        "(service {name}) is unable to consistently start tasks successfully. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+    )
+}
+
+fn observe(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Option<Observed>> {
+    let Some(service) = services::load(conn, arn)? else {
+        return Ok(None);
+    };
+    let deployments = services::deployments(conn, arn)?;
+    let live: Vec<LiveTask> = conn
+        .prepare_cached(
+            "SELECT arn, started_by, last_status, json_extract(doc, '$.healthStatus'),
+                    json_extract(doc, '$.startedAt'), created_at, task_definition_arn
+             FROM tasks INDEXED BY tasks_by_group
+             WHERE cluster_arn = ?1 AND task_group = ?2 AND last_status != 'STOPPED'
+               AND desired_status = 'RUNNING'
+             ORDER BY created_at, arn",
+        )?
+        .query_map(params![service.cluster_arn, service.group()], |r| {
+            let status: String = r.get(2)?;
+            let health: Option<String> = r.get(3)?;
+            Ok(LiveTask {
+                arn: r.get(0)?,
+                started_by: r.get(1)?,
+                last_status: serde_json::from_value(serde_json::json!(status)).unwrap_or_default(),
+                health: health
+                    .and_then(|h| serde_json::from_value(serde_json::json!(h)).ok())
+                    .unwrap_or(HealthStatus::Unknown),
+                started_ms: r.get::<_, Option<f64>>(4)?.map(|s| (s * 1000.0) as i64),
+                created_ms: r.get(5)?,
+                td_arn: r.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let not_stopped: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM tasks INDEXED BY tasks_by_group
+             WHERE cluster_arn = ?1 AND task_group = ?2 AND last_status != 'STOPPED'",
+        )?
+        .query_row(params![service.cluster_arn, service.group()], |r| r.get(0))?;
+    let mut failures = HashMap::new();
+    let mut checked = HashMap::new();
+    for d in deployments.iter().filter(|d| d.status() != INACTIVE) {
+        let counts = conn
+            .prepare_cached(&format!(
+                "SELECT coalesce(sum({FAILED}), 0), coalesce(sum(({FAILED}) AND created_at >= ?2), 0),
+                        coalesce(max(created_at), 0)
+                 FROM tasks INDEXED BY tasks_by_started_by WHERE started_by = ?1"
+            ))?
+            .query_row(params![d.id, now_ms - RECENT_MS], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        failures.insert(d.id.clone(), counts);
+        if let Some(td) = &d.doc.task_definition {
+            let has = taskdefs::find_by_arn(conn, td)?.is_some_and(|t| {
+                t.doc
+                    .container_definitions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.essential.unwrap_or(true) && c.health_check.is_some())
+            });
+            checked.insert(td.clone(), has);
+        }
+    }
+    let last_event = services::last_event(conn, arn)?.map(|(m, _)| m);
+    Ok(Some(Observed {
+        last_event,
+        service,
+        deployments,
+        live,
+        not_stopped,
+        failures,
+        checked,
+    }))
+}
+
+/// What a pass decides for one service.
+#[derive(Debug, Default)]
+struct Decision {
+    plan: Plan,
+    /// The primary's rollout is to become COMPLETED.
+    complete: bool,
+    /// The circuit breaker trips: roll back to this deployment (when one
+    /// completed before), or just fail.
+    trip: Option<Option<String>>,
+    /// ACTIVE deployments left without tasks.
+    retire: Vec<String>,
+    /// The service reached (true) or left (false) its steady state.
+    steady: Option<bool>,
+    /// A DRAINING service whose tasks have all stopped.
+    inactive: bool,
+    /// The primary's launches are held back after repeated failures.
+    throttled: bool,
+    /// ... and no event says so yet.
+    note_throttled: bool,
+}
+
+impl Decision {
+    fn is_empty(&self) -> bool {
+        self.plan.start == 0
+            && self.plan.stop.is_empty()
+            && !self.complete
+            && self.trip.is_none()
+            && self.retire.is_empty()
+            && self.steady.is_none()
+            && !self.inactive
+            && !self.note_throttled
+    }
+}
+
+fn grace_ms(s: &ServiceRow) -> i64 {
+    s.doc.health_check_grace_period_seconds.unwrap_or(0) * 1000
+}
+
+fn decide(o: &Observed, now_ms: i64) -> Decision {
+    let mut d = Decision::default();
+    let s = &o.service;
+    let primary = o.deployments.iter().find(|d| d.status() == PRIMARY);
+    let primary_id = primary.map(|p| p.id.as_str()).unwrap_or_default();
+    let views: Vec<TaskView> = o
+        .live
+        .iter()
+        .map(|t| TaskView {
+            arn: t.arn.clone(),
+            primary: t.started_by.as_deref() == Some(primary_id),
+            state: state_of(
+                t,
+                o.checked.get(&t.td_arn).copied().unwrap_or(false),
+                grace_ms(s),
+                now_ms,
+            ),
+            created_ms: t.created_ms,
+        })
+        .collect();
+    if s.status != ServiceStatus::Active {
+        d.plan = deploy::step(&Snapshot {
+            bounds: Bounds {
+                desired: 0,
+                minimum_healthy_percent: 0,
+                maximum_percent: 100,
+            },
+            tasks: views,
+            may_launch: false,
+            draining: true,
+            stopping: 0,
+        });
+        d.inactive = s.status == ServiceStatus::Draining && o.not_stopped == 0;
+        return d;
+    }
+    let Some(primary) = primary else {
+        return d;
+    };
+    let config = s.config();
+    let breaker = s.breaker();
+    let (failed, recent, last_launch) = o.failures.get(&primary.id).copied().unwrap_or_default();
+    let in_progress = primary.rollout() == DeploymentRolloutState::InProgress;
+    if breaker.enable && in_progress && failed >= deploy::breaker_threshold(s.desired()) {
+        let target = breaker.rollback.then(|| {
+            o.deployments
+                .iter()
+                .filter(|x| x.id != primary.id)
+                .find(|x| x.rollout() == DeploymentRolloutState::Completed)
+                .map(|x| x.id.clone())
+        });
+        d.trip = Some(target.flatten());
+        return d;
+    }
+    let failed_deployment = primary.rollout() == DeploymentRolloutState::Failed;
+    let backoff = deploy::launch_backoff_ms(recent);
+    d.throttled = backoff > 0 && now_ms - last_launch < backoff;
+    d.note_throttled =
+        d.throttled && o.last_event.as_deref() != Some(throttled_event(&s.name).as_str());
+    d.plan = deploy::step(&Snapshot {
+        bounds: Bounds {
+            desired: s.desired(),
+            minimum_healthy_percent: config.minimum_healthy_percent.unwrap_or(100),
+            maximum_percent: config.maximum_percent.unwrap_or(200),
+        },
+        tasks: views.clone(),
+        may_launch: !failed_deployment && !d.throttled,
+        draining: false,
+        stopping: o.not_stopped - o.live.len() as i64,
+    });
+    // After this pass's stops: what is left of each deployment.
+    let stopped = |v: &TaskView| d.plan.stop.iter().any(|(a, _)| *a == v.arn);
+    let left: Vec<&TaskView> = views.iter().filter(|v| !stopped(v)).collect();
+    let old_left = left.iter().filter(|v| !v.primary).count();
+    let primary_left: Vec<&&TaskView> = left.iter().filter(|v| v.primary).collect();
+    let whole = old_left == 0
+        && d.plan.start == 0
+        && primary_left.len() as i64 == s.desired()
+        && primary_left.iter().all(|v| v.state == TaskState::Healthy);
+    d.complete = whole && in_progress;
+    for dep in o.deployments.iter().filter(|x| x.status() == ACTIVE) {
+        let has_tasks = left.iter().any(|v| {
+            o.live
+                .iter()
+                .any(|t| t.arn == v.arn && t.started_by.as_deref() == Some(dep.id.as_str()))
+        });
+        if !has_tasks {
+            d.retire.push(dep.id.clone());
+        }
+    }
+    let steady = whole && d.plan.stop.is_empty() && !failed_deployment;
+    if steady != s.steady {
+        d.steady = Some(steady);
+    }
+    d
+}
+
+/// How the scheduler sees a live task.
+fn state_of(t: &LiveTask, checked: bool, grace_ms: i64, now_ms: i64) -> TaskState {
+    if t.last_status != TaskStatus::Running {
+        return TaskState::Pending;
+    }
+    if !checked {
+        return TaskState::Healthy;
+    }
+    match t.health {
+        HealthStatus::Healthy => TaskState::Healthy,
+        HealthStatus::Unhealthy => {
+            let since = t.started_ms.unwrap_or(t.created_ms);
+            if now_ms - since < grace_ms {
+                TaskState::Running
+            } else {
+                TaskState::Unhealthy
+            }
+        }
+        _ => TaskState::Running,
+    }
+}
+
+/// The short id of a task ARN.
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// What acting on one service needs woken afterwards.
+#[derive(Default)]
+struct Acted {
+    launched: Vec<tasks::Launched>,
+    stopped: bool,
+}
+
+impl Ecs {
+    /// One pass over every service not yet INACTIVE.
+    pub fn schedule_services(&self, now_ms: i64) -> ApiResult<()> {
+        let arns = self.store.read(services::live_arns)?;
+        for arn in arns {
+            let busy = self.store.read(|c| {
+                Ok(observe(c, &arn, now_ms)?.is_some_and(|o| !decide(&o, now_ms).is_empty()))
+            })?;
+            if !busy {
+                continue;
+            }
+            let acted = self.store.write_then(
+                |tx| self.act(tx, &arn, now_ms),
+                |a| {
+                    for l in &mut a.launched {
+                        self.keep_placer(l);
+                    }
+                },
+            )?;
+            for l in &acted.launched {
+                self.wake_for(l);
+            }
+            if acted.stopped {
+                self.tasks_changed();
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide one service again inside the write transaction and act.
+    fn act(&self, tx: &Connection, arn: &str, now_ms: i64) -> ApiResult<Acted> {
+        let mut acted = Acted::default();
+        let Some(o) = observe(tx, arn, now_ms)? else {
+            return Ok(acted);
+        };
+        let d = decide(&o, now_ms);
+        let Some(parsed) = arn::parse(arn) else {
+            return Ok(acted);
+        };
+        let ctx = Ctx::internal(parsed.account, parsed.region, now_ms);
+        let mut s = o.service.clone();
+        let name = s.name.clone();
+        let primary = o
+            .deployments
+            .iter()
+            .find(|x| x.status() == PRIMARY)
+            .cloned();
+        let primary_id = primary.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+
+        if let Some(target) = &d.trip {
+            let mut failed = primary.clone().expect("a breaker trips on the primary");
+            failed.doc.rollout_state = Some(DeploymentRolloutState::Failed);
+            failed.doc.rollout_state_reason =
+                Some("ECS deployment circuit breaker: tasks failed to start.".into());
+            failed.doc.updated_at = Some(ctx.now_epoch());
+            failed.outcome = Some(if s.breaker().rollback {
+                ServiceDeploymentStatus::RollbackFailed
+            } else {
+                ServiceDeploymentStatus::Stopped
+            });
+            services::event(
+                tx,
+                &ctx,
+                arn,
+                &format!(
+                    "(service {name}) (deployment {}) deployment failed: tasks failed to start.",
+                    failed.id
+                ),
+            )?;
+            if let Some(target_id) = target {
+                let back = o
+                    .deployments
+                    .iter()
+                    .find(|x| &x.id == target_id)
+                    .expect("a deployment of the service");
+                s.doc.task_definition = back.doc.task_definition.clone();
+                s.doc.launch_type = back.doc.launch_type;
+                s.doc.capacity_provider_strategy = back.doc.capacity_provider_strategy.clone();
+                s.doc.network_configuration = back.doc.network_configuration.clone();
+                s.doc.platform_version = back.doc.platform_version.clone();
+                services::save(tx, &s)?;
+                failed.outcome = Some(ServiceDeploymentStatus::RollbackInProgress);
+                services::save_deployment(tx, &failed)?;
+                let new_id = services::start_deployment(
+                    tx,
+                    &ctx,
+                    &s,
+                    Some(format!(
+                        "ECS deployment circuit breaker: rolling back to deploymentId {target_id}."
+                    )),
+                )?;
+                // `start_deployment` made the failed one ACTIVE; keep why.
+                if let Some(mut f) = services::deployments(tx, arn)?
+                    .into_iter()
+                    .find(|x| x.id == failed.id)
+                {
+                    f.doc.rollout_state = Some(DeploymentRolloutState::Failed);
+                    f.doc.rollout_state_reason = failed.doc.rollout_state_reason.clone();
+                    f.outcome = Some(ServiceDeploymentStatus::RollbackInProgress);
+                    f.rolled_back_to = Some(new_id.clone());
+                    services::save_deployment(tx, &f)?;
+                }
+                services::event(
+                    tx,
+                    &ctx,
+                    arn,
+                    &format!("(service {name}) rolling back to deployment {target_id}."),
+                )?;
+            } else {
+                services::save_deployment(tx, &failed)?;
+            }
+            return Ok(acted);
+        }
+
+        // Stops first: they make the room the starts take.
+        let mut by_reason: Vec<(StopWhy, Vec<String>)> = Vec::new();
+        for (task_arn, why) in &d.plan.stop {
+            let reason = match why {
+                StopWhy::Unhealthy => "Task failed container health checks".to_string(),
+                _ => format!("Scaling activity initiated by (deployment {primary_id})"),
+            };
+            if *why == StopWhy::Unhealthy {
+                services::event(
+                    tx,
+                    &ctx,
+                    arn,
+                    &format!(
+                        "(service {name}) (task {}) failed container health checks.",
+                        short(task_arn)
+                    ),
+                )?;
+            }
+            tasks::stop(
+                tx,
+                task_arn,
+                TaskStopCode::ServiceSchedulerInitiated,
+                &reason,
+                ctx.now_epoch(),
+            )?;
+            acted.stopped = true;
+            match by_reason.iter_mut().find(|(w, _)| w == why) {
+                Some((_, v)) => v.push(task_arn.clone()),
+                None => by_reason.push((*why, vec![task_arn.clone()])),
+            }
+        }
+        let all_stopped: Vec<&String> = by_reason.iter().flat_map(|(_, v)| v).collect();
+        if !all_stopped.is_empty() {
+            let ids: Vec<String> = all_stopped
+                .iter()
+                .map(|a| format!("(task {})", short(a)))
+                .collect();
+            services::event(
+                tx,
+                &ctx,
+                arn,
+                &format!(
+                    "(service {name}) has stopped {} running tasks: {}.",
+                    ids.len(),
+                    ids.join(" ")
+                ),
+            )?;
+        }
+
+        if d.plan.start > 0 {
+            if let Some(p) = &primary {
+                self.start(tx, &ctx, &s, p, d.plan.start, &mut acted)?;
+            }
+        }
+        if d.note_throttled {
+            services::event(tx, &ctx, arn, &throttled_event(&name))?;
+        }
+
+        let mut deployments = services::deployments(tx, arn)?;
+        if d.complete {
+            if let Some(p) = deployments.iter_mut().find(|x| x.status() == PRIMARY) {
+                p.doc.rollout_state = Some(DeploymentRolloutState::Completed);
+                p.doc.rollout_state_reason = Some(format!("ECS deployment {} completed.", p.id));
+                p.doc.updated_at = Some(ctx.now_epoch());
+                p.outcome = Some(ServiceDeploymentStatus::Successful);
+                services::save_deployment(tx, p)?;
+                let id = p.id.clone();
+                for f in deployments
+                    .iter_mut()
+                    .filter(|x| x.rolled_back_to.as_deref() == Some(id.as_str()))
+                {
+                    f.outcome = Some(ServiceDeploymentStatus::RollbackSuccessful);
+                    services::save_deployment(tx, f)?;
+                }
+                services::event(
+                    tx,
+                    &ctx,
+                    arn,
+                    &format!("(service {name}) (deployment {id}) deployment completed."),
+                )?;
+            }
+        }
+        for dep in deployments.iter_mut().filter(|x| d.retire.contains(&x.id)) {
+            dep.doc.status = Some(INACTIVE.into());
+            dep.doc.updated_at = Some(ctx.now_epoch());
+            services::save_deployment(tx, dep)?;
+        }
+        if let Some(steady) = d.steady {
+            s.steady = steady;
+            services::save(tx, &s)?;
+            if steady {
+                services::event(
+                    tx,
+                    &ctx,
+                    arn,
+                    &format!("(service {name}) has reached a steady state."),
+                )?;
+            }
+        }
+        if d.inactive {
+            s.status = ServiceStatus::Inactive;
+            services::save(tx, &s)?;
+            for dep in deployments.iter_mut().filter(|x| x.status() != INACTIVE) {
+                dep.doc.status = Some(INACTIVE.into());
+                services::save_deployment(tx, dep)?;
+            }
+        }
+        Ok(acted)
+    }
+
+    /// Launch `count` tasks of a service's primary deployment; what cannot
+    /// be placed becomes an event, never a failed pass.
+    fn start(
+        &self,
+        tx: &Connection,
+        ctx: &Ctx,
+        s: &ServiceRow,
+        p: &DeploymentRow,
+        count: i64,
+        acted: &mut Acted,
+    ) -> ApiResult<()> {
+        let name = &s.name;
+        let cluster = match clusters::find(tx, ctx, &s.cluster_arn)? {
+            Some(c) if c.is_active() => c,
+            _ => return Ok(()),
+        };
+        let mut task_tags = Vec::new();
+        if s.doc.propagate_tags == Some(PropagateTags::Service) {
+            task_tags = tags::from_shapes(&tags::load(tx, &s.arn)?);
+        }
+        if s.doc.enable_ecs_managed_tags == Some(true) {
+            for (k, v) in [
+                ("aws:ecs:serviceName", name.as_str()),
+                ("aws:ecs:clusterName", cluster.name.as_str()),
+            ] {
+                task_tags.push(tags::Tag {
+                    key: k.into(),
+                    value: v.into(),
+                });
+            }
+        }
+        let req = tasks::TaskRequest {
+            cluster: Some(cluster.arn.clone()),
+            task_definition: p.doc.task_definition.clone().unwrap_or_default(),
+            count,
+            launch_type: p.doc.launch_type,
+            capacity_provider_strategy: p.doc.capacity_provider_strategy.clone(),
+            network_configuration: p.doc.network_configuration.clone(),
+            started_by: Some(p.id.clone()),
+            group: Some(s.group()),
+            tags: task_tags,
+            propagate_tags: s
+                .doc
+                .propagate_tags
+                .filter(|t| *t == PropagateTags::TaskDefinition),
+            enable_execute_command: s.doc.enable_execute_command.unwrap_or(false),
+            platform_version: p.doc.platform_version.clone(),
+            placement_constraints: s.doc.placement_constraints.clone().unwrap_or_default(),
+            placement_strategy: s.doc.placement_strategy.clone().unwrap_or_default(),
+            ..tasks::TaskRequest::default()
+        };
+        tx.execute_batch("SAVEPOINT service_launch")?;
+        let result = self.launch(tx, ctx, &cluster, &req);
+        let (started, reason) = match result {
+            Ok(l) => {
+                tx.execute_batch("RELEASE service_launch")?;
+                let reason = l.failures.first().and_then(|f| f.reason.clone());
+                let started: Vec<String> = l
+                    .tasks
+                    .iter()
+                    .filter_map(|t| {
+                        t.task_arn
+                            .as_deref()
+                            .map(|a| format!("(task {})", short(a)))
+                    })
+                    .collect();
+                acted.launched.push(l);
+                (started, reason)
+            }
+            Err(e) => {
+                tx.execute_batch("ROLLBACK TO service_launch; RELEASE service_launch")?;
+                (Vec::new(), Some(e.message))
+            }
+        };
+        if !started.is_empty() {
+            services::event(
+                tx,
+                ctx,
+                &s.arn,
+                &format!(
+                    "(service {name}) has started {} tasks: {}.",
+                    started.len(),
+                    started.join(" ")
+                ),
+            )?;
+        }
+        if let Some(reason) = reason {
+            let msg = format!(
+                "(service {name}) was unable to place a task because no container instance met all of its requirements. Reason: {reason}"
+            );
+            if services::last_event(tx, &s.arn)?.map(|(m, _)| m) != Some(msg.clone()) {
+                services::event(tx, ctx, &s.arn, &msg)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The scheduler under the controller runtime.
+pub struct ServiceScheduler {
+    pub ecs: Arc<Ecs>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl Controller for ServiceScheduler {
+    fn name(&self) -> &'static str {
+        "services"
+    }
+
+    fn tick(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+
+    async fn pass(&self, _woken: Vec<String>) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
+        tokio::task::block_in_place(|| self.ecs.schedule_services(now))?;
+        Ok(())
+    }
+}

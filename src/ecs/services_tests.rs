@@ -1,0 +1,319 @@
+//! Services in-process, on the fake runtime and the manual clock: the
+//! scheduler keeps the desired count, replaces what dies, rolls a
+//! deployment within its bounds, trips the circuit breaker and rolls back,
+//! and picks up where it was after a restart.
+
+use serde_json::{json, Value};
+
+use crate::runtime::fake::Program;
+use crate::testing::{net, World};
+
+const GOOD: &str = "app:1";
+const BAD: &str = "crash:1";
+
+fn world() -> World {
+    let w = World::new();
+    w.fake.image(GOOD, Program::runs());
+    w.fake.image("app:2", Program::runs());
+    w.fake.image(BAD, Program::exits(1));
+    w.fake.image("checked:1", Program::runs().healthy());
+    w
+}
+
+fn td(w: &World, image: &str) -> String {
+    w.fargate(json!([{"name": "main", "image": image}]))
+}
+
+fn create(w: &World, name: &str, td: &str, desired: i64, extra: Value) -> Value {
+    let mut req = json!({"serviceName": name, "taskDefinition": td, "desiredCount": desired,
+                         "launchType": "FARGATE", "networkConfiguration": net()});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        req[k] = v;
+    }
+    w.ecs("CreateService", req)["service"].clone()
+}
+
+fn describe(w: &World, name: &str) -> Value {
+    w.ecs("DescribeServices", json!({"services": [name]}))["services"][0].clone()
+}
+
+fn running(w: &World, name: &str) -> Vec<Value> {
+    let arns = w.ecs("ListTasks", json!({"serviceName": name}))["taskArns"].clone();
+    if arns.as_array().is_none_or(|a| a.is_empty()) {
+        return vec![];
+    }
+    w.ecs("DescribeTasks", json!({"tasks": arns}))["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn events(s: &Value) -> Vec<String> {
+    s["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_reaches_its_desired_count_and_replaces_what_dies() {
+    let w = world();
+    let td = td(&w, GOOD);
+    let s = create(&w, "web", &td, 3, json!({}));
+    assert_eq!(s["deployments"][0]["rolloutState"], "IN_PROGRESS");
+    w.converge().await;
+    let s = describe(&w, "web");
+    assert_eq!(s["runningCount"], 3, "{s}");
+    assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED");
+    assert!(events(&s).contains(&"(service web) has reached a steady state.".to_string()));
+    let tasks = running(&w, "web");
+    assert_eq!(tasks.len(), 3);
+    let victim = tasks[0]["taskArn"].as_str().unwrap().to_string();
+    w.fake.exit(&w.container_id(&victim, "main"), 137);
+    w.converge().await;
+    let after = running(&w, "web");
+    assert_eq!(after.len(), 3);
+    assert!(after.iter().all(|t| t["taskArn"] != victim.as_str()));
+    assert_eq!(w.task(&victim)["stopCode"], "EssentialContainerExited");
+    // Scale in: the surplus stops as the scheduler's.
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "desiredCount": 1}),
+    );
+    w.converge().await;
+    assert_eq!(running(&w, "web").len(), 1);
+    assert_eq!(describe(&w, "web")["runningCount"], 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rolling_deployment_keeps_the_minimum_and_retires_the_old() {
+    let w = world();
+    let td1 = td(&w, GOOD);
+    create(
+        &w,
+        "web",
+        &td1,
+        4,
+        json!({"deploymentConfiguration": {"minimumHealthyPercent": 50, "maximumPercent": 100}}),
+    );
+    w.converge().await;
+    let old: Vec<String> = running(&w, "web")
+        .iter()
+        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .collect();
+    let td2 = w.fargate(json!([{"name": "main", "image": "app:2"}]));
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": td2}),
+    );
+    // Step by step: never fewer than 2 running, never more than 4 live.
+    for _ in 0..20 {
+        w.schedule();
+        w.settle().await;
+        let s = describe(&w, "web");
+        let live = s["runningCount"].as_i64().unwrap() + s["pendingCount"].as_i64().unwrap();
+        assert!(s["runningCount"].as_i64().unwrap() >= 2, "{s}");
+        assert!(live <= 4, "{s}");
+    }
+    w.converge().await;
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(s["deployments"][0]["taskDefinition"], td2.as_str());
+    assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED");
+    let primary = s["deployments"][0]["id"].as_str().unwrap().to_string();
+    for arn in &old {
+        let t = w.task(arn);
+        assert_eq!(t["lastStatus"], "STOPPED");
+        assert_eq!(t["stopCode"], "ServiceSchedulerInitiated");
+        assert_eq!(
+            t["stoppedReason"],
+            format!("Scaling activity initiated by (deployment {primary})")
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_circuit_breaker_fails_a_crashing_deployment_and_rolls_back() {
+    let w = world();
+    let good = td(&w, GOOD);
+    create(
+        &w,
+        "web",
+        &good,
+        2,
+        json!({"deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": true, "rollback": true}}}),
+    );
+    w.converge().await;
+    let first = describe(&w, "web")["deployments"][0]["id"].clone();
+    let bad = td(&w, BAD);
+    let failed = w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": bad}),
+    )["service"]["deployments"][0]["id"]
+        .clone();
+    // While the rollback is under way, its deployment says why.
+    let mut seen = false;
+    for _ in 0..20 {
+        w.schedule();
+        w.settle().await;
+        let reason = describe(&w, "web")["deployments"][0]["rolloutStateReason"].clone();
+        if reason
+            == format!(
+                "ECS deployment circuit breaker: rolling back to deploymentId {}.",
+                first.as_str().unwrap()
+            )
+            .as_str()
+        {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "no rollback under way");
+    w.converge().await;
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"].as_array().unwrap().len(), 1, "{s}");
+    let p = &s["deployments"][0];
+    assert_eq!(p["taskDefinition"], good.as_str());
+    assert_eq!(p["rolloutState"], "COMPLETED");
+    assert_ne!(p["id"], failed);
+    let ev = events(&s);
+    assert!(ev.contains(&format!(
+        "(service web) (deployment {}) deployment failed: tasks failed to start.",
+        failed.as_str().unwrap()
+    )));
+    assert!(ev.contains(&format!(
+        "(service web) rolling back to deployment {}.",
+        first.as_str().unwrap()
+    )));
+    // The threshold (3) of failed tasks, in twos (the maximum allows 2
+    // new beside the 2 old), then no more launches of the bad revision;
+    // the first deployment's tasks are replaced by the rollback's.
+    let stopped = w.ecs(
+        "ListTasks",
+        json!({"serviceName": "web", "desiredStatus": "STOPPED"}),
+    )["taskArns"]
+        .clone();
+    let stopped = w.ecs("DescribeTasks", json!({ "tasks": stopped }))["tasks"].clone();
+    let of = |td: &str| {
+        stopped
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["taskDefinitionArn"] == td)
+            .count()
+    };
+    assert_eq!(of(&bad), 4, "{stopped}");
+    assert_eq!(of(&good), 2, "{stopped}");
+    let listed = w.ecs("ListServiceDeployments", json!({"service": "web"}));
+    let statuses: Vec<&str> = listed["serviceDeployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "SUCCESSFUL"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_breaker_a_crash_loop_is_throttled() {
+    let w = world();
+    let bad = td(&w, BAD);
+    create(&w, "loop", &bad, 1, json!({}));
+    w.converge().await;
+    let s = describe(&w, "loop");
+    assert!(events(&s).iter().any(
+        |e| e.starts_with("(service loop) is unable to consistently start tasks successfully.")
+    ));
+    let failed = s["deployments"][0]["failedTasks"].as_i64().unwrap();
+    assert_eq!(failed, 3, "launches stop until the back-off passes: {s}");
+    w.clock.advance_ms(5_000);
+    w.converge().await;
+    let failed = describe(&w, "loop")["deployments"][0]["failedTasks"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(failed, 4, "one more try after 5 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_task_is_replaced() {
+    let w = world();
+    let td = w.fargate(json!([{"name": "main", "image": "checked:1",
+        "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 2}}]));
+    create(&w, "web", &td, 1, json!({}));
+    w.converge().await;
+    let [t] = running(&w, "web").try_into().expect("one task");
+    assert_eq!(t["healthStatus"], "HEALTHY");
+    let arn = t["taskArn"].as_str().unwrap().to_string();
+    w.fake
+        .set_health(&w.container_id(&arn, "main"), "unhealthy");
+    w.converge().await;
+    let stopped = w.task(&arn);
+    assert_eq!(stopped["stopCode"], "ServiceSchedulerInitiated");
+    assert_eq!(
+        stopped["stoppedReason"],
+        "Task failed container health checks"
+    );
+    let now = running(&w, "web");
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0]["taskArn"], arn.as_str());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_service_drains_to_inactive() {
+    let w = world();
+    let td = td(&w, GOOD);
+    create(&w, "web", &td, 2, json!({}));
+    w.converge().await;
+    let e = w
+        .call("ECS", "DeleteService", json!({"service": "web"}))
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    let s = w.ecs("DeleteService", json!({"service": "web", "force": true}))["service"].clone();
+    assert_eq!(s["status"], "DRAINING");
+    w.converge().await;
+    let s = describe(&w, "web");
+    assert_eq!(s["status"], "INACTIVE");
+    assert_eq!(s["runningCount"], 0);
+    assert!(w.fake.names().is_empty(), "{:?}", w.fake.names());
+    let listed = w.ecs("ListServices", json!({}));
+    assert_eq!(listed["serviceArns"], json!([]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_the_count_is_exact() {
+    let mut w = world();
+    let td1 = td(&w, GOOD);
+    create(&w, "web", &td1, 3, json!({}));
+    w.converge().await;
+    let td2 = w.fargate(json!([{"name": "main", "image": "app:2"}]));
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": td2}),
+    );
+    // Half-way: one pass decided and launched, nothing run yet.
+    w.schedule();
+    w.restart_agent();
+    w.schedule();
+    w.converge().await;
+    let tasks = running(&w, "web");
+    assert_eq!(tasks.len(), 3);
+    assert!(tasks.iter().all(|t| t["taskDefinitionArn"] == td2.as_str()));
+    let stopped = w.ecs(
+        "ListTasks",
+        json!({"serviceName": "web", "desiredStatus": "STOPPED"}),
+    )["taskArns"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(stopped, 3, "no slot was filled twice");
+    assert_eq!(
+        w.fake.names().len(),
+        3 * 2,
+        "3 tasks, each a container and a sandbox"
+    );
+}
