@@ -177,6 +177,98 @@ pub fn step(s: &Snapshot) -> Plan {
     plan
 }
 
+/// One task of a DAEMON service: where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonTask {
+    pub task: TaskView,
+    /// Its container instance (none while it waits for one).
+    pub instance: Option<String>,
+}
+
+/// What the scheduler sees of a DAEMON service: one task belongs on each
+/// of `instances`.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonSnapshot {
+    /// The ACTIVE instances whose attributes meet the constraints.
+    pub instances: Vec<String>,
+    pub tasks: Vec<DaemonTask>,
+    /// Instances where a task asked to stop has not stopped yet.
+    pub busy: Vec<String>,
+    pub minimum_healthy_percent: i64,
+    pub may_launch: bool,
+    pub draining: bool,
+}
+
+/// One pass's decisions for a DAEMON service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonPlan {
+    /// Instances to start a primary task on.
+    pub start_on: Vec<String>,
+    pub stop: Vec<(String, StopWhy)>,
+}
+
+/// The next step of a DAEMON service: a task of the primary deployment on
+/// each instance, none elsewhere. An old deployment's task is replaced on
+/// its instance (stopped first, as a daemon fills its instance's place)
+/// while enough others stay healthy.
+pub fn daemon_step(s: &DaemonSnapshot) -> DaemonPlan {
+    let mut plan = DaemonPlan::default();
+    let stop = |plan: &mut DaemonPlan, t: &TaskView, why| plan.stop.push((t.arn.clone(), why));
+    if s.draining {
+        for t in &s.tasks {
+            stop(&mut plan, &t.task, StopWhy::Draining);
+        }
+        return plan;
+    }
+    let eligible = |i: &Option<String>| i.as_ref().is_some_and(|i| s.instances.contains(i));
+    let mut kept: Vec<&DaemonTask> = Vec::new();
+    for t in &s.tasks {
+        if t.task.state == TaskState::Unhealthy {
+            stop(&mut plan, &t.task, StopWhy::Unhealthy);
+        } else if !eligible(&t.instance) {
+            stop(&mut plan, &t.task, StopWhy::ScaleIn);
+        } else {
+            kept.push(t);
+        }
+    }
+    let min_healthy = (s.instances.len() as i64 * s.minimum_healthy_percent + 99) / 100;
+    let mut healthy = kept
+        .iter()
+        .filter(|t| t.task.state == TaskState::Healthy)
+        .count() as i64;
+    for instance in &s.instances {
+        let mut here: Vec<&DaemonTask> = kept
+            .iter()
+            .copied()
+            .filter(|t| t.instance.as_ref() == Some(instance))
+            .collect();
+        // The most useful primary task stays; every other primary goes.
+        here.sort_by(|a, b| stop_order(&b.task, &a.task));
+        let mut has_primary = false;
+        let mut occupied = s.busy.contains(instance);
+        for t in here {
+            let counts = t.task.state == TaskState::Healthy;
+            if t.task.primary && !has_primary {
+                has_primary = true;
+                occupied = true;
+            } else if t.task.primary {
+                stop(&mut plan, &t.task, StopWhy::ScaleIn);
+                healthy -= i64::from(counts);
+            } else if !counts || healthy > min_healthy {
+                stop(&mut plan, &t.task, StopWhy::Deployment);
+                healthy -= i64::from(counts);
+                occupied = true;
+            } else {
+                occupied = true;
+            }
+        }
+        if !occupied && s.may_launch {
+            plan.start_on.push(instance.clone());
+        }
+    }
+    plan
+}
+
 /// The circuit breaker's failure threshold for a desired count: half of
 /// it, rounded up, at least 3 and at most 200.
 pub fn breaker_threshold(desired: i64) -> i64 {
@@ -339,6 +431,68 @@ mod tests {
             ..s
         });
         assert_eq!(p.stop, vec![("t0".to_string(), StopWhy::Draining)]);
+    }
+
+    fn on(n: usize, primary: bool, state: TaskState, instance: &str) -> DaemonTask {
+        DaemonTask {
+            task: task(n, primary, state),
+            instance: Some(instance.into()),
+        }
+    }
+
+    #[test]
+    fn a_daemon_fills_each_instance_once_and_follows_them() {
+        let mut s = DaemonSnapshot {
+            instances: vec!["a".into(), "b".into()],
+            may_launch: true,
+            ..DaemonSnapshot::default()
+        };
+        assert_eq!(daemon_step(&s).start_on, ["a", "b"]);
+        s.tasks = vec![
+            on(0, true, TaskState::Healthy, "a"),
+            on(1, true, TaskState::Pending, "a"),
+            on(2, true, TaskState::Healthy, "gone"),
+        ];
+        let p = daemon_step(&s);
+        assert_eq!(p.start_on, ["b"]);
+        assert_eq!(
+            p.stop,
+            vec![
+                ("t2".to_string(), StopWhy::ScaleIn),
+                ("t1".to_string(), StopWhy::ScaleIn)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_daemon_deployment_replaces_in_place_within_the_minimum() {
+        let s = DaemonSnapshot {
+            instances: vec!["a".into(), "b".into()],
+            tasks: vec![
+                on(0, false, TaskState::Healthy, "a"),
+                on(1, false, TaskState::Healthy, "b"),
+            ],
+            minimum_healthy_percent: 50,
+            may_launch: true,
+            ..DaemonSnapshot::default()
+        };
+        let p = daemon_step(&s);
+        assert_eq!(p.stop, vec![("t0".to_string(), StopWhy::Deployment)]);
+        assert!(p.start_on.is_empty(), "its place is taken until it stops");
+        let s = DaemonSnapshot {
+            tasks: vec![on(1, false, TaskState::Healthy, "b")],
+            ..s
+        };
+        assert_eq!(daemon_step(&s).start_on, ["a"]);
+        let zero = DaemonSnapshot {
+            minimum_healthy_percent: 0,
+            tasks: vec![
+                on(0, false, TaskState::Healthy, "a"),
+                on(1, false, TaskState::Healthy, "b"),
+            ],
+            ..s
+        };
+        assert_eq!(daemon_step(&zero).stop.len(), 2, "with 0% all go at once");
     }
 
     /// Simulate a deployment to its end: each pass applies the plan, then

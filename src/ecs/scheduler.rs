@@ -25,7 +25,8 @@ use rusqlite::{params, Connection};
 use super::deploy::{self, Bounds, Plan, Snapshot, StopWhy, TaskState, TaskView};
 use super::services::{self, DeploymentRow, ServiceRow, ServiceStatus, ACTIVE, INACTIVE, PRIMARY};
 use super::shapes::{
-    DeploymentRolloutState, HealthStatus, PropagateTags, ServiceDeploymentStatus, TaskStopCode,
+    DeploymentRolloutState, HealthStatus, PropagateTags, SchedulingStrategy,
+    ServiceDeploymentStatus, TaskStopCode,
 };
 use super::status::TaskStatus;
 use super::{arn, clusters, tags, taskdefs, tasks, Ecs};
@@ -49,6 +50,7 @@ struct LiveTask {
     started_ms: Option<i64>,
     created_ms: i64,
     td_arn: String,
+    instance: Option<String>,
 }
 
 /// What a pass reads of one service.
@@ -67,6 +69,9 @@ struct Observed {
     checked: HashMap<String, bool>,
     /// The newest event's message.
     last_event: Option<String>,
+    /// A DAEMON service: the instances it belongs on, and those where a
+    /// task asked to stop has not stopped yet.
+    daemon: Option<(Vec<String>, Vec<String>)>,
 }
 
 /// The event of a service whose launches are held back.
@@ -76,7 +81,7 @@ fn throttled_event(name: &str) -> String {
     )
 }
 
-fn observe(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Option<Observed>> {
+fn observe(ecs: &Ecs, conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Option<Observed>> {
     let Some(service) = services::load(conn, arn)? else {
         return Ok(None);
     };
@@ -84,7 +89,8 @@ fn observe(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Option<Observ
     let live: Vec<LiveTask> = conn
         .prepare_cached(
             "SELECT arn, started_by, last_status, json_extract(doc, '$.healthStatus'),
-                    json_extract(doc, '$.startedAt'), created_at, task_definition_arn
+                    json_extract(doc, '$.startedAt'), created_at, task_definition_arn,
+                    container_instance_arn
              FROM tasks INDEXED BY tasks_by_group
              WHERE cluster_arn = ?1 AND task_group = ?2 AND last_status != 'STOPPED'
                AND desired_status = 'RUNNING'
@@ -103,6 +109,7 @@ fn observe(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Option<Observ
                 started_ms: r.get::<_, Option<f64>>(4)?.map(|s| (s * 1000.0) as i64),
                 created_ms: r.get(5)?,
                 td_arn: r.get(6)?,
+                instance: r.get(7)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -137,7 +144,30 @@ fn observe(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Option<Observ
         }
     }
     let last_event = services::last_event(conn, arn)?.map(|(m, _)| m);
+    let daemon = match deployments.iter().find(|d| d.status() == PRIMARY) {
+        Some(p) if is_daemon(&service) && service.status == ServiceStatus::Active => {
+            let ctx = internal_ctx(arn, now_ms);
+            match clusters::find(conn, &ctx, &service.cluster_arn)? {
+                Some(cluster) if cluster.is_active() => {
+                    let req = task_request(conn, &service, p, &cluster)?;
+                    let eligible = ecs.daemon_instances(conn, &ctx, &cluster, &req)?;
+                    let busy: Vec<String> = conn
+                        .prepare_cached(
+                            "SELECT DISTINCT container_instance_arn FROM tasks INDEXED BY tasks_by_group
+                             WHERE cluster_arn = ?1 AND task_group = ?2 AND last_status != 'STOPPED'
+                               AND desired_status = 'STOPPED' AND container_instance_arn IS NOT NULL",
+                        )?
+                        .query_map(params![service.cluster_arn, service.group()], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    Some((eligible, busy))
+                }
+                _ => Some((Vec::new(), Vec::new())),
+            }
+        }
+        _ => None,
+    };
     Ok(Some(Observed {
+        daemon,
         last_event,
         service,
         deployments,
@@ -148,10 +178,72 @@ fn observe(conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Option<Observ
     }))
 }
 
+fn is_daemon(s: &ServiceRow) -> bool {
+    s.doc.scheduling_strategy == Some(SchedulingStrategy::Daemon)
+}
+
+/// The context the scheduler acts in: the service's account and region.
+fn internal_ctx(service_arn: &str, now_ms: i64) -> Ctx {
+    let parsed = arn::parse(service_arn);
+    Ctx::internal(
+        parsed.as_ref().map(|p| p.account).unwrap_or_default(),
+        parsed.as_ref().map(|p| p.region).unwrap_or_default(),
+        now_ms,
+    )
+}
+
+/// What a deployment's tasks are launched with.
+fn task_request(
+    conn: &Connection,
+    s: &ServiceRow,
+    p: &DeploymentRow,
+    cluster: &clusters::ClusterRow,
+) -> ApiResult<tasks::TaskRequest> {
+    let mut task_tags = Vec::new();
+    if s.doc.propagate_tags == Some(PropagateTags::Service) {
+        task_tags = tags::from_shapes(&tags::load(conn, &s.arn)?);
+    }
+    if s.doc.enable_ecs_managed_tags == Some(true) {
+        for (k, v) in [
+            ("aws:ecs:serviceName", s.name.as_str()),
+            ("aws:ecs:clusterName", cluster.name.as_str()),
+        ] {
+            task_tags.push(tags::Tag {
+                key: k.into(),
+                value: v.into(),
+            });
+        }
+    }
+    Ok(tasks::TaskRequest {
+        cluster: Some(cluster.arn.clone()),
+        task_definition: p.doc.task_definition.clone().unwrap_or_default(),
+        count: 1,
+        launch_type: p.doc.launch_type,
+        capacity_provider_strategy: p.doc.capacity_provider_strategy.clone(),
+        network_configuration: p.doc.network_configuration.clone(),
+        started_by: Some(p.id.clone()),
+        group: Some(s.group()),
+        tags: task_tags,
+        propagate_tags: s
+            .doc
+            .propagate_tags
+            .filter(|t| *t == PropagateTags::TaskDefinition),
+        enable_execute_command: s.doc.enable_execute_command.unwrap_or(false),
+        platform_version: p.doc.platform_version.clone(),
+        placement_constraints: s.doc.placement_constraints.clone().unwrap_or_default(),
+        placement_strategy: s.doc.placement_strategy.clone().unwrap_or_default(),
+        ..tasks::TaskRequest::default()
+    })
+}
+
 /// What a pass decides for one service.
 #[derive(Debug, Default)]
 struct Decision {
     plan: Plan,
+    /// A DAEMON service: the instances to start a task on.
+    start_on: Vec<String>,
+    /// A DAEMON service's desired count changed (its instances did).
+    desired: Option<i64>,
     /// The primary's rollout is to become COMPLETED.
     complete: bool,
     /// The circuit breaker trips: roll back to this deployment (when one
@@ -173,6 +265,8 @@ impl Decision {
     fn is_empty(&self) -> bool {
         self.plan.start == 0
             && self.plan.stop.is_empty()
+            && self.start_on.is_empty()
+            && self.desired.is_none()
             && !self.complete
             && self.trip.is_none()
             && self.retire.is_empty()
@@ -244,17 +338,45 @@ fn decide(o: &Observed, now_ms: i64) -> Decision {
     d.throttled = backoff > 0 && now_ms - last_launch < backoff;
     d.note_throttled =
         d.throttled && o.last_event.as_deref() != Some(throttled_event(&s.name).as_str());
-    d.plan = deploy::step(&Snapshot {
-        bounds: Bounds {
-            desired: s.desired(),
-            minimum_healthy_percent: config.minimum_healthy_percent.unwrap_or(100),
-            maximum_percent: config.maximum_percent.unwrap_or(200),
-        },
-        tasks: views.clone(),
-        may_launch: !failed_deployment && !d.throttled,
-        draining: false,
-        stopping: o.not_stopped - o.live.len() as i64,
-    });
+    let may_launch = !failed_deployment && !d.throttled;
+    let mut desired = s.desired();
+    if let Some((instances, busy)) = &o.daemon {
+        desired = instances.len() as i64;
+        if desired != s.desired() {
+            d.desired = Some(desired);
+        }
+        let tasks = o
+            .live
+            .iter()
+            .zip(&views)
+            .map(|(t, v)| deploy::DaemonTask {
+                task: v.clone(),
+                instance: t.instance.clone(),
+            })
+            .collect();
+        let plan = deploy::daemon_step(&deploy::DaemonSnapshot {
+            instances: instances.clone(),
+            tasks,
+            busy: busy.clone(),
+            minimum_healthy_percent: config.minimum_healthy_percent.unwrap_or(0),
+            may_launch,
+            draining: false,
+        });
+        d.plan.stop = plan.stop;
+        d.start_on = plan.start_on;
+    } else {
+        d.plan = deploy::step(&Snapshot {
+            bounds: Bounds {
+                desired,
+                minimum_healthy_percent: config.minimum_healthy_percent.unwrap_or(100),
+                maximum_percent: config.maximum_percent.unwrap_or(200),
+            },
+            tasks: views.clone(),
+            may_launch,
+            draining: false,
+            stopping: o.not_stopped - o.live.len() as i64,
+        });
+    }
     // After this pass's stops: what is left of each deployment.
     let stopped = |v: &TaskView| d.plan.stop.iter().any(|(a, _)| *a == v.arn);
     let left: Vec<&TaskView> = views.iter().filter(|v| !stopped(v)).collect();
@@ -262,7 +384,8 @@ fn decide(o: &Observed, now_ms: i64) -> Decision {
     let primary_left: Vec<&&TaskView> = left.iter().filter(|v| v.primary).collect();
     let whole = old_left == 0
         && d.plan.start == 0
-        && primary_left.len() as i64 == s.desired()
+        && d.start_on.is_empty()
+        && primary_left.len() as i64 == desired
         && primary_left.iter().all(|v| v.state == TaskState::Healthy);
     d.complete = whole && in_progress;
     for dep in o.deployments.iter().filter(|x| x.status() == ACTIVE) {
@@ -322,7 +445,7 @@ impl Ecs {
         let arns = self.store.read(services::live_arns)?;
         for arn in arns {
             let busy = self.store.read(|c| {
-                Ok(observe(c, &arn, now_ms)?.is_some_and(|o| !decide(&o, now_ms).is_empty()))
+                Ok(observe(self, c, &arn, now_ms)?.is_some_and(|o| !decide(&o, now_ms).is_empty()))
             })?;
             if !busy {
                 continue;
@@ -348,14 +471,11 @@ impl Ecs {
     /// Decide one service again inside the write transaction and act.
     fn act(&self, tx: &Connection, arn: &str, now_ms: i64) -> ApiResult<Acted> {
         let mut acted = Acted::default();
-        let Some(o) = observe(tx, arn, now_ms)? else {
+        let Some(o) = observe(self, tx, arn, now_ms)? else {
             return Ok(acted);
         };
         let d = decide(&o, now_ms);
-        let Some(parsed) = arn::parse(arn) else {
-            return Ok(acted);
-        };
-        let ctx = Ctx::internal(parsed.account, parsed.region, now_ms);
+        let ctx = internal_ctx(arn, now_ms);
         let mut s = o.service.clone();
         let name = s.name.clone();
         let primary = o
@@ -479,9 +599,20 @@ impl Ecs {
             )?;
         }
 
-        if d.plan.start > 0 {
-            if let Some(p) = &primary {
-                self.start(tx, &ctx, &s, p, d.plan.start, &mut acted)?;
+        if let Some(n) = d.desired {
+            s.doc.desired_count = Some(n);
+            services::save(tx, &s)?;
+            if let Some(mut p) = primary.clone() {
+                p.doc.desired_count = Some(n);
+                services::save_deployment(tx, &p)?;
+            }
+        }
+        if let Some(p) = &primary {
+            if d.plan.start > 0 {
+                self.start(tx, &ctx, &s, p, Start::Count(d.plan.start), &mut acted)?;
+            }
+            for instance in &d.start_on {
+                self.start(tx, &ctx, &s, p, Start::On(instance), &mut acted)?;
             }
         }
         if d.note_throttled {
@@ -540,15 +671,16 @@ impl Ecs {
         Ok(acted)
     }
 
-    /// Launch `count` tasks of a service's primary deployment; what cannot
-    /// be placed becomes an event, never a failed pass.
+    /// Launch a service's primary deployment's tasks: `count` placed as
+    /// RunTask places them, or one on a DAEMON's instance. What cannot be
+    /// placed becomes an event, never a failed pass.
     fn start(
         &self,
         tx: &Connection,
         ctx: &Ctx,
         s: &ServiceRow,
         p: &DeploymentRow,
-        count: i64,
+        how: Start<'_>,
         acted: &mut Acted,
     ) -> ApiResult<()> {
         let name = &s.name;
@@ -556,47 +688,27 @@ impl Ecs {
             Some(c) if c.is_active() => c,
             _ => return Ok(()),
         };
-        let mut task_tags = Vec::new();
-        if s.doc.propagate_tags == Some(PropagateTags::Service) {
-            task_tags = tags::from_shapes(&tags::load(tx, &s.arn)?);
-        }
-        if s.doc.enable_ecs_managed_tags == Some(true) {
-            for (k, v) in [
-                ("aws:ecs:serviceName", name.as_str()),
-                ("aws:ecs:clusterName", cluster.name.as_str()),
-            ] {
-                task_tags.push(tags::Tag {
-                    key: k.into(),
-                    value: v.into(),
-                });
-            }
-        }
-        let req = tasks::TaskRequest {
-            cluster: Some(cluster.arn.clone()),
-            task_definition: p.doc.task_definition.clone().unwrap_or_default(),
-            count,
-            launch_type: p.doc.launch_type,
-            capacity_provider_strategy: p.doc.capacity_provider_strategy.clone(),
-            network_configuration: p.doc.network_configuration.clone(),
-            started_by: Some(p.id.clone()),
-            group: Some(s.group()),
-            tags: task_tags,
-            propagate_tags: s
-                .doc
-                .propagate_tags
-                .filter(|t| *t == PropagateTags::TaskDefinition),
-            enable_execute_command: s.doc.enable_execute_command.unwrap_or(false),
-            platform_version: p.doc.platform_version.clone(),
-            placement_constraints: s.doc.placement_constraints.clone().unwrap_or_default(),
-            placement_strategy: s.doc.placement_strategy.clone().unwrap_or_default(),
-            ..tasks::TaskRequest::default()
-        };
+        let mut req = task_request(tx, s, p, &cluster)?;
         tx.execute_batch("SAVEPOINT service_launch")?;
-        let result = self.launch(tx, ctx, &cluster, &req);
+        let result = match how {
+            Start::Count(n) => {
+                req.count = n;
+                self.launch(tx, ctx, &cluster, &req).map(|l| {
+                    let reason = l.failures.first().and_then(|f| f.reason.clone());
+                    (l, reason)
+                })
+            }
+            Start::On(instance) => {
+                self.launch_on(tx, ctx, &cluster, &req, instance)
+                    .map(|r| match r {
+                        Ok(l) => (l, None),
+                        Err(reason) => (tasks::Launched::default(), Some(reason)),
+                    })
+            }
+        };
         let (started, reason) = match result {
-            Ok(l) => {
+            Ok((l, reason)) => {
                 tx.execute_batch("RELEASE service_launch")?;
-                let reason = l.failures.first().and_then(|f| f.reason.clone());
                 let started: Vec<String> = l
                     .tasks
                     .iter()
@@ -636,6 +748,14 @@ impl Ecs {
         }
         Ok(())
     }
+}
+
+/// How the scheduler starts tasks.
+enum Start<'a> {
+    /// This many, placed as RunTask places them.
+    Count(i64),
+    /// One on this container instance (DAEMON).
+    On(&'a str),
 }
 
 /// The scheduler under the controller runtime.

@@ -597,9 +597,20 @@ impl Ecs {
                     "A desired count cannot be specified for a service using the DAEMON scheduling strategy.",
                 ));
             }
-            return Err(ApiError::invalid_parameter(
-                "The DAEMON scheduling strategy is not supported by Berth yet.",
-            ));
+            if req.capacity_provider_strategy.is_some() {
+                return Err(ApiError::invalid_parameter(
+                    "Capacity provider strategies are not supported for services using the DAEMON scheduling strategy.",
+                ));
+            }
+            if req
+                .placement_strategy
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+            {
+                return Err(ApiError::invalid_parameter(
+                    "Placement strategies are not supported for services using the DAEMON scheduling strategy.",
+                ));
+            }
         }
         let controller = req
             .deployment_controller
@@ -632,7 +643,9 @@ impl Ecs {
             let td = taskdefs::resolve_active(tx, ctx, req.task_definition.as_deref().unwrap_or_default())?;
             let mut launch_type = req.launch_type;
             let mut strategy = req.capacity_provider_strategy.clone();
-            if launch_type.is_none() && strategy.is_none() {
+            if daemon {
+                launch_type = Some(LaunchType::Ec2);
+            } else if launch_type.is_none() && strategy.is_none() {
                 if cluster.doc.default_capacity_provider_strategy.is_empty() {
                     launch_type = Some(LaunchType::Ec2);
                 } else {
@@ -751,6 +764,12 @@ impl Ecs {
             if s.status != ServiceStatus::Active {
                 return Err(not_active());
             }
+            let daemon = s.doc.scheduling_strategy == Some(SchedulingStrategy::Daemon);
+            if daemon && req.desired_count.is_some() {
+                return Err(ApiError::invalid_parameter(
+                    "A desired count cannot be specified for a service using the DAEMON scheduling strategy.",
+                ));
+            }
             let before = s.doc.clone();
             let current_td = deployments(tx, &s.arn)?
                 .into_iter()
@@ -784,7 +803,7 @@ impl Ecs {
                 if c.alarms.is_some() {
                     merged.alarms = c.alarms.clone();
                 }
-                d.deployment_configuration = Some(deployment_configuration(Some(merged), false)?);
+                d.deployment_configuration = Some(deployment_configuration(Some(merged), daemon)?);
             }
             if let Some(n) = &req.network_configuration {
                 d.network_configuration = Some(n.clone());

@@ -317,3 +317,91 @@ async fn after_a_restart_the_count_is_exact() {
         "3 tasks, each a container and a sandbox"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_daemon_runs_one_task_on_each_instance_as_they_come_and_go() {
+    let w = world();
+    w.ecs("CreateCluster", json!({"clusterName": "default"}));
+    let add = || {
+        w.call(
+            "Berth's own API",
+            "AddInstances",
+            json!({"cluster": "default", "instanceType": "t3.medium", "count": 1}),
+        )
+        .expect("an instance")["instances"][0]["containerInstanceArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, _b) = (add(), add());
+    let td = w.ecs(
+        "RegisterTaskDefinition",
+        json!({"family": "agent", "requiresCompatibilities": ["EC2"],
+               "containerDefinitions": [{"name": "main", "image": GOOD, "memory": 64}]}),
+    )["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = w
+        .call(
+            "ECS",
+            "CreateService",
+            json!({"serviceName": "agent", "taskDefinition": td, "schedulingStrategy": "DAEMON",
+                   "desiredCount": 2}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    let s = w.ecs(
+        "CreateService",
+        json!({"serviceName": "agent", "taskDefinition": td, "schedulingStrategy": "DAEMON"}),
+    )["service"]
+        .clone();
+    assert_eq!(s["deploymentConfiguration"]["maximumPercent"], 100);
+    assert_eq!(s["deploymentConfiguration"]["minimumHealthyPercent"], 0);
+    w.converge().await;
+    let on = |w: &World| -> Vec<String> {
+        let mut v: Vec<String> = running(w, "agent")
+            .iter()
+            .map(|t| t["containerInstanceArn"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(on(&w).len(), 2);
+    assert_eq!(describe(&w, "agent")["desiredCount"], 2);
+    let c = add();
+    w.converge().await;
+    assert_eq!(on(&w).len(), 3);
+    assert!(on(&w).contains(&c), "the instance that joined has its task");
+    w.ecs(
+        "UpdateContainerInstancesState",
+        json!({"containerInstances": [a], "status": "DRAINING"}),
+    );
+    w.converge().await;
+    assert_eq!(on(&w).len(), 2);
+    assert!(!on(&w).contains(&a), "the drained instance's task stopped");
+    let s = describe(&w, "agent");
+    assert_eq!(s["desiredCount"], 2);
+    assert_eq!(s["runningCount"], 2);
+    // A new revision replaces each instance's task in place.
+    let td2 = w.ecs(
+        "RegisterTaskDefinition",
+        json!({"family": "agent", "requiresCompatibilities": ["EC2"],
+               "containerDefinitions": [{"name": "main", "image": "app:2", "memory": 64}]}),
+    )["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.ecs(
+        "UpdateService",
+        json!({"service": "agent", "taskDefinition": td2}),
+    );
+    w.converge().await;
+    let tasks = running(&w, "agent");
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|t| t["taskDefinitionArn"] == td2.as_str()));
+    assert_eq!(
+        describe(&w, "agent")["deployments"][0]["rolloutState"],
+        "COMPLETED"
+    );
+}

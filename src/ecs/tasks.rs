@@ -1039,6 +1039,7 @@ impl Launch {
 
 /// What one launch made: the tasks, the placement failures, the cluster's
 /// placer to keep once the transaction commits, and whom to wake.
+#[derive(Default)]
 pub(crate) struct Launched {
     pub tasks: Vec<Task>,
     pub failures: Vec<Failure>,
@@ -1088,6 +1089,117 @@ impl Ecs {
         if l.wake_fleet {
             self.bus.wake(crate::events::Topic::Fleet);
         }
+    }
+
+    /// Start one task of `req` on `instance`, its only candidate: its
+    /// status, resources, ports and attributes must fit (StartTask, and the
+    /// scheduler of a DAEMON service). `Err` holds why not.
+    fn place_on(
+        &self,
+        tx: &Connection,
+        ctx: &Ctx,
+        cluster: &clusters::ClusterRow,
+        req: &TaskRequest,
+        launch: &Launch,
+        instance: &instances::InstanceRow,
+    ) -> ApiResult<Result<Task, Vec<Failure>>> {
+        if instance.status != instances::InstanceStatus::Active {
+            return Ok(Err(vec![Failure {
+                arn: Some(instance.arn.clone()),
+                reason: Some(instance.status.as_str().into()),
+                ..Failure::default()
+            }]));
+        }
+        let view = instances::placement_view(tx, instance, self.liveness(ctx))?;
+        let mut preq = launch.placement_request(req, 1)?;
+        preq.strategies.clear();
+        let decision = placement::place(std::slice::from_ref(&view), &preq, &mut |_| 0)
+            .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+        if decision.placed.is_empty() {
+            return Ok(Err(decision
+                .failures
+                .into_iter()
+                .map(|f| Failure {
+                    arn: Some(f.arn.unwrap_or(instance.arn.clone())),
+                    reason: Some(f.reason),
+                    ..Failure::default()
+                })
+                .collect()));
+        }
+        Ok(Ok(launch.insert(
+            tx,
+            ctx,
+            cluster,
+            req,
+            None,
+            Some(instance),
+        )?))
+    }
+
+    /// A DAEMON service's instances: the ACTIVE container instances of the
+    /// cluster whose attributes meet the request's constraints and its task
+    /// definition's required attributes, whatever they have free.
+    pub(crate) fn daemon_instances(
+        &self,
+        tx: &Connection,
+        ctx: &Ctx,
+        cluster: &clusters::ClusterRow,
+        req: &TaskRequest,
+    ) -> ApiResult<Vec<String>> {
+        let launch = Launch::check(tx, ctx, req, LaunchType::Ec2)?;
+        let mut preq = launch.placement_request(req, 1)?;
+        preq.strategies.clear();
+        preq.cpu = 0;
+        preq.memory = 0;
+        preq.ports_tcp.clear();
+        preq.ports_udp.clear();
+        let mut out = Vec::new();
+        for (row, view) in instances::snapshot(tx, &cluster.arn, self.liveness(ctx))? {
+            if row.status != instances::InstanceStatus::Active {
+                continue;
+            }
+            let fits = placement::place(std::slice::from_ref(&view), &preq, &mut |_| 0)
+                .is_ok_and(|d| !d.placed.is_empty());
+            if fits {
+                out.push(row.arn);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Start one task of a DAEMON service on `instance_arn`; what was
+    /// started, or why not.
+    pub(crate) fn launch_on(
+        &self,
+        tx: &Connection,
+        ctx: &Ctx,
+        cluster: &clusters::ClusterRow,
+        req: &TaskRequest,
+        instance_arn: &str,
+    ) -> ApiResult<Result<Launched, String>> {
+        let launch = Launch::check(tx, ctx, req, LaunchType::Ec2)?;
+        let Some(instance) = instances::load(tx, instance_arn)? else {
+            return Ok(Err("MISSING".into()));
+        };
+        Ok(
+            match self.place_on(tx, ctx, cluster, req, &launch, &instance)? {
+                Ok(t) => {
+                    let (wake_agent, wake_fleet) = wakes(tx, std::slice::from_ref(&t))?;
+                    Ok(Launched {
+                        tasks: vec![t],
+                        failures: Vec::new(),
+                        kept: None,
+                        wake_agent,
+                        wake_fleet,
+                    })
+                }
+                Err(f) => Err(f
+                    .into_iter()
+                    .filter_map(|f| f.reason)
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+            },
+        )
     }
 
     /// Launch the tasks a request asks for in `cluster`, inside the caller's
@@ -1239,32 +1351,10 @@ impl Ecs {
                     failures.push(super::missing(arn));
                     continue;
                 };
-                if instance.status != instances::InstanceStatus::Active {
-                    failures.push(Failure {
-                        arn: Some(arn),
-                        reason: Some(instance.status.as_str().into()),
-                        ..Failure::default()
-                    });
-                    continue;
+                match self.place_on(tx, ctx, &cluster, &req, &launch, &instance)? {
+                    Ok(t) => tasks.push(t),
+                    Err(f) => failures.extend(f),
                 }
-                // The named instance is the only candidate: its resources,
-                // ports and attributes still have to fit.
-                let view = instances::placement_view(tx, &instance, self.liveness(ctx))?;
-                let mut preq = launch.placement_request(&req, 1)?;
-                preq.strategies.clear();
-                let decision = placement::place(std::slice::from_ref(&view), &preq, &mut |_| 0)
-                    .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
-                if decision.placed.is_empty() {
-                    for f in decision.failures {
-                        failures.push(Failure {
-                            arn: Some(f.arn.unwrap_or(arn.clone())),
-                            reason: Some(f.reason),
-                            ..Failure::default()
-                        });
-                    }
-                    continue;
-                }
-                tasks.push(launch.insert(tx, ctx, &cluster, &req, None, Some(&instance))?);
             }
             Ok(StartTaskResponse {
                 tasks: Some(tasks),

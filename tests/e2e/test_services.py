@@ -2,14 +2,16 @@
 deployments within their bounds, the circuit breaker rolling back, health
 checks, deletion, recovery after kill -9, and ECS's answers to bad input."""
 
+import json
 import math
+import os
 import subprocess
 import time
 
 import botocore.exceptions
 import pytest
 
-from conftest import BUSYBOX, TESTAPP, Server, aws, client, managed_containers, unique, wait_status
+from conftest import BERTH, BUSYBOX, TESTAPP, Server, aws, client, managed_containers, unique, wait_status
 
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-0a1b2c3d"], "securityGroups": ["sg-1"]}}
 EXEC_ROLE = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole"
@@ -320,3 +322,42 @@ def test_bad_input_gets_ecs_errors_and_changes_nothing(ecs, ecs_raw, cluster):
     assert [f["reason"] for f in missing["failures"]] == ["MISSING"]
     assert missing["failures"][0]["arn"].endswith(f":service/{cluster}/ghost")
     ecs.delete_service(cluster=cluster, service=name)
+
+
+def add_instances(server, cluster, count=1):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+    p = subprocess.run([BERTH, "instances", "add", "--cluster", cluster, "--instance-type", "t3.medium",
+                        "--count", str(count), "--endpoint-url", server.endpoint, "--output", "json"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    return [i["containerInstanceArn"] for i in json.loads(p.stdout)["instances"]]
+
+
+def test_daemon_follows_instances_as_they_join_and_drain(ecs, cluster, server):
+    first = add_instances(server, cluster, 2)
+    td = ecs.register_task_definition(
+        family=unique("daemon"), requiresCompatibilities=["EC2"],
+        containerDefinitions=[{"name": "agent", "image": TESTAPP, "memory": 32,
+                               "command": ["berth-testapp", "sleep", "600"]}])["taskDefinition"]["taskDefinitionArn"]
+    code, msg = error_of(lambda: ecs.create_service(cluster=cluster, serviceName="d", taskDefinition=td,
+                                                    schedulingStrategy="DAEMON", launchType="FARGATE"))
+    assert code == "InvalidParameterException" and "FARGATE" in msg
+    s = ecs.create_service(cluster=cluster, serviceName=unique("daemon"), taskDefinition=td,
+                           schedulingStrategy="DAEMON")["service"]
+    name = s["serviceName"]
+    assert s["schedulingStrategy"] == "DAEMON"
+
+    def placed():
+        return sorted(t["containerInstanceArn"] for t in service_tasks(ecs, cluster, name)
+                      if t["lastStatus"] == "RUNNING")
+    wait_service(ecs, cluster, name, lambda x: steady(x) and x["desiredCount"] == 2, 60, "two")
+    assert placed() == sorted(first)
+    third = add_instances(server, cluster, 1)
+    wait_service(ecs, cluster, name, lambda x: steady(x) and x["desiredCount"] == 3, 60, "three")
+    assert placed() == sorted(first + third)
+    ecs.update_container_instances_state(cluster=cluster, containerInstances=[first[0]], status="DRAINING")
+    wait_service(ecs, cluster, name, lambda x: steady(x) and x["desiredCount"] == 2, 60, "drained")
+    assert first[0] not in placed()
+    stop_service(ecs, cluster, name)
+    subprocess.run([BERTH, "instances", "remove", "--cluster", cluster, "--endpoint-url", server.endpoint,
+                    *first, *third], capture_output=True, text=True)
