@@ -54,6 +54,9 @@ pub struct Ecs {
     pub placements: placements::Placements,
     /// The Auto Scaling groups behind capacity providers (Auto Scaling's).
     pub groups: Arc<dyn capacity_providers::ScalingGroups>,
+    /// Per task definition ARN: whether an essential container has a
+    /// health check (the service scheduler's; revisions never change).
+    health_checks: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl Ecs {
@@ -69,6 +72,7 @@ impl Ecs {
             settings,
             placements: placements::Placements::default(),
             groups,
+            health_checks: Default::default(),
         }
     }
 

@@ -81,69 +81,156 @@ fn throttled_event(name: &str) -> String {
     )
 }
 
-fn observe(ecs: &Ecs, conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Option<Observed>> {
-    let Some(service) = services::load(conn, arn)? else {
-        return Ok(None);
+/// Each deployment's (failures, failures in the last 15 minutes, when its
+/// newest task was created), for the deployments `ids`, or for every
+/// deployment not yet INACTIVE.
+fn failures_of(
+    conn: &Connection,
+    ids: Option<&[&str]>,
+    now_ms: i64,
+) -> ApiResult<HashMap<String, (i64, i64, i64)>> {
+    let sql = format!(
+        "SELECT started_by, coalesce(sum({FAILED}), 0),
+                coalesce(sum(({FAILED}) AND created_at >= ?1), 0), coalesce(max(created_at), 0)
+         FROM tasks INDEXED BY tasks_by_started_by WHERE started_by {}
+         GROUP BY started_by",
+        match ids {
+            Some(_) => "= ?2",
+            None => "IN (SELECT id FROM service_deployments WHERE status != 'INACTIVE')",
+        }
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, (i64, i64, i64))> {
+        Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
     };
-    let deployments = services::deployments(conn, arn)?;
-    let live: Vec<LiveTask> = conn
-        .prepare_cached(
-            "SELECT arn, started_by, last_status, json_extract(doc, '$.healthStatus'),
-                    json_extract(doc, '$.startedAt'), created_at, task_definition_arn,
-                    container_instance_arn
-             FROM tasks INDEXED BY tasks_by_group
-             WHERE cluster_arn = ?1 AND task_group = ?2 AND last_status != 'STOPPED'
-               AND desired_status = 'RUNNING'
-             ORDER BY created_at, arn",
-        )?
-        .query_map(params![service.cluster_arn, service.group()], |r| {
-            let status: String = r.get(2)?;
-            let health: Option<String> = r.get(3)?;
-            Ok(LiveTask {
-                arn: r.get(0)?,
-                started_by: r.get(1)?,
-                last_status: serde_json::from_value(serde_json::json!(status)).unwrap_or_default(),
-                health: health
-                    .and_then(|h| serde_json::from_value(serde_json::json!(h)).ok())
-                    .unwrap_or(HealthStatus::Unknown),
-                started_ms: r.get::<_, Option<f64>>(4)?.map(|s| (s * 1000.0) as i64),
-                created_ms: r.get(5)?,
-                td_arn: r.get(6)?,
-                instance: r.get(7)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let not_stopped: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM tasks INDEXED BY tasks_by_group
-             WHERE cluster_arn = ?1 AND task_group = ?2 AND last_status != 'STOPPED'",
-        )?
-        .query_row(params![service.cluster_arn, service.group()], |r| r.get(0))?;
-    let mut failures = HashMap::new();
-    let mut checked = HashMap::new();
-    for d in deployments.iter().filter(|d| d.status() != INACTIVE) {
-        let counts = conn
-            .prepare_cached(&format!(
-                "SELECT coalesce(sum({FAILED}), 0), coalesce(sum(({FAILED}) AND created_at >= ?2), 0),
-                        coalesce(max(created_at), 0)
-                 FROM tasks INDEXED BY tasks_by_started_by WHERE started_by = ?1"
-            ))?
-            .query_row(params![d.id, now_ms - RECENT_MS], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-        failures.insert(d.id.clone(), counts);
-        if let Some(td) = &d.doc.task_definition {
-            let has = taskdefs::find_by_arn(conn, td)?.is_some_and(|t| {
-                t.doc
-                    .container_definitions
-                    .iter()
-                    .flatten()
-                    .any(|c| c.essential.unwrap_or(true) && c.health_check.is_some())
-            });
-            checked.insert(td.clone(), has);
+    let mut out = HashMap::new();
+    match ids {
+        Some(ids) => {
+            for id in ids {
+                for x in stmt.query_map(params![now_ms - RECENT_MS, id], row)? {
+                    let (k, v) = x?;
+                    out.insert(k, v);
+                }
+            }
+        }
+        None => {
+            for x in stmt.query_map(params![now_ms - RECENT_MS], row)? {
+                let (k, v) = x?;
+                out.insert(k, v);
+            }
         }
     }
-    let last_event = services::last_event(conn, arn)?.map(|(m, _)| m);
+    Ok(out)
+}
+
+/// What the read phase of a pass reads once for every service: the
+/// deployments not yet INACTIVE and their failures.
+struct Bulk {
+    deployments: HashMap<String, Vec<DeploymentRow>>,
+    failures: HashMap<String, (i64, i64, i64)>,
+}
+
+impl Bulk {
+    fn read(conn: &Connection, now_ms: i64) -> ApiResult<Bulk> {
+        let mut deployments: HashMap<String, Vec<DeploymentRow>> = HashMap::new();
+        for d in services::current_deployments(conn)? {
+            deployments
+                .entry(d.service_arn.clone())
+                .or_default()
+                .push(d);
+        }
+        Ok(Bulk {
+            deployments,
+            failures: failures_of(conn, None, now_ms)?,
+        })
+    }
+}
+
+/// Observe one service: everything it needs read in `conn`, or (the read
+/// phase of a pass) its deployments and failures taken from `bulk`.
+fn observe(
+    ecs: &Ecs,
+    conn: &Connection,
+    service: ServiceRow,
+    now_ms: i64,
+    bulk: Option<&mut Bulk>,
+) -> ApiResult<Observed> {
+    let arn = service.arn.as_str();
+    let (deployments, mut failures) = match bulk {
+        Some(b) => {
+            let deps = b.deployments.remove(arn).unwrap_or_default();
+            let failures = deps
+                .iter()
+                .filter_map(|d| b.failures.get(&d.id).map(|f| (d.id.clone(), *f)))
+                .collect();
+            (deps, failures)
+        }
+        None => {
+            let deps = services::deployments(conn, arn)?;
+            let ids: Vec<&str> = deps
+                .iter()
+                .filter(|d| d.status() != INACTIVE)
+                .map(|d| d.id.as_str())
+                .collect();
+            let failures = failures_of(conn, Some(&ids), now_ms)?;
+            (deps, failures)
+        }
+    };
+    // Every task of the service not yet STOPPED, from the covering index.
+    let mut not_stopped = 0;
+    let mut live = Vec::new();
+    let mut busy = Vec::new();
+    let mut rows = conn.prepare_cached(
+        "SELECT arn, started_by, last_status, health_status, started_at, created_at,
+                    task_definition_arn, container_instance_arn, desired_status
+             FROM tasks INDEXED BY tasks_by_group
+             WHERE cluster_arn = ?1 AND task_group = ?2 AND last_status != 'STOPPED'",
+    )?;
+    let mut q = rows.query(params![service.cluster_arn, service.group()])?;
+    while let Some(r) = q.next()? {
+        not_stopped += 1;
+        let instance: Option<String> = r.get(7)?;
+        if r.get_ref(8)?.as_str().ok() != Some("RUNNING") {
+            busy.extend(instance);
+            continue;
+        }
+        let last_status = match r.get_ref(2)?.as_str().ok() {
+            Some("RUNNING") => TaskStatus::Running,
+            _ => TaskStatus::Pending,
+        };
+        let health = match r.get_ref(3)?.as_str().ok() {
+            Some("HEALTHY") => HealthStatus::Healthy,
+            Some("UNHEALTHY") => HealthStatus::Unhealthy,
+            _ => HealthStatus::Unknown,
+        };
+        live.push(LiveTask {
+            arn: r.get(0)?,
+            started_by: r.get(1)?,
+            last_status,
+            health,
+            started_ms: r.get::<_, Option<f64>>(4)?.map(|s| (s * 1000.0) as i64),
+            created_ms: r.get(5)?,
+            td_arn: r.get(6)?,
+            instance,
+        });
+    }
+    drop(q);
+    let mut checked = HashMap::new();
+    for d in deployments.iter().filter(|d| d.status() != INACTIVE) {
+        failures.entry(d.id.clone()).or_insert((0, 0, 0));
+        if let Some(td) = &d.doc.task_definition {
+            checked.insert(td.clone(), ecs.health_checked(conn, td)?);
+        }
+    }
+    // The newest event matters only to a service that may be throttled.
+    let may_throttle = failures
+        .values()
+        .any(|(_, recent, _)| deploy::launch_backoff_ms(*recent) > 0);
+    let last_event = if may_throttle {
+        services::last_event(conn, arn)?.map(|(m, _)| m)
+    } else {
+        None
+    };
     let daemon = match deployments.iter().find(|d| d.status() == PRIMARY) {
         Some(p) if is_daemon(&service) && service.status == ServiceStatus::Active => {
             let ctx = internal_ctx(arn, now_ms);
@@ -151,14 +238,6 @@ fn observe(ecs: &Ecs, conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Op
                 Some(cluster) if cluster.is_active() => {
                     let req = task_request(conn, &service, p, &cluster)?;
                     let eligible = ecs.daemon_instances(conn, &ctx, &cluster, &req)?;
-                    let busy: Vec<String> = conn
-                        .prepare_cached(
-                            "SELECT DISTINCT container_instance_arn FROM tasks INDEXED BY tasks_by_group
-                             WHERE cluster_arn = ?1 AND task_group = ?2 AND last_status != 'STOPPED'
-                               AND desired_status = 'STOPPED' AND container_instance_arn IS NOT NULL",
-                        )?
-                        .query_map(params![service.cluster_arn, service.group()], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?;
                     Some((eligible, busy))
                 }
                 _ => Some((Vec::new(), Vec::new())),
@@ -166,7 +245,7 @@ fn observe(ecs: &Ecs, conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Op
         }
         _ => None,
     };
-    Ok(Some(Observed {
+    Ok(Observed {
         daemon,
         last_event,
         service,
@@ -175,7 +254,7 @@ fn observe(ecs: &Ecs, conn: &Connection, arn: &str, now_ms: i64) -> ApiResult<Op
         not_stopped,
         failures,
         checked,
-    }))
+    })
 }
 
 fn is_daemon(s: &ServiceRow) -> bool {
@@ -440,16 +519,42 @@ struct Acted {
 }
 
 impl Ecs {
-    /// One pass over every service not yet INACTIVE.
+    /// Whether a task definition has an essential container with a health
+    /// check (a revision never changes, so the answer is kept).
+    fn health_checked(&self, conn: &Connection, td_arn: &str) -> ApiResult<bool> {
+        if let Some(v) = self.health_checks.lock().unwrap().get(td_arn) {
+            return Ok(*v);
+        }
+        let has = taskdefs::find_by_arn(conn, td_arn)?.is_some_and(|t| {
+            t.doc
+                .container_definitions
+                .iter()
+                .flatten()
+                .any(|c| c.essential.unwrap_or(true) && c.health_check.is_some())
+        });
+        self.health_checks
+            .lock()
+            .unwrap()
+            .insert(td_arn.to_string(), has);
+        Ok(has)
+    }
+
+    /// One pass over every service not yet INACTIVE: every one decided on
+    /// one read snapshot, those with something to do acted on one by one.
     pub fn schedule_services(&self, now_ms: i64) -> ApiResult<()> {
-        let arns = self.store.read(services::live_arns)?;
-        for arn in arns {
-            let busy = self.store.read(|c| {
-                Ok(observe(self, c, &arn, now_ms)?.is_some_and(|o| !decide(&o, now_ms).is_empty()))
-            })?;
-            if !busy {
-                continue;
+        let busy: Vec<String> = self.store.read(|c| {
+            let mut busy = Vec::new();
+            let mut bulk = Bulk::read(c, now_ms)?;
+            for service in services::live(c)? {
+                let arn = service.arn.clone();
+                let o = observe(self, c, service, now_ms, Some(&mut bulk))?;
+                if !decide(&o, now_ms).is_empty() {
+                    busy.push(arn);
+                }
             }
+            Ok(busy)
+        })?;
+        for arn in busy {
             let acted = self.store.write_then(
                 |tx| self.act(tx, &arn, now_ms),
                 |a| {
@@ -471,9 +576,10 @@ impl Ecs {
     /// Decide one service again inside the write transaction and act.
     fn act(&self, tx: &Connection, arn: &str, now_ms: i64) -> ApiResult<Acted> {
         let mut acted = Acted::default();
-        let Some(o) = observe(self, tx, arn, now_ms)? else {
+        let Some(service) = services::load(tx, arn)? else {
             return Ok(acted);
         };
+        let o = observe(self, tx, service, now_ms, None)?;
         let d = decide(&o, now_ms);
         let ctx = internal_ctx(arn, now_ms);
         let mut s = o.service.clone();

@@ -193,12 +193,13 @@ fn service_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String
 }
 
 /// Every service not yet INACTIVE, for the scheduler.
-pub fn live_arns(conn: &Connection) -> ApiResult<Vec<String>> {
-    let arns = conn
-        .prepare_cached("SELECT arn FROM services WHERE status != 'INACTIVE' ORDER BY created_at")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(arns)
+pub fn live(conn: &Connection) -> ApiResult<Vec<ServiceRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE status != 'INACTIVE' ORDER BY created_at"
+        ))?
+        .query_map([], from_sql)?
+        .collect::<Result<_, _>>()?)
 }
 
 /// How many ACTIVE services a cluster has.
@@ -255,6 +256,16 @@ pub fn deployments(conn: &Connection, service_arn: &str) -> ApiResult<Vec<Deploy
             "{DEPLOYMENT} WHERE service_arn = ?1 ORDER BY seq DESC"
         ))?
         .query_map([service_arn], deployment_from_sql)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Every deployment not yet INACTIVE, of every service.
+pub fn current_deployments(conn: &Connection) -> ApiResult<Vec<DeploymentRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{DEPLOYMENT} WHERE status != 'INACTIVE' ORDER BY service_arn, seq DESC"
+        ))?
+        .query_map([], deployment_from_sql)?
         .collect::<Result<_, _>>()?)
 }
 

@@ -166,6 +166,8 @@ pub fn save_observed(conn: &Connection, task: &TaskRow) -> ApiResult<()> {
         "UPDATE tasks SET
            doc = json_set(?2, '$.version', coalesce(json_extract(doc, '$.version'), 0) + 1),
            last_status = json_extract(?2, '$.lastStatus'),
+           health_status = json_extract(?2, '$.healthStatus'),
+           started_at = json_extract(?2, '$.startedAt'),
            runtime = ?3
          WHERE arn = ?1",
     )?
