@@ -187,6 +187,8 @@ enum Command {
         #[command(subcommand)]
         action: InstancesAction,
     },
+    /// ECS services: list them, and wait for deployments to converge.
+    Services(berth::ecs::cli::ServicesCommand),
     /// Convert workloads between launch types: task definitions between
     /// FARGATE and EC2, App Runner services and Docker Compose files.
     Migrate {
@@ -393,6 +395,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Services(cmd) => exit_with(berth::ecs::cli::run(cmd)),
         Command::Migrate { action } => exit_with(berth::migrate::run(action)),
         Command::Cost { action } => exit_with(berth::cost::run(action)),
         Command::Doctor { listen, data_dir } => {

@@ -12,6 +12,7 @@
 
 pub mod arn;
 pub mod capacity_providers;
+pub mod cli;
 pub mod clusters;
 pub mod deploy;
 pub mod instances;

@@ -361,3 +361,24 @@ def test_daemon_follows_instances_as_they_join_and_drain(ecs, cluster, server):
     stop_service(ecs, cluster, name)
     subprocess.run([BERTH, "instances", "remove", "--cluster", cluster, "--endpoint-url", server.endpoint,
                     *first, *third], capture_output=True, text=True)
+
+
+def test_berth_services_lists_and_waits_for_a_deployment(ecs, cluster, server):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+
+    def berth(*args):
+        return subprocess.run([BERTH, "services", *args, "--cluster", cluster, "--endpoint-url", server.endpoint],
+                              capture_output=True, text=True, env=env, timeout=120)
+    s = create(ecs, cluster, web_td(ecs), desired=2)
+    name = s["serviceName"]
+    p = berth("wait-stable", name)
+    assert p.returncode == 0, p.stderr
+    assert "stable after" in p.stdout, p.stdout
+    assert f"(service {name}) has reached a steady state." in p.stdout, p.stdout
+    p = berth("list")
+    assert p.returncode == 0, p.stderr
+    [row] = [l for l in p.stdout.splitlines() if l.startswith(name)]
+    assert "ACTIVE" in row and "2/2" in row and "PRIMARY" in row and "COMPLETED" in row, row
+    p = berth("wait-stable", "ghost", "--timeout", "1")
+    assert p.returncode == 1 and "MISSING" in p.stderr, p.stderr
+    stop_service(ecs, cluster, name)
