@@ -1030,14 +1030,12 @@ impl Ecs {
             ));
         }
         self.store.read(|conn| {
-            let mut found = Vec::new();
-            let mut failures = Vec::new();
-            for a in &req.service_deployment_arns {
-                match by_revision_arn(conn, ctx, a, "service-deployment")? {
-                    Some((cluster, s, d)) => found.push(service_deployment(ctx, &cluster, &s, &d)),
-                    None => failures.push(super::missing(a.clone())),
-                }
-            }
+            let (found, failures) = describe_each(&req.service_deployment_arns, |a| {
+                Ok(match by_revision_arn(conn, ctx, a, "service-deployment")? {
+                    Some((cluster, s, d)) => Ok(service_deployment(ctx, &cluster, &s, &d)),
+                    None => Err(a.clone()),
+                })
+            })?;
             Ok(DescribeServiceDeploymentsResponse {
                 service_deployments: Some(found),
                 failures: Some(failures),
@@ -1056,14 +1054,12 @@ impl Ecs {
             ));
         }
         self.store.read(|conn| {
-            let mut found = Vec::new();
-            let mut failures = Vec::new();
-            for a in &req.service_revision_arns {
-                match by_revision_arn(conn, ctx, a, "service-revision")? {
-                    Some((cluster, s, d)) => found.push(service_revision(ctx, &cluster, &s, &d)),
-                    None => failures.push(super::missing(a.clone())),
-                }
-            }
+            let (found, failures) = describe_each(&req.service_revision_arns, |a| {
+                Ok(match by_revision_arn(conn, ctx, a, "service-revision")? {
+                    Some((cluster, s, d)) => Ok(service_revision(ctx, &cluster, &s, &d)),
+                    None => Err(a.clone()),
+                })
+            })?;
             Ok(DescribeServiceRevisionsResponse {
                 service_revisions: Some(found),
                 failures: Some(failures),
