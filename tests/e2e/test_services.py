@@ -178,7 +178,8 @@ def test_circuit_breaker_rolls_back_a_crashing_deployment(ecs, cluster):
     name = s["serviceName"]
     s = wait_service(ecs, cluster, name, steady, 60, "steady")
     first = s["deployments"][0]["id"]
-    bad = web_td(ecs, family, command=["berth-testapp", "exit", "3"])
+    # A revision whose container cannot start: its tasks never run.
+    bad = web_td(ecs, family, command=["/no/such/program"])
     failed_id = ecs.update_service(cluster=cluster, service=name, taskDefinition=bad)["service"]["deployments"][0]["id"]
 
     def rolled_back(svc):
