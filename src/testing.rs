@@ -173,9 +173,13 @@ impl World {
             .unwrap_or_else(|e| panic!("scheduler pass: {e}"));
     }
 
-    /// Scheduler passes and agent work until neither changes anything.
+    /// Scheduler passes and agent work until neither changes anything,
+    /// then once more after the clock has moved past the scheduler's settle
+    /// window (tasks without a health check count as healthy only after
+    /// it), until that too changes nothing.
     pub async fn converge(&self) {
         let mut last = String::new();
+        let mut advanced = false;
         for _ in 0..50 {
             self.schedule();
             self.settle().await;
@@ -193,7 +197,13 @@ impl World {
                 .expect("state")
                 .unwrap_or_default();
             if now == last {
-                return;
+                if advanced {
+                    return;
+                }
+                self.clock.advance_ms(crate::ecs::scheduler::SETTLE_MS);
+                advanced = true;
+            } else {
+                advanced = false;
             }
             last = now;
         }

@@ -485,12 +485,23 @@ fn decide(o: &Observed, now_ms: i64) -> Decision {
 }
 
 /// How the scheduler sees a live task.
+/// How long a task without a container health check must have been
+/// RUNNING before it counts as healthy: a revision whose container dies
+/// right after starting would otherwise complete its deployment (and stop
+/// the old tasks) in the moment before the crash is seen.
+pub const SETTLE_MS: i64 = 3_000;
+
 fn state_of(t: &LiveTask, checked: bool, grace_ms: i64, now_ms: i64) -> TaskState {
     if t.last_status != TaskStatus::Running {
         return TaskState::Pending;
     }
     if !checked {
-        return TaskState::Healthy;
+        let since = t.started_ms.unwrap_or(t.created_ms);
+        return if now_ms - since >= SETTLE_MS {
+            TaskState::Healthy
+        } else {
+            TaskState::Running
+        };
     }
     match t.health {
         HealthStatus::Healthy => TaskState::Healthy,

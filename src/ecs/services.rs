@@ -24,11 +24,11 @@ use super::shapes::{
     DescribeServiceDeploymentsResponse, DescribeServiceRevisionsRequest,
     DescribeServiceRevisionsResponse, DescribeServicesRequest, DescribeServicesResponse,
     LaunchType, ListServiceDeploymentsRequest, ListServiceDeploymentsResponse, ListServicesRequest,
-    ListServicesResponse, NetworkMode, SchedulingStrategy, Service, ServiceDeployment,
-    ServiceDeploymentBrief, ServiceDeploymentStatus, ServiceEvent, ServiceField, ServiceRevision,
-    ServiceRevisionSummary, UpdateServiceRequest, UpdateServiceResponse,
+    ListServicesResponse, SchedulingStrategy, Service, ServiceDeployment, ServiceDeploymentBrief,
+    ServiceDeploymentStatus, ServiceEvent, ServiceField, ServiceRevision, ServiceRevisionSummary,
+    UpdateServiceRequest, UpdateServiceResponse,
 };
-use super::{arn, capacity_providers, clusters, describe_each, tags, taskdefs, Ecs};
+use super::{arn, clusters, describe_each, tags, taskdefs, tasks, Ecs};
 use crate::context::{millis_to_epoch, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::events::Topic;
@@ -521,67 +521,26 @@ fn check_launch(
     cluster: &clusters::ClusterRow,
     s: &Service,
 ) -> ApiResult<()> {
-    let td_ident = s
+    let td = s
         .task_definition
-        .as_deref()
+        .clone()
         .ok_or_else(|| ApiError::invalid_parameter("A task definition must be specified."))?;
-    let td = taskdefs::resolve_active(tx, ctx, td_ident)?;
-    if s.launch_type.is_some() && s.capacity_provider_strategy.is_some() {
-        return Err(ApiError::invalid_parameter(
-            "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
-        ));
-    }
-    if let Some(strategy) = &s.capacity_provider_strategy {
-        capacity_providers::check_strategy(tx, ctx, &cluster.doc.capacity_providers, strategy)?;
-    }
-    let fargate = s.launch_type == Some(LaunchType::Fargate)
-        || s.capacity_provider_strategy
-            .iter()
-            .flatten()
-            .any(|i| capacity_providers::is_fargate(&i.capacity_provider));
-    let launch = if fargate {
-        LaunchType::Fargate
-    } else {
-        LaunchType::Ec2
-    };
-    let supported = td
-        .doc
-        .compatibilities
-        .iter()
-        .flatten()
-        .any(|c| c.as_str() == launch.as_str());
-    if !supported {
-        return Err(ApiError::invalid_parameter(format!(
-            "Task definition does not support launch_type {}.",
-            launch.as_str()
-        )));
-    }
-    let awsvpc = td.doc.network_mode == Some(NetworkMode::Awsvpc);
-    let subnets = s
-        .network_configuration
-        .as_ref()
-        .and_then(|n| n.awsvpc_configuration.as_ref())
-        .map(|a| a.subnets.len())
-        .unwrap_or(0);
-    if awsvpc && subnets == 0 {
-        return Err(ApiError::invalid_parameter(
-            "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
-        ));
-    }
-    if !awsvpc && s.network_configuration.is_some() {
-        return Err(ApiError::invalid_parameter(
-            "Network Configuration is not valid for the given networkMode of this task definition.",
-        ));
-    }
-    if fargate
-        && (s.placement_constraints.iter().flatten().next().is_some()
-            || s.placement_strategy.iter().flatten().next().is_some())
-    {
-        return Err(ApiError::invalid_parameter(
-            "Placement constraints and strategies are not supported with the FARGATE launch type.",
-        ));
-    }
-    Ok(())
+    tasks::check_request(
+        tx,
+        ctx,
+        cluster,
+        &tasks::TaskRequest {
+            cluster: Some(cluster.arn.clone()),
+            task_definition: td,
+            count: 1,
+            launch_type: s.launch_type,
+            capacity_provider_strategy: s.capacity_provider_strategy.clone(),
+            network_configuration: s.network_configuration.clone(),
+            placement_constraints: s.placement_constraints.clone().unwrap_or_default(),
+            placement_strategy: s.placement_strategy.clone().unwrap_or_default(),
+            ..tasks::TaskRequest::default()
+        },
+    )
 }
 
 impl Ecs {

@@ -405,3 +405,44 @@ async fn a_daemon_runs_one_task_on_each_instance_as_they_come_and_go() {
         "COMPLETED"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_task_without_a_health_check_counts_only_once_it_has_settled() {
+    let w = world();
+    let td1 = td(&w, GOOD);
+    create(&w, "web", &td1, 1, json!({}));
+    w.converge().await;
+    let [old] = running(&w, "web").try_into().expect("one task");
+    let old = old["taskArn"].as_str().unwrap().to_string();
+    let td2 = w.fargate(json!([{"name": "main", "image": "app:2"}]));
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": td2}),
+    );
+    w.schedule();
+    w.settle().await;
+    let fresh: Vec<Value> = running(&w, "web")
+        .into_iter()
+        .filter(|t| t["taskDefinitionArn"] == td2.as_str())
+        .collect();
+    let [fresh] = fresh.try_into().expect("one new task");
+    assert_eq!(fresh["lastStatus"], "RUNNING");
+    // The new task has just started: the old one must not be stopped for
+    // it, nor the deployment called complete, before it has settled.
+    w.schedule();
+    w.settle().await;
+    assert_eq!(w.task(&old)["lastStatus"], "RUNNING");
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"][0]["rolloutState"], "IN_PROGRESS", "{s}");
+    // It dies at once: the old task is still serving, and the deployment
+    // carries on with a replacement.
+    let fresh = fresh["taskArn"].as_str().unwrap().to_string();
+    w.fake.exit(&w.container_id(&fresh, "main"), 1);
+    w.settle().await;
+    assert_eq!(w.task(&old)["lastStatus"], "RUNNING");
+    w.converge().await;
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED", "{s}");
+    assert_eq!(s["deployments"][0]["failedTasks"], 1, "{s}");
+    assert_eq!(w.task(&old)["stopCode"], "ServiceSchedulerInitiated");
+}

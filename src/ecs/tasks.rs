@@ -351,36 +351,88 @@ enum Launching {
     Providers(Vec<(capacity_providers::Item, i64)>),
 }
 
-fn launching(
+/// How a request's tasks are launched, before they are counted out.
+enum Via {
+    Type(LaunchType),
+    Strategy(Vec<capacity_providers::Item>),
+}
+
+fn via(
     conn: &Connection,
     ctx: &Ctx,
     cluster: &clusters::ClusterRow,
     req: &TaskRequest,
-) -> ApiResult<Launching> {
+) -> ApiResult<Via> {
     if req.launch_type.is_some() && req.capacity_provider_strategy.is_some() {
         return Err(ApiError::invalid_parameter(
             "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
         ));
     }
     if let Some(t) = req.launch_type {
-        return Ok(Launching::Type(t));
+        return Ok(Via::Type(t));
     }
     let default = &cluster.doc.default_capacity_provider_strategy;
     let strategy = match &req.capacity_provider_strategy {
         Some(s) => s,
         None if !default.is_empty() => default,
-        None => return Ok(Launching::Type(LaunchType::Ec2)),
+        None => return Ok(Via::Type(LaunchType::Ec2)),
     };
-    let items =
-        capacity_providers::check_strategy(conn, ctx, &cluster.doc.capacity_providers, strategy)?;
-    let counts = capacity_providers::split(&items, req.count);
-    Ok(Launching::Providers(
-        items
-            .into_iter()
-            .zip(counts)
-            .filter(|(_, n)| *n > 0)
+    Ok(Via::Strategy(capacity_providers::check_strategy(
+        conn,
+        ctx,
+        &cluster.doc.capacity_providers,
+        strategy,
+    )?))
+}
+
+fn launching(
+    conn: &Connection,
+    ctx: &Ctx,
+    cluster: &clusters::ClusterRow,
+    req: &TaskRequest,
+) -> ApiResult<Launching> {
+    Ok(match via(conn, ctx, cluster, req)? {
+        Via::Type(t) => Launching::Type(t),
+        Via::Strategy(items) => {
+            let counts = capacity_providers::split(&items, req.count);
+            Launching::Providers(
+                items
+                    .into_iter()
+                    .zip(counts)
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+            )
+        }
+    })
+}
+
+/// ECS's checks of a request against its cluster and task definition,
+/// launching nothing: CreateService and UpdateService make them before they
+/// store a service, as RunTask does before it launches. Every provider of a
+/// strategy is checked, whatever share of the tasks it would take.
+pub(crate) fn check_request(
+    conn: &Connection,
+    ctx: &Ctx,
+    cluster: &clusters::ClusterRow,
+    req: &TaskRequest,
+) -> ApiResult<()> {
+    let types: Vec<LaunchType> = match via(conn, ctx, cluster, req)? {
+        Via::Type(t) => vec![t],
+        Via::Strategy(items) => items
+            .iter()
+            .map(|i| {
+                if capacity_providers::is_fargate(&i.provider) {
+                    LaunchType::Fargate
+                } else {
+                    LaunchType::Ec2
+                }
+            })
             .collect(),
-    ))
+    };
+    for t in types {
+        Launch::check(conn, ctx, req, t)?;
+    }
+    Ok(())
 }
 
 /// A shape as the JSON the pure parsers (placement's, strategies') read.
@@ -723,6 +775,13 @@ impl Launch {
         if network_mode != NetworkMode::Awsvpc && req.network_configuration.is_some() {
             return Err(ApiError::invalid_parameter(
                 "Network Configuration is not valid for the given networkMode of this task definition.",
+            ));
+        }
+        if launch_type == LaunchType::Fargate
+            && (!req.placement_constraints.is_empty() || !req.placement_strategy.is_empty())
+        {
+            return Err(ApiError::invalid_parameter(
+                "Placement constraints and strategies are not supported with the FARGATE launch type.",
             ));
         }
         let task_cpu = overrides.cpu.clone().or(doc.cpu.clone());
