@@ -387,6 +387,30 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_by_started_by ON tasks (started_by, last_status, stop_code, stopped_reason,
         created_at);
     "#,
+    // 12: account settings, task protection, task sets.
+    r#"
+    CREATE TABLE account_settings (
+        region        TEXT NOT NULL,
+        principal_arn TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        value         TEXT NOT NULL,
+        PRIMARY KEY (region, principal_arn, name)
+    );
+    CREATE TABLE task_protection (
+        task_arn    TEXT PRIMARY KEY,
+        cluster_arn TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );
+    CREATE TABLE task_sets (
+        arn         TEXT PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        service_arn TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        doc         TEXT NOT NULL
+    );
+    CREATE INDEX task_sets_by_service ON task_sets (service_arn, created_at);
+    "#,
 ];
 
 const READERS: usize = 4;

@@ -242,6 +242,16 @@ fn connect_defaults(
 fn upsert(conn: &Connection, ctx: &Ctx, name: &str, mut doc: ClusterDoc) -> ApiResult<ClusterRow> {
     let arn = arn::cluster(ctx, name);
     let new_settings = std::mem::take(&mut doc.settings);
+    // A new cluster's Container Insights follow the caller's account
+    // setting unless the call names its own.
+    doc.settings = vec![ClusterSetting {
+        name: Some(ClusterSettingName::ContainerInsights),
+        value: Some(super::account_settings::value_for(
+            conn,
+            ctx,
+            super::shapes::SettingName::ContainerInsights,
+        )?),
+    }];
     merge_settings(&mut doc, &new_settings);
     conn.prepare_cached(
         "INSERT INTO clusters (arn, account, region, name, status, created_at, doc)

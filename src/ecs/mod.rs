@@ -10,6 +10,7 @@
 //! `janitor.rs`, task statuses in `status.rs`, the generated shapes in
 //! `shapes.rs`, tags in `tags.rs`, ARNs in `arn.rs`.
 
+pub mod account_settings;
 pub mod arn;
 pub mod capacity_providers;
 pub mod cli;
@@ -155,6 +156,10 @@ impl Ecs {
                 Ecs::describe_service_deployments,
             )
             .op("DescribeServiceRevisions", Ecs::describe_service_revisions)
+            .op("PutAccountSetting", Ecs::put_account_setting)
+            .op("PutAccountSettingDefault", Ecs::put_account_setting_default)
+            .op("DeleteAccountSetting", Ecs::delete_account_setting)
+            .op("ListAccountSettings", Ecs::list_account_settings)
             .op("TagResource", Ecs::tag_resource)
             .op("UntagResource", Ecs::untag_resource)
             .op("ListTagsForResource", Ecs::list_tags_for_resource)
@@ -210,6 +215,7 @@ fn resources(ctx: &Ctx, operation: &str, input: &Value) -> Vec<String> {
         "CreateCluster" | "ListClusters" | "DescribeClusters" | "DeleteCluster"
     ) && !operation.contains("TaskDefinition")
         && !operation.contains("CapacityProvider")
+        && !operation.contains("AccountSetting")
         && !operation.ends_with("Resource");
     let cluster_name = text("cluster").unwrap_or(clusters::DEFAULT_CLUSTER);
     let cluster = clusters::identifier_arn(ctx, cluster_name);

@@ -1,0 +1,78 @@
+"""The rest of the ECS API, driven by the aws CLI and boto3: account
+settings, task protection, service deployments stopped by hand, the agent's
+endpoints, and task sets for the EXTERNAL deployment controller."""
+
+import botocore.exceptions
+import pytest
+
+from conftest import aws, client
+
+ROOT = "arn:aws:iam::000000000000:root"
+USER = "arn:aws:iam::000000000000:user/alice"
+
+
+def code_of(excinfo):
+    return excinfo.value.response["Error"]["Code"]
+
+
+def test_account_settings_per_principal_over_the_account_default(fresh_server):
+    ecs = client(fresh_server.endpoint)
+    cli = lambda *a: aws(fresh_server.endpoint, *a)
+    # Nothing set: the listing is empty, the effective settings are ECS's.
+    assert ecs.list_account_settings()["settings"] == []
+    eff = {s["name"]: s for s in cli("ecs", "list-account-settings", "--effective-settings")["settings"]}
+    assert eff["containerInsights"] == {"name": "containerInsights", "value": "disabled",
+                                        "principalArn": ROOT, "type": "aws_managed"}
+    assert eff["taskLongArnFormat"]["value"] == "enabled"
+    assert eff["fargateTaskRetirementWaitPeriod"]["value"] == "7"
+    assert len(eff) == 11
+
+    # The account default, then one user's own setting over it.
+    d = cli("ecs", "put-account-setting-default", "--name", "containerInsights", "--value", "enhanced")
+    assert d["setting"] == {"name": "containerInsights", "value": "enhanced", "principalArn": ROOT, "type": "user"}
+    u = ecs.put_account_setting(name="containerInsights", value="disabled", principalArn=USER)["setting"]
+    assert u["principalArn"] == USER and u["value"] == "disabled"
+    mine = ecs.list_account_settings(name="containerInsights", effectiveSettings=True)["settings"]
+    assert [s["value"] for s in mine] == ["enhanced"]
+    alice = ecs.list_account_settings(name="containerInsights", effectiveSettings=True, principalArn=USER)
+    assert [s["value"] for s in alice["settings"]] == ["disabled"]
+    assert ecs.list_account_settings(principalArn=USER)["settings"] == [u]
+    assert ecs.list_account_settings(name="containerInsights", value="enhanced")["settings"][0]["value"] == "enhanced"
+
+    # The setting takes effect: a new cluster gets the caller's value.
+    c = ecs.create_cluster(clusterName="insights")["cluster"]
+    assert c["settings"] == [{"name": "containerInsights", "value": "enhanced"}]
+    c = ecs.create_cluster(clusterName="own", settings=[{"name": "containerInsights", "value": "disabled"}])
+    assert c["cluster"]["settings"] == [{"name": "containerInsights", "value": "disabled"}]
+
+    # Deleting the user's setting falls back to the account default.
+    gone = ecs.delete_account_setting(name="containerInsights", principalArn=USER)["setting"]
+    assert gone["value"] == "enhanced" and gone["principalArn"] == ROOT
+    assert ecs.list_account_settings(principalArn=USER)["settings"] == []
+
+    # Pagination over the effective settings.
+    page = ecs.list_account_settings(effectiveSettings=True, maxResults=4)
+    assert len(page["settings"]) == 4 and page["nextToken"]
+    rest = ecs.list_account_settings(effectiveSettings=True, maxResults=10, nextToken=page["nextToken"])
+    assert len(rest["settings"]) == 7 and "nextToken" not in rest
+
+
+@pytest.mark.parametrize("name,value", [
+    ("containerInsights", "on"),
+    ("fargateTaskRetirementWaitPeriod", "3"),
+    ("guardDutyActivate", "enabled"),
+    ("serviceLongArnFormat", "disabled"),
+])
+def test_bad_account_settings_are_refused_and_change_nothing(ecs, name, value):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.put_account_setting(name=name, value=value)
+    assert code_of(e) == "InvalidParameterException"
+    assert ecs.list_account_settings(name=name)["settings"] == []
+
+
+def test_a_principal_of_another_account_is_refused(ecs):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.put_account_setting(name="awsvpcTrunking", value="enabled",
+                                principalArn="arn:aws:iam::999999999999:user/bob")
+    assert code_of(e) == "InvalidParameterException"
+    assert "999999999999" in e.value.response["Error"]["Message"]
