@@ -38,6 +38,9 @@ pub struct TaskView {
     pub state: TaskState,
     /// When it was created (ms), for picking the newest to stop first.
     pub created_ms: i64,
+    /// Under task scale-in protection: neither scale-in nor a deployment
+    /// stops it (failing its health checks still does).
+    pub protected: bool,
 }
 
 /// The service's bounds for this pass.
@@ -133,11 +136,17 @@ pub fn step(s: &Snapshot) -> Plan {
     primary.sort_by(|a, b| stop_order(a, b));
     old.sort_by(|a, b| stop_order(a, b));
 
-    // More primary tasks than desired: the surplus stops.
-    let surplus = (primary.len() as i64 - b.desired).max(0) as usize;
-    for t in primary.drain(..surplus) {
-        plan.stop.push((t.arn.clone(), StopWhy::ScaleIn));
-    }
+    // More primary tasks than desired: the surplus stops, protected tasks
+    // aside.
+    let mut surplus = (primary.len() as i64 - b.desired).max(0) as usize;
+    primary.retain(|t| {
+        if surplus > 0 && !t.protected {
+            surplus -= 1;
+            plan.stop.push((t.arn.clone(), StopWhy::ScaleIn));
+            return false;
+        }
+        true
+    });
 
     let healthy = |ts: &[&TaskView]| ts.iter().filter(|t| t.state == TaskState::Healthy).count();
     let primary_healthy = healthy(&primary) as i64;
@@ -151,7 +160,7 @@ pub fn step(s: &Snapshot) -> Plan {
     for t in &old {
         let counts = t.state == TaskState::Healthy;
         let may = !counts || primary_done || primary_healthy + old_healthy > b.min_healthy();
-        if may {
+        if may && !t.protected {
             plan.stop.push((t.arn.clone(), StopWhy::Deployment));
             old_left -= 1;
             if counts {
@@ -254,7 +263,7 @@ pub fn daemon_step(s: &DaemonSnapshot) -> DaemonPlan {
             } else if t.task.primary {
                 stop(&mut plan, &t.task, StopWhy::ScaleIn);
                 healthy -= i64::from(counts);
-            } else if !counts || healthy > min_healthy {
+            } else if !t.task.protected && (!counts || healthy > min_healthy) {
                 stop(&mut plan, &t.task, StopWhy::Deployment);
                 healthy -= i64::from(counts);
                 occupied = true;
@@ -298,6 +307,7 @@ mod tests {
             primary,
             state,
             created_ms: n as i64,
+            protected: false,
         }
     }
 
@@ -414,6 +424,49 @@ mod tests {
             ]
         );
         assert_eq!(p.start, 0);
+    }
+
+    #[test]
+    fn protected_tasks_survive_scale_in_and_deployments_but_not_failing_health() {
+        let protect = |mut t: TaskView| {
+            t.protected = true;
+            t
+        };
+        // Scale in from 3 to 2: the newest unprotected goes, the protected
+        // stays even though it would be first.
+        let s = Snapshot {
+            bounds: bounds(2, 100, 200),
+            tasks: vec![
+                task(0, true, TaskState::Healthy),
+                task(1, true, TaskState::Healthy),
+                protect(task(2, true, TaskState::Healthy)),
+            ],
+            may_launch: true,
+            draining: false,
+            stopping: 0,
+        };
+        assert_eq!(step(&s).stop, vec![("t1".to_string(), StopWhy::ScaleIn)]);
+        // A deployment whose new task is healthy stops the old ones, but
+        // not a protected one; an unhealthy protected task is replaced.
+        let s = Snapshot {
+            bounds: bounds(1, 100, 200),
+            tasks: vec![
+                protect(task(0, false, TaskState::Healthy)),
+                task(1, false, TaskState::Healthy),
+                protect(task(2, true, TaskState::Unhealthy)),
+                task(3, true, TaskState::Healthy),
+            ],
+            may_launch: true,
+            draining: false,
+            stopping: 0,
+        };
+        assert_eq!(
+            step(&s).stop,
+            vec![
+                ("t2".to_string(), StopWhy::Unhealthy),
+                ("t1".to_string(), StopWhy::Deployment)
+            ]
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod janitor;
 #[rustfmt::skip]
 pub mod shapes;
 pub mod placements;
+pub mod protection;
 pub mod scheduler;
 pub mod services;
 #[cfg(test)]
@@ -160,6 +161,8 @@ impl Ecs {
             .op("PutAccountSettingDefault", Ecs::put_account_setting_default)
             .op("DeleteAccountSetting", Ecs::delete_account_setting)
             .op("ListAccountSettings", Ecs::list_account_settings)
+            .op("UpdateTaskProtection", Ecs::update_task_protection)
+            .op("GetTaskProtection", Ecs::get_task_protection)
             .op("TagResource", Ecs::tag_resource)
             .op("UntagResource", Ecs::untag_resource)
             .op("ListTagsForResource", Ecs::list_tags_for_resource)

@@ -15,7 +15,7 @@
 //! twice for one slot (the slot is filled by the committed task) and none
 //! is forgotten (a missing one is seen missing again).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use super::shapes::{
     ServiceDeploymentStatus, TaskStopCode,
 };
 use super::status::TaskStatus;
-use super::{arn, clusters, tags, taskdefs, tasks, Ecs};
+use super::{arn, clusters, protection, tags, taskdefs, tasks, Ecs};
 use crate::clock::Clock;
 use crate::context::Ctx;
 use crate::controllers::Controller;
@@ -51,6 +51,7 @@ struct LiveTask {
     created_ms: i64,
     td_arn: String,
     instance: Option<String>,
+    protected: bool,
 }
 
 /// What a pass reads of one service.
@@ -128,6 +129,7 @@ fn failures_of(
 struct Bulk {
     deployments: HashMap<String, Vec<DeploymentRow>>,
     failures: HashMap<String, (i64, i64, i64)>,
+    protected: HashSet<String>,
 }
 
 impl Bulk {
@@ -142,6 +144,7 @@ impl Bulk {
         Ok(Bulk {
             deployments,
             failures: failures_of(conn, None, now_ms)?,
+            protected: protection::active(conn, now_ms)?,
         })
     }
 }
@@ -153,10 +156,10 @@ fn observe(
     conn: &Connection,
     service: ServiceRow,
     now_ms: i64,
-    bulk: Option<&mut Bulk>,
+    mut bulk: Option<&mut Bulk>,
 ) -> ApiResult<Observed> {
     let arn = service.arn.as_str();
-    let (deployments, mut failures) = match bulk {
+    let (deployments, mut failures) = match bulk.as_mut() {
         Some(b) => {
             let deps = b.deployments.remove(arn).unwrap_or_default();
             let failures = deps
@@ -174,6 +177,14 @@ fn observe(
                 .collect();
             let failures = failures_of(conn, Some(&ids), now_ms)?;
             (deps, failures)
+        }
+    };
+    let fresh;
+    let protected = match bulk.as_ref() {
+        Some(b) => &b.protected,
+        None => {
+            fresh = protection::active(conn, now_ms)?;
+            &fresh
         }
     };
     // Every task of the service not yet STOPPED, from the covering index.
@@ -203,8 +214,10 @@ fn observe(
             Some("UNHEALTHY") => HealthStatus::Unhealthy,
             _ => HealthStatus::Unknown,
         };
+        let task_arn: String = r.get(0)?;
         live.push(LiveTask {
-            arn: r.get(0)?,
+            protected: protected.contains(&task_arn),
+            arn: task_arn,
             started_by: r.get(1)?,
             last_status,
             health,
@@ -377,6 +390,7 @@ fn decide(o: &Observed, now_ms: i64) -> Decision {
                 now_ms,
             ),
             created_ms: t.created_ms,
+            protected: t.protected,
         })
         .collect();
     if s.status != ServiceStatus::Active {

@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use crate::clock::Clock;
 use crate::runtime::fake::Program;
 use crate::testing::{net, World};
 
@@ -445,4 +446,117 @@ async fn a_new_task_without_a_health_check_counts_only_once_it_has_settled() {
     assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED", "{s}");
     assert_eq!(s["deployments"][0]["failedTasks"], 1, "{s}");
     assert_eq!(w.task(&old)["stopCode"], "ServiceSchedulerInitiated");
+}
+
+#[tokio::test(start_paused = true)]
+async fn protected_tasks_outlast_scale_in_and_hold_a_deployment_until_released() {
+    let w = world();
+    let td1 = td(&w, GOOD);
+    create(&w, "web", &td1, 2, json!({}));
+    w.converge().await;
+    let tasks = running(&w, "web");
+    let keep = tasks[1]["taskArn"].as_str().unwrap().to_string();
+    let p = w.ecs(
+        "UpdateTaskProtection",
+        json!({"cluster": "default", "tasks": [keep, "nope"], "protectionEnabled": true,
+               "expiresInMinutes": 60}),
+    );
+    assert_eq!(p["protectedTasks"][0]["protectionEnabled"], true, "{p}");
+    let expiry = p["protectedTasks"][0]["expirationDate"].as_f64().unwrap();
+    assert_eq!(
+        (expiry * 1000.0) as i64,
+        w.clock.now_ms() + 3_600_000,
+        "one hour from now"
+    );
+    assert_eq!(p["failures"][0]["reason"], "MISSING");
+    // Scale in to one: the unprotected task goes, though it is the older.
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "desiredCount": 1}),
+    );
+    w.converge().await;
+    let left = running(&w, "web");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["taskArn"], keep.as_str());
+    // A deployment starts its new task but cannot stop the protected one.
+    let td2 = w.fargate(json!([{"name": "main", "image": "app:2"}]));
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": td2}),
+    );
+    w.converge().await;
+    assert_eq!(w.task(&keep)["lastStatus"], "RUNNING");
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"][0]["rolloutState"], "IN_PROGRESS", "{s}");
+    assert_eq!(s["runningCount"], 2);
+    let got = w.ecs(
+        "GetTaskProtection",
+        json!({"cluster": "default", "tasks": [keep]}),
+    );
+    assert_eq!(got["protectedTasks"][0]["protectionEnabled"], true);
+    // Released, it goes and the deployment completes.
+    w.ecs(
+        "UpdateTaskProtection",
+        json!({"cluster": "default", "tasks": [keep], "protectionEnabled": false}),
+    );
+    w.converge().await;
+    assert_eq!(w.task(&keep)["stopCode"], "ServiceSchedulerInitiated");
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED", "{s}");
+    let got = w.ecs(
+        "GetTaskProtection",
+        json!({"cluster": "default", "tasks": [keep]}),
+    );
+    assert_eq!(got["failures"][0]["reason"], "TASK_NOT_VALID", "{got}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn protection_lapses_at_its_expiry_and_standalone_tasks_cannot_have_it() {
+    let w = world();
+    let td1 = td(&w, GOOD);
+    create(&w, "web", &td1, 1, json!({}));
+    w.converge().await;
+    let [t] = running(&w, "web").try_into().expect("one task");
+    let arn = t["taskArn"].as_str().unwrap().to_string();
+    w.ecs(
+        "UpdateTaskProtection",
+        json!({"cluster": "default", "tasks": [arn], "protectionEnabled": true,
+               "expiresInMinutes": 1}),
+    );
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "desiredCount": 0}),
+    );
+    w.converge().await;
+    assert_eq!(
+        w.task(&arn)["lastStatus"],
+        "RUNNING",
+        "protected for a minute"
+    );
+    w.clock.advance_ms(60_000);
+    let got = w.ecs("GetTaskProtection", json!({"cluster": "default"}));
+    assert_eq!(got["protectedTasks"], json!([]), "{got}");
+    w.converge().await;
+    assert_eq!(w.task(&arn)["lastStatus"], "STOPPED");
+    // A task not started by a service.
+    let run = w.ecs(
+        "RunTask",
+        json!({"taskDefinition": td1, "launchType": "FARGATE", "networkConfiguration": net()}),
+    );
+    let solo = run["tasks"][0]["taskArn"].as_str().unwrap();
+    let p = w.ecs(
+        "UpdateTaskProtection",
+        json!({"cluster": "default", "tasks": [solo], "protectionEnabled": true}),
+    );
+    assert_eq!(p["failures"][0]["reason"], "TASK_NOT_VALID");
+    assert_eq!(p["protectedTasks"], json!([]));
+    let e = w
+        .call(
+            "ECS",
+            "UpdateTaskProtection",
+            json!({"cluster": "default", "tasks": [solo], "protectionEnabled": true,
+                   "expiresInMinutes": 2881}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
 }

@@ -2,10 +2,13 @@
 settings, task protection, service deployments stopped by hand, the agent's
 endpoints, and task sets for the EXTERNAL deployment controller."""
 
+import time
+
 import botocore.exceptions
 import pytest
 
-from conftest import aws, client
+from conftest import aws, client, unique
+from test_services import create, service_tasks, steady, stop_service, wait_service, web_td
 
 ROOT = "arn:aws:iam::000000000000:root"
 USER = "arn:aws:iam::000000000000:user/alice"
@@ -76,3 +79,32 @@ def test_a_principal_of_another_account_is_refused(ecs):
                                 principalArn="arn:aws:iam::999999999999:user/bob")
     assert code_of(e) == "InvalidParameterException"
     assert "999999999999" in e.value.response["Error"]["Message"]
+
+
+@pytest.fixture
+def cluster(ecs, images):
+    name = unique("rest")
+    ecs.create_cluster(clusterName=name)
+    return name
+
+
+def test_a_protected_task_outlasts_scale_in_on_docker(ecs, cluster, cli):
+    s = create(ecs, cluster, web_td(ecs), desired=2)
+    name = s["serviceName"]
+    wait_service(ecs, cluster, name, steady, 60, "steady")
+    # The task scale-in would stop first (the newest, then by ARN) is the
+    # one protected.
+    tasks = sorted(service_tasks(ecs, cluster, name), key=lambda t: (-t["createdAt"].timestamp(), t["taskArn"]))
+    keep = tasks[0]["taskArn"]
+    p = cli("ecs", "update-task-protection", "--cluster", cluster, "--tasks", keep,
+            "--protection-enabled", "--expires-in-minutes", "30")
+    [pt] = p["protectedTasks"]
+    assert pt["taskArn"] == keep and pt["protectionEnabled"] is True
+    assert 29 * 60 < pt["expirationDate"] - time.time() <= 30 * 60
+    ecs.update_service(cluster=cluster, service=name, desiredCount=1)
+    wait_service(ecs, cluster, name, lambda x: x["runningCount"] == 1, 60, "one task")
+    left = service_tasks(ecs, cluster, name)
+    assert [t["taskArn"] for t in left] == [keep], "the protected task is the one kept"
+    got = cli("ecs", "get-task-protection", "--cluster", cluster, "--tasks", keep)
+    assert got["protectedTasks"][0]["protectionEnabled"] is True
+    stop_service(ecs, cluster, name)
