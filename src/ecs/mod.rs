@@ -157,6 +157,7 @@ impl Ecs {
                 Ecs::describe_service_deployments,
             )
             .op("DescribeServiceRevisions", Ecs::describe_service_revisions)
+            .op("StopServiceDeployment", Ecs::stop_service_deployment)
             .op("PutAccountSetting", Ecs::put_account_setting)
             .op("PutAccountSettingDefault", Ecs::put_account_setting_default)
             .op("DeleteAccountSetting", Ecs::delete_account_setting)

@@ -642,39 +642,10 @@ impl Ecs {
                     .iter()
                     .find(|x| &x.id == target_id)
                     .expect("a deployment of the service");
-                s.doc.task_definition = back.doc.task_definition.clone();
-                s.doc.launch_type = back.doc.launch_type;
-                s.doc.capacity_provider_strategy = back.doc.capacity_provider_strategy.clone();
-                s.doc.network_configuration = back.doc.network_configuration.clone();
-                s.doc.platform_version = back.doc.platform_version.clone();
-                services::save(tx, &s)?;
-                failed.outcome = Some(ServiceDeploymentStatus::RollbackInProgress);
-                services::save_deployment(tx, &failed)?;
-                let new_id = services::start_deployment(
-                    tx,
-                    &ctx,
-                    &s,
-                    Some(format!(
-                        "ECS deployment circuit breaker: rolling back to deploymentId {target_id}."
-                    )),
-                )?;
-                // `start_deployment` made the failed one ACTIVE; keep why.
-                if let Some(mut f) = services::deployments(tx, arn)?
-                    .into_iter()
-                    .find(|x| x.id == failed.id)
-                {
-                    f.doc.rollout_state = Some(DeploymentRolloutState::Failed);
-                    f.doc.rollout_state_reason = failed.doc.rollout_state_reason.clone();
-                    f.outcome = Some(ServiceDeploymentStatus::RollbackInProgress);
-                    f.rolled_back_to = Some(new_id.clone());
-                    services::save_deployment(tx, &f)?;
-                }
-                services::event(
-                    tx,
-                    &ctx,
-                    arn,
-                    &format!("(service {name}) rolling back to deployment {target_id}."),
-                )?;
+                let reason = format!(
+                    "ECS deployment circuit breaker: rolling back to deploymentId {target_id}."
+                );
+                services::roll_back(tx, &ctx, &mut s, failed, back, reason)?;
             } else {
                 services::save_deployment(tx, &failed)?;
             }

@@ -26,6 +26,7 @@ use super::shapes::{
     LaunchType, ListServiceDeploymentsRequest, ListServiceDeploymentsResponse, ListServicesRequest,
     ListServicesResponse, SchedulingStrategy, Service, ServiceDeployment, ServiceDeploymentBrief,
     ServiceDeploymentStatus, ServiceEvent, ServiceField, ServiceRevision, ServiceRevisionSummary,
+    StopServiceDeploymentRequest, StopServiceDeploymentResponse, StopServiceDeploymentStopType,
     UpdateServiceRequest, UpdateServiceResponse,
 };
 use super::{arn, clusters, describe_each, tags, taskdefs, tasks, Ecs};
@@ -360,6 +361,47 @@ pub fn start_deployment(
         serde_json::to_string(&doc).expect("serialises")
     ])?;
     Ok(id)
+}
+
+/// Roll `service` back to the deployment `target`: the service takes its
+/// revision again and a new deployment of it starts, in progress for
+/// `reason`; `failed` (its rollout state and reason as the caller set them)
+/// is kept as rolling back to it. Returns the new deployment's id.
+pub fn roll_back(
+    tx: &Connection,
+    ctx: &Ctx,
+    service: &mut ServiceRow,
+    failed: DeploymentRow,
+    target: &DeploymentRow,
+    reason: String,
+) -> ApiResult<String> {
+    let s = &mut service.doc;
+    s.task_definition = target.doc.task_definition.clone();
+    s.launch_type = target.doc.launch_type;
+    s.capacity_provider_strategy = target.doc.capacity_provider_strategy.clone();
+    s.network_configuration = target.doc.network_configuration.clone();
+    s.platform_version = target.doc.platform_version.clone();
+    save(tx, service)?;
+    let new_id = start_deployment(tx, ctx, service, Some(reason))?;
+    // `start_deployment` made the failed one ACTIVE; keep why.
+    if let Some(mut f) = deployment(tx, &failed.id)? {
+        f.doc.rollout_state = failed.doc.rollout_state;
+        f.doc.rollout_state_reason = failed.doc.rollout_state_reason.clone();
+        f.doc.updated_at = failed.doc.updated_at;
+        f.outcome = Some(ServiceDeploymentStatus::RollbackInProgress);
+        f.rolled_back_to = Some(new_id.clone());
+        save_deployment(tx, &f)?;
+    }
+    event(
+        tx,
+        ctx,
+        &service.arn,
+        &format!(
+            "(service {}) rolling back to deployment {}.",
+            service.name, target.id
+        ),
+    )?;
+    Ok(new_id)
 }
 
 /// Record a service event (ECS keeps the last 100).
@@ -975,6 +1017,74 @@ impl Ecs {
                 service_deployments: Some(page),
                 next_token: token,
             })
+        })
+    }
+
+    /// Stop a deployment in progress by rolling the service back to its
+    /// last completed revision (ECS's one stop type; ABORT is refused as
+    /// ECS documents).
+    pub(super) fn stop_service_deployment(
+        &self,
+        ctx: &Ctx,
+        req: StopServiceDeploymentRequest,
+    ) -> ApiResult<StopServiceDeploymentResponse> {
+        if req.stop_type == Some(StopServiceDeploymentStopType::Abort) {
+            return Err(ApiError::invalid_parameter(
+                "The stopType ABORT is not supported for this service deployment. The valid value is ROLLBACK.",
+            ));
+        }
+        let a = req.service_deployment_arn.clone();
+        let rolled = self.store.write(|tx| {
+            let Some((_, mut s, d)) = by_revision_arn(tx, ctx, &a, "service-deployment")? else {
+                return Err(ApiError::new(
+                    "ServiceDeploymentNotFoundException",
+                    format!("The service deployment {a} does not exist."),
+                ));
+            };
+            match d.outcome {
+                Some(ServiceDeploymentStatus::RollbackInProgress | ServiceDeploymentStatus::RollbackRequested) => {
+                    return Ok(false);
+                }
+                None if d.status() == PRIMARY && d.rollout() == DeploymentRolloutState::InProgress => {}
+                _ => {
+                    return Err(ApiError::new(
+                        "ConflictException",
+                        format!("The service deployment {a} is not in progress, so it cannot be stopped."),
+                    ))
+                }
+            }
+            if s.status != ServiceStatus::Active {
+                return Err(not_active());
+            }
+            let Some(target) = deployments(tx, &s.arn)?
+                .into_iter()
+                .filter(|x| x.id != d.id)
+                .find(|x| x.rollout() == DeploymentRolloutState::Completed)
+            else {
+                return Err(ApiError::new(
+                    "ConflictException",
+                    format!("The service deployment {a} cannot be rolled back: the service has no completed deployment to return to."),
+                ));
+            };
+            let mut failed = d.clone();
+            failed.doc.rollout_state = Some(DeploymentRolloutState::Failed);
+            failed.doc.rollout_state_reason = Some("Service deployment stopped: rollback requested.".into());
+            failed.doc.updated_at = Some(ctx.now_epoch());
+            event(
+                tx,
+                ctx,
+                &s.arn,
+                &format!("(service {}) (deployment {}) was stopped: rollback requested.", s.name, d.id),
+            )?;
+            let reason = format!("Service deployment rolling back to deploymentId {} on request.", target.id);
+            roll_back(tx, ctx, &mut s, failed, &target, reason)?;
+            Ok(true)
+        })?;
+        if rolled {
+            self.bus.wake(Topic::Services);
+        }
+        Ok(StopServiceDeploymentResponse {
+            service_deployment_arn: Some(a),
         })
     }
 

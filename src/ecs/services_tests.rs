@@ -560,3 +560,67 @@ async fn protection_lapses_at_its_expiry_and_standalone_tasks_cannot_have_it() {
         .unwrap_err();
     assert_eq!(e.code, "InvalidParameterException");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_stopped_by_hand_rolls_back() {
+    let w = world();
+    let good = td(&w, GOOD);
+    create(&w, "web", &good, 2, json!({}));
+    w.converge().await;
+    let bad = td(&w, BAD);
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": bad}),
+    );
+    w.converge().await;
+    let listed = w.ecs("ListServiceDeployments", json!({"service": "web"}));
+    let current = listed["serviceDeployments"][0].clone();
+    assert_eq!(current["status"], "IN_PROGRESS", "{listed}");
+    let arn = current["serviceDeploymentArn"].as_str().unwrap();
+    let e = w
+        .call(
+            "ECS",
+            "StopServiceDeployment",
+            json!({"serviceDeploymentArn": arn, "stopType": "ABORT"}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    let done = listed["serviceDeployments"][1]["serviceDeploymentArn"].clone();
+    let e = w
+        .call(
+            "ECS",
+            "StopServiceDeployment",
+            json!({"serviceDeploymentArn": done}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "ConflictException");
+    let e = w
+        .call(
+            "ECS",
+            "StopServiceDeployment",
+            json!({"serviceDeploymentArn": arn.replace("/web/", "/nope/")}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "ServiceDeploymentNotFoundException");
+    w.ecs(
+        "StopServiceDeployment",
+        json!({"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}),
+    );
+    w.converge().await;
+    let s = describe(&w, "web");
+    assert_eq!(s["taskDefinition"], good.as_str());
+    assert_eq!(s["deployments"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED");
+    assert_eq!(s["runningCount"], 2);
+    let listed = w.ecs("ListServiceDeployments", json!({"service": "web"}));
+    let statuses: Vec<&str> = listed["serviceDeployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "SUCCESSFUL"]
+    );
+}
