@@ -246,6 +246,7 @@ fn main() -> anyhow::Result<()> {
                     scale_in_after_ms: (managed_scale_in_seconds * 1000.0) as i64,
                     interruption_rate_per_hour: spot_interruption_rate,
                 },
+                endpoint: format!("http://{}", listen.replace("0.0.0.0", "127.0.0.1")),
             };
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&data_dir)

@@ -16,6 +16,9 @@ pub struct Settings {
     /// Network sandboxes kept started ahead of their tasks.
     pub sandbox_pool: usize,
     pub fleet: FleetSettings,
+    /// The URL the control plane answers at, as DiscoverPollEndpoint gives
+    /// it to agents.
+    pub endpoint: String,
 }
 
 impl Default for Settings {
@@ -26,6 +29,7 @@ impl Default for Settings {
             metering: true,
             sandbox_pool: 4,
             fleet: FleetSettings::default(),
+            endpoint: "http://127.0.0.1:4566".into(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! `shapes.rs`, tags in `tags.rs`, ARNs in `arn.rs`.
 
 pub mod account_settings;
+pub mod agent_api;
 pub mod arn;
 pub mod capacity_providers;
 pub mod cli;
@@ -164,6 +165,22 @@ impl Ecs {
             .op("ListAccountSettings", Ecs::list_account_settings)
             .op("UpdateTaskProtection", Ecs::update_task_protection)
             .op("GetTaskProtection", Ecs::get_task_protection)
+            .op("DiscoverPollEndpoint", Ecs::discover_poll_endpoint)
+            .op("UpdateContainerAgent", Ecs::update_container_agent)
+            .op("SubmitTaskStateChange", Ecs::submit_task_state_change)
+            .op(
+                "SubmitContainerStateChange",
+                Ecs::submit_container_state_change,
+            )
+            .op(
+                "SubmitAttachmentStateChanges",
+                Ecs::submit_attachment_state_changes,
+            )
+            .op("ListServicesByNamespace", Ecs::list_services_by_namespace)
+            .op(
+                "ContinueServiceDeployment",
+                Ecs::continue_service_deployment,
+            )
             .op("TagResource", Ecs::tag_resource)
             .op("UntagResource", Ecs::untag_resource)
             .op("ListTagsForResource", Ecs::list_tags_for_resource)

@@ -18,12 +18,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use super::shapes::{
-    CreateServiceRequest, CreateServiceResponse, DeleteServiceRequest, DeleteServiceResponse,
-    Deployment, DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController,
+    ContinueServiceDeploymentRequest, ContinueServiceDeploymentResponse, CreateServiceRequest,
+    CreateServiceResponse, DeleteServiceRequest, DeleteServiceResponse, Deployment,
+    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController,
     DeploymentControllerType, DeploymentRolloutState, DescribeServiceDeploymentsRequest,
     DescribeServiceDeploymentsResponse, DescribeServiceRevisionsRequest,
     DescribeServiceRevisionsResponse, DescribeServicesRequest, DescribeServicesResponse,
-    LaunchType, ListServiceDeploymentsRequest, ListServiceDeploymentsResponse, ListServicesRequest,
+    LaunchType, ListServiceDeploymentsRequest, ListServiceDeploymentsResponse,
+    ListServicesByNamespaceRequest, ListServicesByNamespaceResponse, ListServicesRequest,
     ListServicesResponse, SchedulingStrategy, Service, ServiceDeployment, ServiceDeploymentBrief,
     ServiceDeploymentStatus, ServiceEvent, ServiceField, ServiceRevision, ServiceRevisionSummary,
     StopServiceDeploymentRequest, StopServiceDeploymentResponse, StopServiceDeploymentStopType,
@@ -1085,6 +1087,42 @@ impl Ecs {
         }
         Ok(StopServiceDeploymentResponse {
             service_deployment_arn: Some(a),
+        })
+    }
+
+    /// Service Connect namespaces are Cloud Map's, which Berth does not
+    /// serve yet: no namespace exists, so every one is not found.
+    pub(super) fn list_services_by_namespace(
+        &self,
+        _ctx: &Ctx,
+        req: ListServicesByNamespaceRequest,
+    ) -> ApiResult<ListServicesByNamespaceResponse> {
+        paging::page_size(req.max_results, paging::MAX_RESULTS)?;
+        Err(ApiError::new(
+            "NamespaceNotFoundException",
+            format!("The specified namespace {} does not exist.", req.namespace),
+        ))
+    }
+
+    /// A deployment waits on a lifecycle hook only when one is running;
+    /// Berth runs no hooks, so none is ever waiting to be continued.
+    pub(super) fn continue_service_deployment(
+        &self,
+        ctx: &Ctx,
+        req: ContinueServiceDeploymentRequest,
+    ) -> ApiResult<ContinueServiceDeploymentResponse> {
+        let a = req.service_deployment_arn.clone();
+        self.store.read(|conn| {
+            if by_revision_arn(conn, ctx, &a, "service-deployment")?.is_none() {
+                return Err(ApiError::new(
+                    "ServiceDeploymentNotFoundException",
+                    format!("The service deployment {a} does not exist."),
+                ));
+            }
+            Err(ApiError::invalid_parameter(format!(
+                "No lifecycle hook {} is waiting in the service deployment {a}.",
+                req.hook_id
+            )))
         })
     }
 

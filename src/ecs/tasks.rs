@@ -159,6 +159,23 @@ pub fn live_arns(conn: &Connection) -> ApiResult<Vec<String>> {
     Ok(arns)
 }
 
+/// The live task of `cluster_arn` with the attachment `id`.
+pub fn with_attachment(
+    conn: &Connection,
+    cluster_arn: &str,
+    id: &str,
+) -> ApiResult<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT t.arn FROM tasks t, json_each(t.doc, '$.attachments') a
+             WHERE t.cluster_arn = ?1 AND t.last_status != 'STOPPED'
+               AND json_extract(a.value, '$.id') = ?2
+             LIMIT 1",
+        )?
+        .query_row([cluster_arn, id], |r| r.get(0))
+        .optional()?)
+}
+
 /// Save what the agent observed: the document (with `version` one more than
 /// stored) and the runtime record. Leaves the desired-state columns alone.
 pub fn save_observed(conn: &Connection, task: &TaskRow) -> ApiResult<()> {

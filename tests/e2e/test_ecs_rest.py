@@ -108,3 +108,62 @@ def test_a_protected_task_outlasts_scale_in_on_docker(ecs, cluster, cli):
     got = cli("ecs", "get-task-protection", "--cluster", cluster, "--tasks", keep)
     assert got["protectedTasks"][0]["protectionEnabled"] is True
     stop_service(ecs, cluster, name)
+
+
+def test_an_external_agent_reports_its_tasks_through_the_ecs_agent_api(ecs, server, cluster, cli):
+    from test_instances import ec2_td, register, sleeper
+    ci = register(ecs, cluster)
+    td = ec2_td(ecs, [sleeper()])
+    [task] = ecs.run_task(cluster=cluster, taskDefinition=td, launchType="EC2")["tasks"]
+    arn = task["taskArn"]
+    assert task["containerInstanceArn"] == ci["containerInstanceArn"]
+    assert task["lastStatus"] == "PROVISIONING", "nothing runs it until its agent says so"
+
+    poll = cli("ecs", "discover-poll-endpoint", "--cluster", cluster)
+    assert poll["endpoint"] == server.endpoint
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.update_container_agent(cluster=cluster, containerInstance=ci["containerInstanceArn"])
+    assert code_of(e) == "NoUpdateAvailableException"
+
+    ack = ecs.submit_container_state_change(cluster=cluster, task=arn, containerName="main",
+                                            status="RUNNING", runtimeId="abc123")
+    assert ack["acknowledgment"] == "ACK"
+    ecs.submit_task_state_change(cluster=cluster, task=arn, status="RUNNING",
+                                 pullStartedAt=time.time() - 2, pullStoppedAt=time.time() - 1)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert t["lastStatus"] == "RUNNING" and "startedAt" in t and "pullStartedAt" in t
+    assert t["containers"][0]["lastStatus"] == "RUNNING" and t["containers"][0]["runtimeId"] == "abc123"
+    # Backwards is ignored; forward to STOPPED with the agent's words.
+    ecs.submit_task_state_change(cluster=cluster, task=arn, status="PENDING")
+    assert ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING"
+    ecs.submit_task_state_change(cluster=cluster, task=arn, status="STOPPED", reason="Essential container exited",
+                                 containers=[{"containerName": "main", "status": "STOPPED", "exitCode": 3}])
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert t["lastStatus"] == "STOPPED" and t["containers"][0]["exitCode"] == 3
+    assert t["stoppedReason"] == "Essential container exited"
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.submit_task_state_change(cluster=cluster, task=arn, status="SLEEPING")
+    assert code_of(e) == "InvalidParameterException"
+
+
+def test_tasks_of_berths_own_agent_are_not_reported_through_it(ecs, cluster):
+    from test_services import NET
+    td = web_td(ecs)
+    [task] = ecs.run_task(cluster=cluster, taskDefinition=td, launchType="FARGATE",
+                          networkConfiguration=NET)["tasks"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.submit_task_state_change(cluster=cluster, task=task["taskArn"], status="STOPPED")
+    assert code_of(e) == "InvalidParameterException"
+    ecs.stop_task(cluster=cluster, task=task["taskArn"])
+
+
+def test_no_namespace_and_no_waiting_hook(ecs):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.list_services_by_namespace(namespace="web.local")
+    assert code_of(e) == "NamespaceNotFoundException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.continue_service_deployment(
+            serviceDeploymentArn="arn:aws:ecs:us-east-1:000000000000:service-deployment/default/none/1",
+            hookId="h")
+    assert code_of(e) == "ServiceDeploymentNotFoundException"
