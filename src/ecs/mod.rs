@@ -29,6 +29,7 @@ pub mod services;
 mod services_tests;
 pub mod status;
 pub mod tags;
+pub mod task_sets;
 pub mod taskdef_rules;
 pub mod taskdefs;
 pub mod tasks;
@@ -180,6 +181,14 @@ impl Ecs {
             .op(
                 "ContinueServiceDeployment",
                 Ecs::continue_service_deployment,
+            )
+            .op("CreateTaskSet", Ecs::create_task_set)
+            .op("DescribeTaskSets", Ecs::describe_task_sets)
+            .op("UpdateTaskSet", Ecs::update_task_set)
+            .op("DeleteTaskSet", Ecs::delete_task_set)
+            .op(
+                "UpdateServicePrimaryTaskSet",
+                Ecs::update_service_primary_task_set,
             )
             .op("TagResource", Ecs::tag_resource)
             .op("UntagResource", Ecs::untag_resource)

@@ -275,7 +275,7 @@ fn is_daemon(s: &ServiceRow) -> bool {
 }
 
 /// The context the scheduler acts in: the service's account and region.
-fn internal_ctx(service_arn: &str, now_ms: i64) -> Ctx {
+pub(super) fn internal_ctx(service_arn: &str, now_ms: i64) -> Ctx {
     let parsed = arn::parse(service_arn);
     Ctx::internal(
         parsed.as_ref().map(|p| p.account).unwrap_or_default(),
@@ -595,7 +595,7 @@ impl Ecs {
                 self.tasks_changed();
             }
         }
-        Ok(())
+        self.schedule_task_sets(now_ms)
     }
 
     /// Decide one service again inside the write transaction and act.

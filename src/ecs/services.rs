@@ -190,6 +190,25 @@ fn find(
     Ok(load(conn, &arn)?.filter(|s| s.cluster_arn == cluster.arn))
 }
 
+/// The service a call names in `cluster`; ServiceNotFoundException when
+/// there is none.
+pub fn find_in(
+    conn: &Connection,
+    ctx: &Ctx,
+    cluster: &clusters::ClusterRow,
+    ident: &str,
+) -> ApiResult<ServiceRow> {
+    find(conn, ctx, cluster, ident)?.ok_or_else(not_found)
+}
+
+/// Whether an outside tool drives the service's deployments through task
+/// sets (the EXTERNAL deployment controller).
+pub fn is_external(s: &Service) -> bool {
+    s.deployment_controller
+        .as_ref()
+        .is_some_and(|c| c.r#type == DeploymentControllerType::External)
+}
+
 /// The service's ARN for a name or ARN.
 fn service_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String {
     arn::resolve_in_cluster(ctx, "service", &cluster.name, ident)
@@ -296,7 +315,7 @@ pub fn save_deployment(conn: &Connection, d: &DeploymentRow) -> ApiResult<()> {
 
 /// A new deployment id: `ecs-svc/` and 19 digits (from a fresh UUID, as
 /// task ids are).
-fn new_deployment_id() -> String {
+pub fn new_deployment_id() -> String {
     let n = 1_000_000_000_000_000_000u64
         + (uuid::Uuid::new_v4().as_u128() % 9_000_000_000_000_000_000) as u64;
     format!("ecs-svc/{n}")
@@ -498,6 +517,9 @@ pub fn render(conn: &Connection, s: &ServiceRow, with_tags: bool) -> ApiResult<S
         out.task_definition = primary.task_definition.clone();
     }
     out.deployments = Some(deps);
+    if is_external(&s.doc) {
+        out.task_sets = Some(super::task_sets::rendered(conn, s)?);
+    }
     out.events = Some(events(conn, &s.arn)?);
     out.tags = if with_tags {
         Some(tags::load(conn, &s.arn)?)
@@ -632,18 +654,18 @@ impl Ecs {
             .unwrap_or(DeploymentController {
                 r#type: DeploymentControllerType::Ecs,
             });
-        if controller.r#type != DeploymentControllerType::Ecs {
-            return Err(ApiError::invalid_parameter(format!(
-                "The {} deployment controller is not supported by Berth yet.",
-                controller.r#type.as_str()
-            )));
+        if controller.r#type == DeploymentControllerType::CodeDeploy {
+            return Err(ApiError::invalid_parameter(
+                "The CODE_DEPLOY deployment controller needs AWS CodeDeploy, which Berth does not serve: use the EXTERNAL controller with task sets, or the ECS controller.",
+            ));
         }
+        let external = controller.r#type == DeploymentControllerType::External;
         if req.desired_count.is_some_and(|n| n < 0) {
             return Err(ApiError::invalid_parameter(
                 "desiredCount must be greater than or equal to 0.",
             ));
         }
-        if req.task_definition.is_none() {
+        if req.task_definition.is_none() && !external {
             return Err(ApiError::invalid_parameter(
                 "A task definition must be specified for a service using the ECS deployment controller.",
             ));
@@ -654,7 +676,11 @@ impl Ecs {
         let out = self.store.write(|tx| {
             let cluster = clusters::resolve_or_create_default(tx, ctx, req.cluster.as_deref())?;
             let arn = arn::in_cluster(ctx, "service", &cluster.name, &name);
-            let td = taskdefs::resolve_active(tx, ctx, req.task_definition.as_deref().unwrap_or_default())?;
+            let td = match req.task_definition.as_deref() {
+                Some(td) => Some(taskdefs::resolve_active(tx, ctx, td)?),
+                None => None,
+            };
+            let td_arn = td.as_ref().map(|t| t.arn.clone());
             let mut launch_type = req.launch_type;
             let mut strategy = req.capacity_provider_strategy.clone();
             if daemon {
@@ -682,7 +708,7 @@ impl Ecs {
                     req.platform_version.clone()
                 },
                 platform_family: fargate.then(|| "Linux".into()),
-                task_definition: Some(td.arn.clone()),
+                task_definition: td_arn.clone(),
                 deployment_configuration: Some(config.clone()),
                 role_arn: req.role.clone(),
                 created_at: Some(ctx.now_epoch()),
@@ -699,7 +725,9 @@ impl Ecs {
                 availability_zone_rebalancing: req.availability_zone_rebalancing,
                 ..Service::default()
             };
-            check_launch(tx, ctx, &cluster, &doc)?;
+            if td_arn.is_some() {
+                check_launch(tx, ctx, &cluster, &doc)?;
+            }
             if let Some(existing) = find(tx, ctx, &cluster, &name)? {
                 match existing.status {
                     ServiceStatus::Active => {
@@ -715,7 +743,8 @@ impl Ecs {
                             .into_iter()
                             .find(|d| d.status() == PRIMARY)
                             .and_then(|d| d.doc.task_definition);
-                        if same(existing.doc.clone(), doc.clone()) && current.as_deref() == Some(td.arn.as_str()) {
+                        let current = if external { existing.doc.task_definition.clone() } else { current };
+                        if same(existing.doc.clone(), doc.clone()) && (external || current == td_arn) {
                             return render(tx, &existing, false);
                         }
                         return Err(ApiError::invalid_parameter("Creation of service was not idempotent."));
@@ -746,7 +775,11 @@ impl Ecs {
             ])?;
             tags::put(tx, &arn, &user_tags)?;
             let row = load(tx, &arn)?.expect("just inserted");
-            start_deployment(tx, ctx, &row, None)?;
+            // Task sets, made by the outside tool, carry an EXTERNAL
+            // service's tasks; it has no deployments of its own.
+            if !external {
+                start_deployment(tx, ctx, &row, None)?;
+            }
             render(tx, &row, false)
         })?;
         self.bus.wake(Topic::Services);
@@ -763,13 +796,9 @@ impl Ecs {
                 "desiredCount must be greater than or equal to 0.",
             ));
         }
-        if req
-            .deployment_controller
-            .as_ref()
-            .is_some_and(|c| c.r#type != DeploymentControllerType::Ecs)
-        {
+        if req.deployment_controller.is_some() {
             return Err(ApiError::invalid_parameter(
-                "Only the ECS deployment controller is supported by Berth yet.",
+                "A service's deployment controller cannot be changed: create the service again with the controller it needs.",
             ));
         }
         let out = self.store.write(|tx| {
@@ -851,6 +880,21 @@ impl Ecs {
             }
             if let Some(a) = req.availability_zone_rebalancing {
                 d.availability_zone_rebalancing = Some(a);
+            }
+            if is_external(&s.doc) {
+                let revision_change = req.task_definition.is_some()
+                    || req.force_new_deployment == Some(true)
+                    || req.network_configuration.is_some()
+                    || req.capacity_provider_strategy.is_some()
+                    || req.platform_version.is_some()
+                    || req.load_balancers.is_some();
+                if revision_change {
+                    return Err(ApiError::invalid_parameter(
+                        "The service uses the EXTERNAL deployment controller: its task definition, network, capacity and load balancers are changed through task sets.",
+                    ));
+                }
+                save(tx, &s)?;
+                return render(tx, &s, false);
             }
             check_launch(tx, ctx, &cluster, &s.doc)?;
             let redeploy = req.force_new_deployment == Some(true)

@@ -624,3 +624,169 @@ async fn a_deployment_stopped_by_hand_rolls_back() {
         ["SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "SUCCESSFUL"]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn task_sets_of_an_external_service_are_kept_at_their_scale() {
+    let w = world();
+    let blue = td(&w, GOOD);
+    let green = w.fargate(json!([{"name": "main", "image": "app:2"}]));
+    let s = w.ecs(
+        "CreateService",
+        json!({"serviceName": "ext", "desiredCount": 4,
+               "deploymentController": {"type": "EXTERNAL"}}),
+    )["service"]
+        .clone();
+    assert_eq!(s["deployments"], json!([]), "{s}");
+    let set = |td: &str, pct: f64| {
+        w.ecs(
+            "CreateTaskSet",
+            json!({"service": "ext", "cluster": "default", "taskDefinition": td,
+                   "externalId": "deploy-1", "launchType": "FARGATE",
+                   "networkConfiguration": net(), "scale": {"unit": "PERCENT", "value": pct}}),
+        )["taskSet"]
+            .clone()
+    };
+    let a = set(&blue, 100.0);
+    assert_eq!(a["status"], "ACTIVE");
+    assert_eq!(a["computedDesiredCount"], 4);
+    assert!(a["taskSetArn"]
+        .as_str()
+        .unwrap()
+        .contains(":task-set/default/ext/"));
+    let b = set(&green, 50.0);
+    assert_eq!(b["computedDesiredCount"], 2);
+    w.converge().await;
+    let by = |id: &Value| {
+        running(&w, "ext")
+            .iter()
+            .filter(|t| t["startedBy"] == *id && t["lastStatus"] == "RUNNING")
+            .count()
+    };
+    assert_eq!(by(&a["id"]), 4);
+    assert_eq!(by(&b["id"]), 2);
+    let p = w.ecs(
+        "UpdateServicePrimaryTaskSet",
+        json!({"service": "ext", "cluster": "default", "primaryTaskSet": b["taskSetArn"]}),
+    );
+    assert_eq!(p["taskSet"]["status"], "PRIMARY");
+    let e = w
+        .call(
+            "ECS",
+            "DeleteTaskSet",
+            json!({"service": "ext", "cluster": "default", "taskSet": b["id"]}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    w.ecs(
+        "UpdateTaskSet",
+        json!({"service": "ext", "cluster": "default", "taskSet": a["id"],
+               "scale": {"unit": "PERCENT", "value": 0.0}}),
+    );
+    w.ecs(
+        "UpdateTaskSet",
+        json!({"service": "ext", "cluster": "default", "taskSet": b["id"],
+               "scale": {"unit": "PERCENT", "value": 100.0}}),
+    );
+    w.converge().await;
+    assert_eq!(by(&a["id"]), 0);
+    assert_eq!(by(&b["id"]), 4);
+    let d = w.ecs(
+        "DeleteTaskSet",
+        json!({"service": "ext", "cluster": "default", "taskSet": a["taskSetArn"]}),
+    );
+    assert_eq!(d["taskSet"]["status"], "DRAINING");
+    w.converge().await;
+    let s = describe(&w, "ext");
+    let sets = s["taskSets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{s}");
+    assert_eq!(sets[0]["status"], "PRIMARY");
+    assert_eq!(sets[0]["stabilityStatus"], "STEADY_STATE");
+    assert_eq!(sets[0]["runningCount"], 4);
+    assert_eq!(s["runningCount"], 4);
+    let described = w.ecs(
+        "DescribeTaskSets",
+        json!({"service": "ext", "cluster": "default", "taskSets": [a["id"], b["id"]]}),
+    );
+    assert_eq!(described["taskSets"].as_array().unwrap().len(), 1);
+    assert_eq!(described["failures"][0]["reason"], "MISSING");
+    // Scaling the service scales its sets.
+    w.ecs(
+        "UpdateService",
+        json!({"service": "ext", "desiredCount": 2}),
+    );
+    w.converge().await;
+    assert_eq!(by(&b["id"]), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn task_sets_refuse_what_ecs_refuses() {
+    let w = world();
+    let blue = td(&w, GOOD);
+    create(&w, "plain", &blue, 1, json!({}));
+    let e = w
+        .call(
+            "ECS",
+            "CreateTaskSet",
+            json!({"service": "plain", "cluster": "default", "taskDefinition": blue,
+                   "launchType": "FARGATE", "networkConfiguration": net()}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    w.ecs(
+        "CreateService",
+        json!({"serviceName": "ext", "desiredCount": 1,
+               "deploymentController": {"type": "EXTERNAL"}}),
+    );
+    let e = w
+        .call(
+            "ECS",
+            "CreateTaskSet",
+            json!({"service": "ext", "cluster": "default", "taskDefinition": blue,
+                   "launchType": "FARGATE", "networkConfiguration": net(),
+                   "scale": {"unit": "PERCENT", "value": 150.0}}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    let e = w
+        .call(
+            "ECS",
+            "CreateTaskSet",
+            json!({"service": "ext", "cluster": "default", "taskDefinition": blue,
+                   "launchType": "FARGATE"}),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.code, "InvalidParameterException",
+        "awsvpc needs a network"
+    );
+    let e = w
+        .call(
+            "ECS",
+            "UpdateService",
+            json!({"service": "ext", "taskDefinition": blue}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    let e = w
+        .call(
+            "ECS",
+            "UpdateTaskSet",
+            json!({"service": "ext", "cluster": "default", "taskSet": "ecs-svc/1",
+                   "scale": {"unit": "PERCENT", "value": 10.0}}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "TaskSetNotFoundException");
+    let e = w
+        .call(
+            "ECS",
+            "DescribeTaskSets",
+            json!({"service": "nope", "cluster": "default"}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "ServiceNotFoundException");
+    let sets = w.ecs(
+        "DescribeTaskSets",
+        json!({"service": "ext", "cluster": "default"}),
+    );
+    assert_eq!(sets["taskSets"], json!([]), "nothing was created");
+}

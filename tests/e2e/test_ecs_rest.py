@@ -167,3 +167,37 @@ def test_no_namespace_and_no_waiting_hook(ecs):
             serviceDeploymentArn="arn:aws:ecs:us-east-1:000000000000:service-deployment/default/none/1",
             hookId="h")
     assert code_of(e) == "ServiceDeploymentNotFoundException"
+
+
+def test_an_external_controller_shifts_a_service_between_task_sets(ecs, cluster, cli):
+    from test_services import NET, describe
+    blue, green = web_td(ecs, env="blue"), web_td(ecs, env="green")
+    name = unique("ext")
+    s = cli("ecs", "create-service", "--cluster", cluster, "--service-name", name, "--desired-count", "2",
+            "--deployment-controller", "type=EXTERNAL")["service"]
+    assert s["deploymentController"] == {"type": "EXTERNAL"} and s["deployments"] == []
+
+    def task_set(td, pct):
+        return ecs.create_task_set(cluster=cluster, service=name, taskDefinition=td, launchType="FARGATE",
+                                   networkConfiguration=NET, externalId="release-7",
+                                   scale={"unit": "PERCENT", "value": pct})["taskSet"]
+
+    a = task_set(blue, 100)
+    b = task_set(green, 50)
+    assert (a["computedDesiredCount"], b["computedDesiredCount"]) == (2, 1)
+
+    def counts(svc):
+        return {t["id"]: (t["runningCount"], t["stabilityStatus"]) for t in svc["taskSets"]}
+    wait_service(ecs, cluster, name, lambda x: counts(x) == {a["id"]: (2, "STEADY_STATE"),
+                                                             b["id"]: (1, "STEADY_STATE")}, 60, "both sets up")
+    for t in ecs.describe_tasks(cluster=cluster, tasks=ecs.list_tasks(cluster=cluster, serviceName=name)["taskArns"])["tasks"]:
+        assert t["group"] == f"service:{name}" and t["startedBy"] in (a["id"], b["id"])
+    cli("ecs", "update-service-primary-task-set", "--cluster", cluster, "--service", name,
+        "--primary-task-set", b["taskSetArn"])
+    ecs.update_task_set(cluster=cluster, service=name, taskSet=b["id"], scale={"unit": "PERCENT", "value": 100})
+    ecs.delete_task_set(cluster=cluster, service=name, taskSet=a["taskSetArn"], force=True)
+    s = wait_service(ecs, cluster, name, lambda x: counts(x) == {b["id"]: (2, "STEADY_STATE")}, 60, "green only")
+    assert s["taskSets"][0]["status"] == "PRIMARY" and s["taskDefinition"] == green
+    sets = ecs.describe_task_sets(cluster=cluster, service=name, taskSets=[a["id"]])
+    assert sets["failures"][0]["reason"] == "MISSING"
+    stop_service(ecs, cluster, name)

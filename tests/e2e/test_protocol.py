@@ -236,10 +236,10 @@ def test_unserved_services_are_named_in_their_own_error_shape(server):
 
 
 def test_unserved_operations_of_served_services(server):
-    err = cli_error(server, "ecs", "create-task-set", "--service", "s", "--cluster", "c",
-                    "--task-definition", "t")
-    assert "(UnknownOperationException) when calling the CreateTaskSet operation: " \
-           "Berth does not serve the ECS operation CreateTaskSet yet" in err, err
+    err = cli_error(server, "ecs", "describe-daemon", "--daemon-arn",
+                    "arn:aws:ecs:us-east-1:000000000000:daemon/c/d")
+    assert "(UnknownOperationException) when calling the DescribeDaemon operation: " \
+           "Berth does not serve the ECS operation DescribeDaemon yet" in err, err
     err = cli_error(server, "ec2", "describe-vpcs")
     assert "(InvalidAction) when calling the DescribeVpcs operation: " \
            "Berth does not serve the EC2 operation DescribeVpcs yet" in err, err
@@ -256,6 +256,7 @@ def test_served_services_are_listed(server):
     by_name = {s["name"]: s for s in listing["services"]}
     assert "RunTask" in by_name["ECS"]["operations"]
     assert "CreateService" in by_name["ECS"]["operations"]
-    assert "CreateTaskSet" not in by_name["ECS"]["operations"]
+    assert "CreateTaskSet" in by_name["ECS"]["operations"]
+    assert "DescribeDaemon" not in by_name["ECS"]["operations"]
     assert by_name["STS"]["protocol"] == "query"
     assert "DescribeInstanceTypes" in by_name["EC2"]["operations"]
