@@ -290,7 +290,8 @@ pub fn render(conn: &Connection, row: &ClusterRow, include: &[ClusterField]) -> 
     let c = counts(conn, &row.arn)?;
     let has = |f: ClusterField| include.contains(&f);
     let statistics = if has(ClusterField::Statistics) {
-        // Services arrive later; their counters stay zero until then.
+        let [active_ec2, active_fargate, draining_ec2, draining_fargate] =
+            super::services::statistics(conn, &row.arn)?;
         [
             (
                 "runningEC2TasksCount",
@@ -302,10 +303,10 @@ pub fn render(conn: &Connection, row: &ClusterRow, include: &[ClusterField]) -> 
                 c.pending_tasks - c.pending_fargate_tasks,
             ),
             ("pendingFargateTasksCount", c.pending_fargate_tasks),
-            ("activeEC2ServiceCount", 0),
-            ("activeFargateServiceCount", 0),
-            ("drainingEC2ServiceCount", 0),
-            ("drainingFargateServiceCount", 0),
+            ("activeEC2ServiceCount", active_ec2),
+            ("activeFargateServiceCount", active_fargate),
+            ("drainingEC2ServiceCount", draining_ec2),
+            ("drainingFargateServiceCount", draining_fargate),
         ]
         .iter()
         .map(|(n, v)| KeyValuePair {

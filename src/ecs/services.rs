@@ -209,6 +209,31 @@ pub fn is_external(s: &Service) -> bool {
         .is_some_and(|c| c.r#type == DeploymentControllerType::External)
 }
 
+/// A cluster's services by status and launch: (ACTIVE on EC2, ACTIVE on
+/// FARGATE, DRAINING on EC2, DRAINING on FARGATE), for its statistics. A
+/// service whose capacity provider strategy names a Fargate provider counts
+/// as FARGATE.
+pub fn statistics(conn: &Connection, cluster_arn: &str) -> ApiResult<[i64; 4]> {
+    let mut out = [0; 4];
+    let rows: Vec<ServiceRow> = conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE cluster_arn = ?1 AND status IN ('ACTIVE', 'DRAINING')"
+        ))?
+        .query_map([cluster_arn], from_sql)?
+        .collect::<Result<_, _>>()?;
+    for s in rows {
+        let fargate = s.doc.launch_type == Some(LaunchType::Fargate)
+            || s.doc
+                .capacity_provider_strategy
+                .iter()
+                .flatten()
+                .any(|i| super::capacity_providers::is_fargate(&i.capacity_provider));
+        let i = usize::from(s.status == ServiceStatus::Draining) * 2 + usize::from(fargate);
+        out[i] += 1;
+    }
+    Ok(out)
+}
+
 /// The service's ARN for a name or ARN.
 fn service_arn(ctx: &Ctx, cluster: &clusters::ClusterRow, ident: &str) -> String {
     arn::resolve_in_cluster(ctx, "service", &cluster.name, ident)

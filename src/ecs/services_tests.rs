@@ -69,6 +69,20 @@ async fn a_service_reaches_its_desired_count_and_replaces_what_dies() {
     assert_eq!(s["runningCount"], 3, "{s}");
     assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED");
     assert!(events(&s).contains(&"(service web) has reached a steady state.".to_string()));
+    let c = w.ecs(
+        "DescribeClusters",
+        json!({"clusters": ["default"], "include": ["STATISTICS"]}),
+    );
+    let stat = |n: &str| {
+        c["clusters"][0]["statistics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kv| kv["name"] == n)
+            .map(|kv| kv["value"].clone())
+    };
+    assert_eq!(stat("activeFargateServiceCount"), Some(json!("1")), "{c}");
+    assert_eq!(stat("activeEC2ServiceCount"), Some(json!("0")));
     let tasks = running(&w, "web");
     assert_eq!(tasks.len(), 3);
     let victim = tasks[0]["taskArn"].as_str().unwrap().to_string();
