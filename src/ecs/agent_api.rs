@@ -33,10 +33,11 @@ fn status(s: &str) -> ApiResult<TaskStatus> {
 }
 
 /// The task a report names, in the cluster it names, run by an agent that
-/// reports through this API.
+/// reports through this API; the report is word from its instance's agent.
 fn reported_task(
     conn: &Connection,
     ctx: &Ctx,
+    at: instances::Liveness,
     cluster: Option<&str>,
     task: Option<&str>,
 ) -> ApiResult<tasks::TaskRow> {
@@ -56,6 +57,9 @@ fn reported_task(
         return Err(ApiError::invalid_parameter(format!(
             "The task {task_arn} is run by Berth's own agent, which reports its state."
         )));
+    }
+    if let Some(i) = &t.doc.container_instance_arn {
+        instances::heard_from(conn, i, at)?;
     }
     Ok(t)
 }
@@ -123,8 +127,21 @@ impl Ecs {
         req: DiscoverPollEndpointRequest,
     ) -> ApiResult<DiscoverPollEndpointResponse> {
         if let Some(c) = req.cluster.as_deref() {
-            self.store
-                .read(|conn| clusters::resolve_active(conn, ctx, Some(c)))?;
+            let at = self.liveness(ctx);
+            self.store.write(|tx| {
+                let cluster = clusters::resolve_active(tx, ctx, Some(c))?;
+                // An agent asks where to poll as it starts: it is heard from.
+                if let Some(ident) = req.container_instance.as_deref() {
+                    let ci =
+                        arn::resolve_in_cluster(ctx, "container-instance", &cluster.name, ident);
+                    if instances::load(tx, &ci)?.is_some_and(|i| {
+                        i.cluster_arn == cluster.arn && i.agent == instances::REMOTE_AGENT
+                    }) {
+                        instances::heard_from(tx, &ci, at)?;
+                    }
+                }
+                Ok(())
+            })?;
         }
         let endpoint = self.settings.endpoint.clone();
         Ok(DiscoverPollEndpointResponse {
@@ -168,9 +185,10 @@ impl Ecs {
         ctx: &Ctx,
         req: SubmitTaskStateChangeRequest,
     ) -> ApiResult<SubmitTaskStateChangeResponse> {
+        let at = self.liveness(ctx);
         let s = req.status.as_deref().map(status).transpose()?;
         self.store.write(|tx| {
-            let mut t = reported_task(tx, ctx, req.cluster.as_deref(), req.task.as_deref())?;
+            let mut t = reported_task(tx, ctx, at, req.cluster.as_deref(), req.task.as_deref())?;
             for c in req.containers.iter().flatten() {
                 apply_container(&mut t, c)?;
             }
@@ -202,8 +220,9 @@ impl Ecs {
         ctx: &Ctx,
         req: SubmitContainerStateChangeRequest,
     ) -> ApiResult<SubmitContainerStateChangeResponse> {
+        let at = self.liveness(ctx);
         self.store.write(|tx| {
-            let mut t = reported_task(tx, ctx, req.cluster.as_deref(), req.task.as_deref())?;
+            let mut t = reported_task(tx, ctx, at, req.cluster.as_deref(), req.task.as_deref())?;
             apply_container(
                 &mut t,
                 &ContainerStateChange {
@@ -229,6 +248,7 @@ impl Ecs {
         ctx: &Ctx,
         req: SubmitAttachmentStateChangesRequest,
     ) -> ApiResult<SubmitAttachmentStateChangesResponse> {
+        let at = self.liveness(ctx);
         self.store.write(|tx| {
             let cluster = clusters::resolve_active(tx, ctx, req.cluster.as_deref())?;
             for a in &req.attachments {
@@ -239,7 +259,7 @@ impl Ecs {
                         a.attachment_arn
                     )));
                 };
-                let mut t = reported_task(tx, ctx, Some(&cluster.arn), Some(&task_arn))?;
+                let mut t = reported_task(tx, ctx, at, Some(&cluster.arn), Some(&task_arn))?;
                 set_attachment(&mut t, &a.attachment_arn, &a.status);
                 tasks::save_observed(tx, &t)?;
             }

@@ -97,3 +97,42 @@ async fn every_resource_berth_answers_with_fits_its_shape() {
         round_trips::<CapacityProvider>("a capacity provider", cp);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_report_through_the_ecs_agent_api_is_word_from_the_agent() {
+    let w = World::new();
+    w.ecs("CreateCluster", json!({}));
+    let doc = json!({"instanceId": "i-0123456789abcdef1", "instanceType": "m5.large",
+        "availabilityZone": "us-east-1a", "region": "us-east-1"});
+    let ci = w.ecs(
+        "RegisterContainerInstance",
+        json!({"instanceIdentityDocument": doc.to_string()}),
+    )["containerInstance"]["containerInstanceArn"]
+        .clone();
+    let td = w.ecs(
+        "RegisterTaskDefinition",
+        json!({"family": "job", "requiresCompatibilities": ["EC2"],
+               "containerDefinitions": [{"name": "main", "image": "app:1", "memory": 64}]}),
+    )["taskDefinition"]["taskDefinitionArn"]
+        .clone();
+    let task = w.ecs(
+        "RunTask",
+        json!({"taskDefinition": td, "launchType": "EC2"}),
+    )["tasks"][0]["taskArn"]
+        .clone();
+    let connected = |w: &World| {
+        w.ecs(
+            "DescribeContainerInstances",
+            json!({"containerInstances": [ci]}),
+        )["containerInstances"][0]["agentConnected"]
+            .clone()
+    };
+    w.clock.advance_ms(31_000);
+    assert_eq!(connected(&w), json!(false), "silent past the timeout");
+    w.ecs(
+        "SubmitTaskStateChange",
+        json!({"task": task, "status": "RUNNING"}),
+    );
+    assert_eq!(connected(&w), json!(true), "the report was word from it");
+    assert_eq!(w.task(task.as_str().unwrap())["lastStatus"], "RUNNING");
+}
