@@ -411,6 +411,13 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX task_sets_by_service ON task_sets (service_arn, created_at);
     "#,
+    // 13: the circuit breaker counts by whether a deployment's tasks ever
+    // ran, still from the covering index.
+    r#"
+    DROP INDEX tasks_by_started_by;
+    CREATE INDEX tasks_by_started_by ON tasks (started_by, last_status, stop_code, stopped_reason,
+        created_at, started_at);
+    "#,
 ];
 
 const READERS: usize = 4;

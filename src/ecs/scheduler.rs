@@ -82,19 +82,21 @@ fn throttled_event(name: &str) -> String {
     )
 }
 
-/// Each deployment's (failures, failures in the last 15 minutes, when its
-/// newest task was created), for the deployments `ids`, or for every
-/// deployment not yet INACTIVE.
+/// Each deployment's (the circuit breaker's count of failed tasks,
+/// failures in the last 15 minutes for throttling, when its newest task was
+/// created), for the deployments `ids`, or for every deployment not yet
+/// INACTIVE.
 fn failures_of(
     conn: &Connection,
     ids: Option<&[&str]>,
     now_ms: i64,
 ) -> ApiResult<HashMap<String, (i64, i64, i64)>> {
     let sql = format!(
-        "SELECT started_by, coalesce(sum({FAILED}), 0),
+        "SELECT started_by, {},
                 coalesce(sum(({FAILED}) AND created_at >= ?1), 0), coalesce(max(created_at), 0)
          FROM tasks INDEXED BY tasks_by_started_by WHERE started_by {}
          GROUP BY started_by",
+        services::failure_columns(),
         match ids {
             Some(_) => "= ?2",
             None => "IN (SELECT id FROM service_deployments WHERE status != 'INACTIVE')",
@@ -102,7 +104,8 @@ fn failures_of(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, (i64, i64, i64))> {
-        Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+        let breaker = services::breaker_count(r.get(1)?, r.get(2)?, r.get(3)?);
+        Ok((r.get(0)?, (breaker, r.get(4)?, r.get(5)?)))
     };
     let mut out = HashMap::new();
     match ids {

@@ -136,20 +136,51 @@ impl DeploymentRow {
     }
 }
 
-/// Failures that count toward the circuit breaker and launch throttling
-/// (a condition on `tasks`): tasks that never ran, that stopped on their
-/// own, or that failed their health checks.
+/// Failures that count toward launch throttling (a condition on `tasks`):
+/// tasks that never ran, that stopped on their own, or that failed their
+/// health checks.
 pub const FAILED: &str =
     "last_status = 'STOPPED' AND (stop_code IN ('TaskFailedToStart', 'EssentialContainerExited')
       OR stopped_reason LIKE 'Task failed container health checks%')";
 
-/// How many of a deployment's tasks failed.
+/// Tasks stopped for failing their container health checks (a condition
+/// on `tasks`).
+pub const FAILED_HEALTH: &str =
+    "last_status = 'STOPPED' AND stopped_reason LIKE 'Task failed container health checks%'";
+
+/// The aggregates over a deployment's tasks that its failures are counted
+/// from: (failures, health-check failures, whether any task has reached
+/// RUNNING), as columns of a query over its tasks.
+pub fn failure_columns() -> String {
+    format!(
+        "coalesce(sum({FAILED}), 0), coalesce(sum({FAILED_HEALTH}), 0),
+         coalesce(max(started_at IS NOT NULL), 0)"
+    )
+}
+
+/// The circuit breaker's count of a deployment's failed tasks (its
+/// `failedTasks`), in ECS's two stages: until one of its tasks has reached
+/// RUNNING, every task that failed (stage 1: none ran, so each failed to
+/// start or to reach RUNNING); once one has, only the tasks stopped for
+/// failing their health checks (stage 2). A task that ran and then exited
+/// does not trip the breaker; launch throttling deals with it.
+pub fn breaker_count(failed: i64, failed_health: i64, ran: bool) -> i64 {
+    if ran {
+        failed_health
+    } else {
+        failed
+    }
+}
+
+/// The breaker's count of a deployment's failed tasks.
 fn failed_count(conn: &Connection, deployment_id: &str) -> ApiResult<i64> {
-    Ok(conn
+    let (failed, health, ran): (i64, i64, bool) = conn
         .prepare_cached(&format!(
-            "SELECT coalesce(sum({FAILED}), 0) FROM tasks INDEXED BY tasks_by_started_by WHERE started_by = ?1"
+            "SELECT {} FROM tasks INDEXED BY tasks_by_started_by WHERE started_by = ?1",
+            failure_columns()
         ))?
-        .query_row([deployment_id], |r| r.get(0))?)
+        .query_row([deployment_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(breaker_count(failed, health, ran))
 }
 
 const SELECT: &str = "SELECT arn, cluster_arn, name, status, created_at, steady, doc FROM services";

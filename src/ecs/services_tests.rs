@@ -16,7 +16,8 @@ fn world() -> World {
     let w = World::new();
     w.fake.image(GOOD, Program::runs());
     w.fake.image("app:2", Program::runs());
-    w.fake.image(BAD, Program::exits(1));
+    // A revision whose image cannot be pulled: no task of it ever runs.
+    w.fake.image("exits:1", Program::exits(1));
     w.fake.image("checked:1", Program::runs().healthy());
     w
 }
@@ -458,7 +459,10 @@ async fn a_new_task_without_a_health_check_counts_only_once_it_has_settled() {
     w.converge().await;
     let s = describe(&w, "web");
     assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED", "{s}");
-    assert_eq!(s["deployments"][0]["failedTasks"], 1, "{s}");
+    assert_eq!(
+        s["deployments"][0]["failedTasks"], 0,
+        "it reached RUNNING: stage 2 counts only failed health checks: {s}"
+    );
     assert_eq!(w.task(&old)["stopCode"], "ServiceSchedulerInitiated");
 }
 
@@ -803,4 +807,33 @@ async fn task_sets_refuse_what_ecs_refuses() {
         json!({"service": "ext", "cluster": "default"}),
     );
     assert_eq!(sets["taskSets"], json!([]), "nothing was created");
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_that_run_and_then_exit_are_throttled_not_counted_by_the_breaker() {
+    let w = world();
+    let good = td(&w, GOOD);
+    create(
+        &w,
+        "web",
+        &good,
+        2,
+        json!({"deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": true, "rollback": true}}}),
+    );
+    w.converge().await;
+    let exits = td(&w, "exits:1");
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": exits}),
+    );
+    w.converge().await;
+    let s = describe(&w, "web");
+    let primary = &s["deployments"][0];
+    assert_eq!(primary["taskDefinition"], exits.as_str());
+    assert_eq!(primary["rolloutState"], "IN_PROGRESS", "no trip: {s}");
+    assert_eq!(primary["failedTasks"], 0);
+    assert!(events(&s).iter().any(
+        |e| e.starts_with("(service web) is unable to consistently start tasks successfully.")
+    ));
+    assert_eq!(s["runningCount"], 2, "the old tasks keep serving");
 }
