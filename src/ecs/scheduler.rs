@@ -25,7 +25,7 @@ use rusqlite::{params, Connection};
 use super::deploy::{self, Bounds, Plan, Snapshot, StopWhy, TaskState, TaskView};
 use super::services::{self, DeploymentRow, ServiceRow, ServiceStatus, ACTIVE, INACTIVE, PRIMARY};
 use super::shapes::{
-    DeploymentRolloutState, HealthStatus, PropagateTags, SchedulingStrategy,
+    Deployment, DeploymentRolloutState, HealthStatus, PropagateTags, SchedulingStrategy,
     ServiceDeploymentStatus, TaskStopCode,
 };
 use super::status::TaskStatus;
@@ -252,7 +252,7 @@ fn observe(
             let ctx = internal_ctx(arn, now_ms);
             match clusters::find(conn, &ctx, &service.cluster_arn)? {
                 Some(cluster) if cluster.is_active() => {
-                    let req = task_request(conn, &service, p, &cluster)?;
+                    let req = task_request(conn, &service, &p.id, &p.doc, &cluster)?;
                     let eligible = ecs.daemon_instances(conn, &ctx, &cluster, &req)?;
                     Some((eligible, busy))
                 }
@@ -287,11 +287,13 @@ pub(super) fn internal_ctx(service_arn: &str, now_ms: i64) -> Ctx {
     )
 }
 
-/// What a deployment's tasks are launched with.
-fn task_request(
+/// What a service's tasks of one revision are launched with: `rev` (a
+/// deployment's, or a task set's as a deployment) started by `started_by`.
+pub(super) fn task_request(
     conn: &Connection,
     s: &ServiceRow,
-    p: &DeploymentRow,
+    started_by: &str,
+    rev: &Deployment,
     cluster: &clusters::ClusterRow,
 ) -> ApiResult<tasks::TaskRequest> {
     let mut task_tags = Vec::new();
@@ -311,12 +313,12 @@ fn task_request(
     }
     Ok(tasks::TaskRequest {
         cluster: Some(cluster.arn.clone()),
-        task_definition: p.doc.task_definition.clone().unwrap_or_default(),
+        task_definition: rev.task_definition.clone().unwrap_or_default(),
         count: 1,
-        launch_type: p.doc.launch_type,
-        capacity_provider_strategy: p.doc.capacity_provider_strategy.clone(),
-        network_configuration: p.doc.network_configuration.clone(),
-        started_by: Some(p.id.clone()),
+        launch_type: rev.launch_type,
+        capacity_provider_strategy: rev.capacity_provider_strategy.clone(),
+        network_configuration: rev.network_configuration.clone(),
+        started_by: Some(started_by.to_string()),
         group: Some(s.group()),
         tags: task_tags,
         propagate_tags: s
@@ -324,7 +326,7 @@ fn task_request(
             .propagate_tags
             .filter(|t| *t == PropagateTags::TaskDefinition),
         enable_execute_command: s.doc.enable_execute_command.unwrap_or(false),
-        platform_version: p.doc.platform_version.clone(),
+        platform_version: rev.platform_version.clone(),
         placement_constraints: s.doc.placement_constraints.clone().unwrap_or_default(),
         placement_strategy: s.doc.placement_strategy.clone().unwrap_or_default(),
         ..tasks::TaskRequest::default()
@@ -793,7 +795,7 @@ impl Ecs {
             Some(c) if c.is_active() => c,
             _ => return Ok(()),
         };
-        let mut req = task_request(tx, s, p, &cluster)?;
+        let mut req = task_request(tx, s, &p.id, &p.doc, &cluster)?;
         tx.execute_batch("SAVEPOINT service_launch")?;
         let result = match how {
             Start::Count(n) => {

@@ -18,18 +18,19 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use super::shapes::{
-    ContinueServiceDeploymentRequest, ContinueServiceDeploymentResponse, CreateServiceRequest,
-    CreateServiceResponse, DeleteServiceRequest, DeleteServiceResponse, Deployment,
-    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController,
-    DeploymentControllerType, DeploymentRolloutState, DescribeServiceDeploymentsRequest,
-    DescribeServiceDeploymentsResponse, DescribeServiceRevisionsRequest,
-    DescribeServiceRevisionsResponse, DescribeServicesRequest, DescribeServicesResponse,
-    LaunchType, ListServiceDeploymentsRequest, ListServiceDeploymentsResponse,
-    ListServicesByNamespaceRequest, ListServicesByNamespaceResponse, ListServicesRequest,
-    ListServicesResponse, SchedulingStrategy, Service, ServiceDeployment, ServiceDeploymentBrief,
-    ServiceDeploymentStatus, ServiceEvent, ServiceField, ServiceRevision, ServiceRevisionSummary,
-    StopServiceDeploymentRequest, StopServiceDeploymentResponse, StopServiceDeploymentStopType,
-    UpdateServiceRequest, UpdateServiceResponse,
+    CapacityProviderStrategyItem, ContinueServiceDeploymentRequest,
+    ContinueServiceDeploymentResponse, CreateServiceRequest, CreateServiceResponse,
+    DeleteServiceRequest, DeleteServiceResponse, Deployment, DeploymentCircuitBreaker,
+    DeploymentConfiguration, DeploymentController, DeploymentControllerType,
+    DeploymentRolloutState, DescribeServiceDeploymentsRequest, DescribeServiceDeploymentsResponse,
+    DescribeServiceRevisionsRequest, DescribeServiceRevisionsResponse, DescribeServicesRequest,
+    DescribeServicesResponse, LaunchType, ListServiceDeploymentsRequest,
+    ListServiceDeploymentsResponse, ListServicesByNamespaceRequest,
+    ListServicesByNamespaceResponse, ListServicesRequest, ListServicesResponse, SchedulingStrategy,
+    Service, ServiceDeployment, ServiceDeploymentBrief, ServiceDeploymentStatus, ServiceEvent,
+    ServiceField, ServiceRevision, ServiceRevisionSummary, StopServiceDeploymentRequest,
+    StopServiceDeploymentResponse, StopServiceDeploymentStopType, UpdateServiceRequest,
+    UpdateServiceResponse,
 };
 use super::{arn, clusters, describe_each, tags, taskdefs, tasks, Ecs};
 use crate::context::{millis_to_epoch, Ctx};
@@ -263,6 +264,44 @@ pub fn statistics(conn: &Connection, cluster_arn: &str) -> ApiResult<[i64; 4]> {
         out[i] += 1;
     }
     Ok(out)
+}
+
+/// How a service or task set that names neither a launch type nor a
+/// strategy launches: by the cluster's default capacity provider strategy,
+/// or on EC2 when the cluster has none.
+pub fn default_launch(
+    cluster: &clusters::ClusterRow,
+    launch_type: Option<LaunchType>,
+    strategy: Option<Vec<CapacityProviderStrategyItem>>,
+) -> (
+    Option<LaunchType>,
+    Option<Vec<CapacityProviderStrategyItem>>,
+) {
+    if launch_type.is_some() || strategy.is_some() {
+        return (launch_type, strategy);
+    }
+    let default = &cluster.doc.default_capacity_provider_strategy;
+    if default.is_empty() {
+        (Some(LaunchType::Ec2), None)
+    } else {
+        (None, Some(default.clone()))
+    }
+}
+
+/// The platform version and family of a FARGATE service or task set
+/// (`LATEST` and `Linux` unless named); others keep what they name.
+pub fn platform(
+    launch_type: Option<LaunchType>,
+    version: Option<String>,
+) -> (Option<String>, Option<String>) {
+    if launch_type == Some(LaunchType::Fargate) {
+        (
+            Some(version.unwrap_or_else(|| "LATEST".into())),
+            Some("Linux".into()),
+        )
+    } else {
+        (version, None)
+    }
 }
 
 /// The service's ARN for a name or ARN.
@@ -585,6 +624,13 @@ pub fn render(conn: &Connection, s: &ServiceRow, with_tags: bool) -> ApiResult<S
     Ok(out)
 }
 
+fn deployment_not_found(arn: &str) -> ApiError {
+    ApiError::new(
+        "ServiceDeploymentNotFoundException",
+        format!("The service deployment {arn} does not exist."),
+    )
+}
+
 fn not_found() -> ApiError {
     ApiError::new("ServiceNotFoundException", "Service not found.")
 }
@@ -737,18 +783,12 @@ impl Ecs {
                 None => None,
             };
             let td_arn = td.as_ref().map(|t| t.arn.clone());
-            let mut launch_type = req.launch_type;
-            let mut strategy = req.capacity_provider_strategy.clone();
-            if daemon {
-                launch_type = Some(LaunchType::Ec2);
-            } else if launch_type.is_none() && strategy.is_none() {
-                if cluster.doc.default_capacity_provider_strategy.is_empty() {
-                    launch_type = Some(LaunchType::Ec2);
-                } else {
-                    strategy = Some(cluster.doc.default_capacity_provider_strategy.clone());
-                }
-            }
-            let fargate = launch_type == Some(LaunchType::Fargate);
+            let (launch_type, strategy) = if daemon {
+                (Some(LaunchType::Ec2), req.capacity_provider_strategy.clone())
+            } else {
+                default_launch(&cluster, req.launch_type, req.capacity_provider_strategy.clone())
+            };
+            let (platform_version, platform_family) = platform(launch_type, req.platform_version.clone());
             let doc = Service {
                 service_arn: Some(arn.clone()),
                 service_name: Some(name.clone()),
@@ -758,12 +798,8 @@ impl Ecs {
                 desired_count: Some(req.desired_count.unwrap_or(0)),
                 launch_type,
                 capacity_provider_strategy: strategy,
-                platform_version: if fargate {
-                    Some(req.platform_version.clone().unwrap_or_else(|| "LATEST".into()))
-                } else {
-                    req.platform_version.clone()
-                },
-                platform_family: fargate.then(|| "Linux".into()),
+                platform_version,
+                platform_family,
                 task_definition: td_arn.clone(),
                 deployment_configuration: Some(config.clone()),
                 role_arn: req.role.clone(),
@@ -1138,10 +1174,7 @@ impl Ecs {
         let a = req.service_deployment_arn.clone();
         let rolled = self.store.write(|tx| {
             let Some((_, mut s, d)) = by_revision_arn(tx, ctx, &a, "service-deployment")? else {
-                return Err(ApiError::new(
-                    "ServiceDeploymentNotFoundException",
-                    format!("The service deployment {a} does not exist."),
-                ));
+                return Err(deployment_not_found(&a));
             };
             match d.outcome {
                 Some(ServiceDeploymentStatus::RollbackInProgress | ServiceDeploymentStatus::RollbackRequested) => {
@@ -1214,10 +1247,7 @@ impl Ecs {
         let a = req.service_deployment_arn.clone();
         self.store.read(|conn| {
             if by_revision_arn(conn, ctx, &a, "service-deployment")?.is_none() {
-                return Err(ApiError::new(
-                    "ServiceDeploymentNotFoundException",
-                    format!("The service deployment {a} does not exist."),
-                ));
+                return Err(deployment_not_found(&a));
             }
             Err(ApiError::invalid_parameter(format!(
                 "No lifecycle hook {} is waiting in the service deployment {a}.",

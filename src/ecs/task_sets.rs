@@ -16,9 +16,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::services::{self, ServiceRow, ServiceStatus};
 use super::shapes::{
     CreateTaskSetRequest, CreateTaskSetResponse, DeleteTaskSetRequest, DeleteTaskSetResponse,
-    DeploymentControllerType, DescribeTaskSetsRequest, DescribeTaskSetsResponse, Scale, ScaleUnit,
-    StabilityStatus, TaskSet, TaskSetField, TaskStopCode, UpdateServicePrimaryTaskSetRequest,
-    UpdateServicePrimaryTaskSetResponse, UpdateTaskSetRequest, UpdateTaskSetResponse,
+    Deployment, DeploymentControllerType, DescribeTaskSetsRequest, DescribeTaskSetsResponse, Scale,
+    ScaleUnit, StabilityStatus, TaskSet, TaskSetField, TaskStopCode,
+    UpdateServicePrimaryTaskSetRequest, UpdateServicePrimaryTaskSetResponse, UpdateTaskSetRequest,
+    UpdateTaskSetResponse,
 };
 use super::{arn, clusters, describe_each, protection, tags, tasks, Ecs};
 use crate::context::Ctx;
@@ -184,26 +185,26 @@ fn find(conn: &Connection, s: &ServiceRow, ident: &str) -> ApiResult<Option<Task
         .optional()?)
 }
 
+/// A task set as the revision its tasks are launched from.
+fn revision(t: &TaskSet) -> Deployment {
+    Deployment {
+        task_definition: t.task_definition.clone(),
+        launch_type: t.launch_type,
+        capacity_provider_strategy: t.capacity_provider_strategy.clone(),
+        network_configuration: t.network_configuration.clone(),
+        platform_version: t.platform_version.clone(),
+        ..Deployment::default()
+    }
+}
+
 /// What a task set's tasks are launched with.
 fn task_request(
+    conn: &Connection,
     s: &ServiceRow,
     cluster: &clusters::ClusterRow,
     t: &TaskSetRow,
-) -> tasks::TaskRequest {
-    tasks::TaskRequest {
-        cluster: Some(cluster.arn.clone()),
-        task_definition: t.doc.task_definition.clone().unwrap_or_default(),
-        count: 1,
-        launch_type: t.doc.launch_type,
-        capacity_provider_strategy: t.doc.capacity_provider_strategy.clone(),
-        network_configuration: t.doc.network_configuration.clone(),
-        started_by: Some(t.id.clone()),
-        group: Some(s.group()),
-        platform_version: t.doc.platform_version.clone(),
-        placement_constraints: s.doc.placement_constraints.clone().unwrap_or_default(),
-        placement_strategy: s.doc.placement_strategy.clone().unwrap_or_default(),
-        ..tasks::TaskRequest::default()
-    }
+) -> ApiResult<tasks::TaskRequest> {
+    super::scheduler::task_request(conn, s, &t.id, &revision(&t.doc), cluster)
 }
 
 /// One task set's tasks this pass: the live ones (newest first) and how
@@ -349,7 +350,7 @@ impl Ecs {
                 Some(c) if c.is_active() => c,
                 _ => return Ok(Vec::new()),
             };
-            let mut req = task_request(&v.service, &cluster, &v.set);
+            let mut req = task_request(tx, &v.service, &cluster, &v.set)?;
             req.count = v.want - n;
             tx.execute_batch("SAVEPOINT task_set_launch")?;
             return match self.launch(tx, &ctx, &cluster, &req) {
@@ -390,22 +391,19 @@ impl Ecs {
         let out = self.store.write(|tx| {
             let (cluster, s) = external_service(tx, ctx, &req.cluster, &req.service)?;
             let td = super::taskdefs::resolve_active(tx, ctx, &req.task_definition)?;
-            let mut launch_type = req.launch_type;
-            let mut strategy = req.capacity_provider_strategy.clone();
-            if launch_type.is_none() && strategy.is_none() {
-                if cluster.doc.default_capacity_provider_strategy.is_empty() {
-                    launch_type = Some(super::shapes::LaunchType::Ec2);
-                } else {
-                    strategy = Some(cluster.doc.default_capacity_provider_strategy.clone());
-                }
-            }
+            let (launch_type, strategy) = services::default_launch(
+                &cluster,
+                req.launch_type,
+                req.capacity_provider_strategy.clone(),
+            );
+            let (platform_version, platform_family) =
+                services::platform(launch_type, req.platform_version.clone());
             let id = services::new_deployment_id();
             let number = id.trim_start_matches("ecs-svc/");
             let arn = arn::of(
                 ctx,
                 &format!("task-set/{}/{}/{number}", cluster.name, s.name),
             );
-            let fargate = launch_type == Some(super::shapes::LaunchType::Fargate);
             let now = ctx.now_epoch();
             let doc = TaskSet {
                 id: Some(id.clone()),
@@ -416,16 +414,8 @@ impl Ecs {
                 task_definition: Some(td.arn.clone()),
                 launch_type,
                 capacity_provider_strategy: strategy,
-                platform_version: if fargate {
-                    Some(
-                        req.platform_version
-                            .clone()
-                            .unwrap_or_else(|| "LATEST".into()),
-                    )
-                } else {
-                    req.platform_version.clone()
-                },
-                platform_family: fargate.then(|| "Linux".into()),
+                platform_version,
+                platform_family,
                 network_configuration: req.network_configuration.clone(),
                 load_balancers: Some(req.load_balancers.clone().unwrap_or_default()),
                 service_registries: Some(req.service_registries.clone().unwrap_or_default()),
@@ -442,7 +432,7 @@ impl Ecs {
                 status: ACTIVE.into(),
                 doc,
             };
-            tasks::check_request(tx, ctx, &cluster, &task_request(&s, &cluster, &row))?;
+            tasks::check_request(tx, ctx, &cluster, &task_request(tx, &s, &cluster, &row)?)?;
             tx.prepare_cached(
                 "INSERT INTO task_sets (arn, id, service_arn, status, created_at, doc)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
