@@ -13,6 +13,7 @@ pub mod cost;
 pub mod doctor;
 pub mod ec2;
 pub mod ecs;
+pub mod elb;
 pub mod error;
 pub mod events;
 pub mod logs;
@@ -33,4 +34,5 @@ pub mod sts;
 #[cfg(test)]
 pub mod testing;
 pub mod walls;
+pub mod wildcard;
 pub mod wire;

@@ -1,0 +1,1 @@
+//! The data plane: an HTTP proxy on every listener's address and port.
