@@ -69,3 +69,11 @@ mod tests {
         assert!(SystemClock.now_ms() > 1_700_000_000_000);
     }
 }
+
+/// Milliseconds since the epoch as AWS's Query services write times:
+/// ISO 8601 in UTC with milliseconds (`2026-12-07T06:00:00.123Z`).
+pub fn iso_time(millis: i64) -> String {
+    let t: chrono::DateTime<chrono::Utc> =
+        chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default();
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}

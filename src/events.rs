@@ -24,6 +24,9 @@ pub enum Topic {
     Services,
     /// Remote agents' heartbeats (the janitor runs on its tick).
     Janitor,
+    /// A load balancer, listener, rule, target group or target changed:
+    /// the data plane applies it.
+    LoadBalancers,
 }
 
 /// One topic's wake-up: a notification, and the keys named since the last

@@ -498,6 +498,12 @@ pub fn autoscaling() -> &'static Model {
     M.get_or_init(|| Model::from_json(include_str!("../models/autoscaling-2011-01-01.json")))
 }
 
+/// Elastic Load Balancing v2 (Query protocol).
+pub fn elbv2() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/elbv2-2015-12-01.json")))
+}
+
 pub fn sts() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
     M.get_or_init(|| Model::from_json(include_str!("../models/sts-2011-06-15.json")))

@@ -4,12 +4,14 @@
 //! [`Services::registry`].
 //!
 //! Services reach one another only through what they are given here: ECS
-//! asks Auto Scaling's groups through [`ScalingGroups`], EC2 lists the
+//! asks Auto Scaling's groups through [`ScalingGroups`], the load balancer
+//! finds instance targets through ECS's [`InstanceAddresses`], EC2 lists the
 //! instances Auto Scaling launches through [`LaunchedInstances`], and
 //! everyone tells the controllers of changes on the [`Bus`].
 //!
 //! [`ScalingGroups`]: crate::ecs::capacity_providers::ScalingGroups
 //! [`LaunchedInstances`]: crate::ec2::instances::LaunchedInstances
+//! [`InstanceAddresses`]: crate::elb::InstanceAddresses
 
 use std::sync::Arc;
 
@@ -17,12 +19,13 @@ use crate::autoscaling::Autoscaling;
 use crate::clock::Clock;
 use crate::ec2::Ec2;
 use crate::ecs::Ecs;
+use crate::elb::Elb;
 use crate::events::Bus;
 use crate::logs::Logs;
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::wire::Registry;
-use crate::{autoscaling, ec2, platform, sts};
+use crate::{autoscaling, ec2, elb, platform, sts};
 
 pub struct Services {
     pub store: Arc<Store>,
@@ -32,6 +35,7 @@ pub struct Services {
     pub logs: Arc<Logs>,
     pub ec2: Arc<Ec2>,
     pub autoscaling: Arc<Autoscaling>,
+    pub elb: Arc<Elb>,
 }
 
 impl Services {
@@ -55,7 +59,13 @@ impl Services {
             bus: bus.clone(),
             settings: settings.clone(),
         });
+        let elb = Arc::new(Elb {
+            store: store.clone(),
+            bus: bus.clone(),
+            instances: Arc::new(crate::ecs::instances::LoadBalancerInstances),
+        });
         Services {
+            elb,
             store,
             bus,
             settings,
@@ -73,6 +83,7 @@ impl Services {
             .add(self.logs.clone().service())
             .add(ec2::service(self.ec2.clone()))
             .add(autoscaling::service(self.autoscaling.clone()))
+            .add(elb::service(self.elb.clone()))
             .add(sts::service())
             .add(platform::service(Arc::new(platform::Platform {
                 ecs: self.ecs.clone(),

@@ -2,7 +2,7 @@
 //! for the shapes of a vendored model reachable from the operations a
 //! service serves, named and shaped as the botocore model names and shapes
 //! them. Its output is committed (`src/ecs/shapes.rs`,
-//! `src/autoscaling/shapes.rs`) so it can be read and searched; a test
+//! `src/autoscaling/shapes.rs`, `src/elb/shapes.rs`) so it can be read and searched; a test
 //! regenerates it and fails when the committed file differs. To refresh
 //! after changing a model or a list below:
 //!
@@ -142,6 +142,47 @@ pub const AUTOSCALING: Spec = Spec {
     shapes: &[],
     overrides: &[],
     open: &["CreateAutoScalingGroupType"],
+    timestamp: "String",
+    uses: &[],
+};
+
+pub const ELB: Spec = Spec {
+    model: "models/elbv2-2015-12-01.json",
+    output: "src/elb/shapes.rs",
+    operations: &[
+        "CreateLoadBalancer",
+        "DescribeLoadBalancers",
+        "DeleteLoadBalancer",
+        "DescribeLoadBalancerAttributes",
+        "ModifyLoadBalancerAttributes",
+        "CreateTargetGroup",
+        "DescribeTargetGroups",
+        "ModifyTargetGroup",
+        "DescribeTargetGroupAttributes",
+        "ModifyTargetGroupAttributes",
+        "DeleteTargetGroup",
+        "RegisterTargets",
+        "DeregisterTargets",
+        "DescribeTargetHealth",
+        "CreateListener",
+        "DescribeListeners",
+        "ModifyListener",
+        "DeleteListener",
+        "CreateRule",
+        "DescribeRules",
+        "ModifyRule",
+        "DeleteRule",
+        "SetRulePriorities",
+        "AddTags",
+        "RemoveTags",
+        "DescribeTags",
+        "SetSecurityGroups",
+        "SetSubnets",
+        "DescribeAccountLimits",
+    ],
+    shapes: &[],
+    overrides: &[],
+    open: &[],
     timestamp: "String",
     uses: &[],
 };
@@ -508,5 +549,10 @@ mod tests {
     #[test]
     fn autoscaling_shapes_are_up_to_date() {
         check(&AUTOSCALING);
+    }
+
+    #[test]
+    fn elb_shapes_are_up_to_date() {
+        check(&ELB);
     }
 }

@@ -418,6 +418,82 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_by_started_by ON tasks (started_by, last_status, stop_code, stopped_reason,
         created_at, started_at);
     "#,
+    // 14: Elastic Load Balancing: load balancers, target groups, targets,
+    // listeners, rules, tags, and per-minute target group metrics.
+    r#"
+    CREATE TABLE elb_load_balancers (
+        arn        TEXT PRIMARY KEY,
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        address    TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        doc        TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE elb_target_groups (
+        arn        TEXT PRIMARY KEY,
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        doc        TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE elb_listeners (
+        arn               TEXT PRIMARY KEY,
+        load_balancer_arn TEXT NOT NULL,
+        port              INTEGER NOT NULL,
+        created_at        INTEGER NOT NULL,
+        doc               TEXT NOT NULL,
+        UNIQUE (load_balancer_arn, port)
+    );
+    CREATE TABLE elb_rules (
+        arn          TEXT PRIMARY KEY,
+        listener_arn TEXT NOT NULL,
+        is_default   INTEGER NOT NULL,
+        priority     INTEGER NOT NULL,
+        -- The target groups its actions forward to, each between spaces.
+        target_groups TEXT NOT NULL,
+        doc          TEXT NOT NULL,
+        UNIQUE (listener_arn, priority)
+    );
+    CREATE TABLE elb_targets (
+        target_group_arn  TEXT NOT NULL,
+        id                TEXT NOT NULL,
+        port              INTEGER NOT NULL,
+        availability_zone TEXT,
+        registered_at     INTEGER NOT NULL,
+        state             TEXT NOT NULL,
+        reason            TEXT,
+        description       TEXT,
+        healthy_since     INTEGER,
+        draining_until    INTEGER,
+        PRIMARY KEY (target_group_arn, id, port)
+    );
+    CREATE TABLE elb_tags (
+        arn   TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (arn, key)
+    );
+    CREATE TABLE elb_metrics (
+        target_group_arn TEXT NOT NULL,
+        minute           INTEGER NOT NULL,
+        requests         INTEGER NOT NULL,
+        http_2xx         INTEGER NOT NULL,
+        http_3xx         INTEGER NOT NULL,
+        http_4xx         INTEGER NOT NULL,
+        http_5xx         INTEGER NOT NULL,
+        elb_5xx          INTEGER NOT NULL,
+        response_ms_sum  INTEGER NOT NULL,
+        responses_timed  INTEGER NOT NULL,
+        healthy_hosts    INTEGER NOT NULL,
+        PRIMARY KEY (target_group_arn, minute)
+    );
+    "#,
 ];
 
 const READERS: usize = 4;

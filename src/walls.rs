@@ -18,7 +18,8 @@
 pub const ROOMS: &[(&str, &[&str])] = &[
     ("logs", &[]),
     ("sts", &[]),
-    ("ecs", &[]),
+    ("elb", &[]),
+    ("ecs", &["elb"]),
     ("ec2", &["ecs"]),
     ("autoscaling", &["ecs", "ec2"]),
     ("migrate", &["ecs"]),
@@ -54,6 +55,13 @@ pub const TABLES: &[(&str, &str)] = &[
     ("scaling_activities", "autoscaling"),
     ("task_usage", "cost"),
     ("metering_state", "cost"),
+    ("elb_load_balancers", "elb"),
+    ("elb_target_groups", "elb"),
+    ("elb_listeners", "elb"),
+    ("elb_rules", "elb"),
+    ("elb_targets", "elb"),
+    ("elb_tags", "elb"),
+    ("elb_metrics", "elb"),
     ("meta", "store"),
 ];
 

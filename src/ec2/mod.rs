@@ -21,7 +21,6 @@ pub mod instances;
 pub mod launch_templates;
 pub mod user_data;
 
-use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
 use std::sync::Arc;
@@ -207,14 +206,7 @@ pub fn page<T>(items: Vec<T>, start: usize, size: usize) -> (Vec<T>, Option<Stri
     crate::paging::offset_page(items, start, size, "ec2")
 }
 
-/// A time as EC2 writes it: ISO 8601 in UTC with milliseconds.
-pub fn iso_time(millis: i64) -> String {
-    let t: DateTime<Utc> = Utc
-        .timestamp_millis_opt(millis)
-        .single()
-        .unwrap_or_default();
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
+pub use crate::clock::iso_time;
 
 /// The caller's ARN as EC2 reports it in `CreatedBy`.
 pub fn created_by(ctx: &Ctx) -> String {
