@@ -419,7 +419,8 @@ pub const MIGRATIONS: &[&str] = &[
         created_at, started_at);
     "#,
     // 14: Elastic Load Balancing: load balancers, target groups, targets,
-    // listeners, rules, tags, and per-minute target group metrics.
+    // listeners, rules, tags, per-minute target group metrics; and the
+    // targets of ECS services' tasks.
     r#"
     CREATE TABLE elb_load_balancers (
         arn        TEXT PRIMARY KEY,
@@ -479,6 +480,19 @@ pub const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         PRIMARY KEY (arn, key)
     );
+    CREATE TABLE service_targets (
+        task_arn         TEXT NOT NULL,
+        service_arn      TEXT NOT NULL,
+        target_group_arn TEXT NOT NULL,
+        target_id        TEXT NOT NULL,
+        port             INTEGER NOT NULL,
+        state            TEXT NOT NULL,
+        until_ms         INTEGER,
+        stop_code        TEXT,
+        stop_reason      TEXT,
+        PRIMARY KEY (task_arn, target_group_arn)
+    );
+    CREATE INDEX service_targets_by_service ON service_targets (service_arn, task_arn);
     CREATE TABLE elb_metrics (
         target_group_arn TEXT NOT NULL,
         minute           INTEGER NOT NULL,

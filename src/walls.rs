@@ -44,6 +44,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("account_settings", "ecs"),
     ("task_protection", "ecs"),
     ("task_sets", "ecs"),
+    ("service_targets", "ecs"),
     ("placement_versions", "ecs"),
     ("log_groups", "logs"),
     ("log_streams", "logs"),

@@ -24,6 +24,7 @@ pub mod shapes;
 pub mod placements;
 pub mod protection;
 pub mod scheduler;
+pub mod service_lb;
 pub mod services;
 #[cfg(test)]
 mod services_tests;

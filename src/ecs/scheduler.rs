@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection};
 
 use super::deploy::{self, Bounds, Plan, Snapshot, StopWhy, TaskState, TaskView};
+use super::service_lb::{self, LbHealth, TaskTarget};
 use super::services::{self, DeploymentRow, ServiceRow, ServiceStatus, ACTIVE, INACTIVE, PRIMARY};
 use super::shapes::{
     Deployment, DeploymentRolloutState, HealthStatus, PropagateTags, SchedulingStrategy,
@@ -73,6 +74,35 @@ struct Observed {
     /// A DAEMON service: the instances it belongs on, and those where a
     /// task asked to stop has not stopped yet.
     daemon: Option<(Vec<String>, Vec<String>)>,
+    /// A service behind load balancers: its tasks' targets.
+    lb: Option<LbObserved>,
+}
+
+/// A load-balanced service's targets as a pass sees them.
+#[derive(Debug, Default)]
+struct LbObserved {
+    targets: Vec<TaskTarget>,
+    /// Per live task: its targets' health, and the group failing it.
+    health: HashMap<String, (LbHealth, Option<String>)>,
+    /// RUNNING tasks not registered yet.
+    unregistered: Vec<String>,
+    /// Registered tasks that are no longer live (stopped, or asked to stop
+    /// by someone else).
+    gone: Vec<String>,
+    /// Deregistering tasks whose deregistration delay has passed.
+    expired: Vec<TaskTarget>,
+}
+
+impl LbObserved {
+    fn has_work(&self) -> bool {
+        !self.unregistered.is_empty() || !self.gone.is_empty() || !self.expired.is_empty()
+    }
+
+    fn health_of(&self, task_arn: &str) -> LbHealth {
+        self.health
+            .get(task_arn)
+            .map_or(LbHealth::Pending, |(h, _)| *h)
+    }
 }
 
 /// The event of a service whose launches are held back.
@@ -231,6 +261,53 @@ fn observe(
         });
     }
     drop(q);
+    let lbs = service.doc.load_balancers.clone().unwrap_or_default();
+    let lb = if lbs.is_empty() {
+        None
+    } else {
+        let targets = service_lb::of_service(conn, arn)?;
+        // A task being deregistered counts as stopping already.
+        let deregistering: HashSet<&str> = targets
+            .iter()
+            .filter(|t| t.deregistering)
+            .map(|t| t.task_arn.as_str())
+            .collect();
+        live.retain(|t| !deregistering.contains(t.arn.as_str()));
+        let registered: HashSet<&str> = targets
+            .iter()
+            .filter(|t| !t.deregistering)
+            .map(|t| t.task_arn.as_str())
+            .collect();
+        let unregistered = live
+            .iter()
+            .filter(|t| {
+                t.last_status == TaskStatus::Running && !registered.contains(t.arn.as_str())
+            })
+            .map(|t| t.arn.clone())
+            .collect();
+        let gone = registered
+            .iter()
+            .filter(|a| !live.iter().any(|t| t.arn == **a))
+            .map(|a| a.to_string())
+            .collect();
+        let mut expired: Vec<TaskTarget> = Vec::new();
+        for t in targets
+            .iter()
+            .filter(|t| t.deregistering && t.until_ms.is_some_and(|u| u <= now_ms))
+        {
+            if !expired.iter().any(|e| e.task_arn == t.task_arn) {
+                expired.push(t.clone());
+            }
+        }
+        let health = service_lb::health(conn, &targets)?;
+        Some(LbObserved {
+            targets,
+            health,
+            unregistered,
+            gone,
+            expired,
+        })
+    };
     let mut checked = HashMap::new();
     for d in deployments.iter().filter(|d| d.status() != INACTIVE) {
         failures.entry(d.id.clone()).or_insert((0, 0, 0));
@@ -262,6 +339,7 @@ fn observe(
         _ => None,
     };
     Ok(Observed {
+        lb,
         daemon,
         last_event,
         service,
@@ -356,6 +434,9 @@ struct Decision {
     throttled: bool,
     /// ... and no event says so yet.
     note_throttled: bool,
+    /// Targets to register, deregister, or tasks whose deregistration is
+    /// done.
+    lb_work: bool,
 }
 
 impl Decision {
@@ -370,6 +451,7 @@ impl Decision {
             && self.steady.is_none()
             && !self.inactive
             && !self.note_throttled
+            && !self.lb_work
     }
 }
 
@@ -378,7 +460,10 @@ fn grace_ms(s: &ServiceRow) -> i64 {
 }
 
 fn decide(o: &Observed, now_ms: i64) -> Decision {
-    let mut d = Decision::default();
+    let mut d = Decision {
+        lb_work: o.lb.as_ref().is_some_and(LbObserved::has_work),
+        ..Decision::default()
+    };
     let s = &o.service;
     let primary = o.deployments.iter().find(|d| d.status() == PRIMARY);
     let primary_id = primary.map(|p| p.id.as_str()).unwrap_or_default();
@@ -391,6 +476,7 @@ fn decide(o: &Observed, now_ms: i64) -> Decision {
             state: state_of(
                 t,
                 o.checked.get(&t.td_arn).copied().unwrap_or(false),
+                o.lb.as_ref().map(|l| l.health_of(&t.arn)),
                 grace_ms(s),
                 now_ms,
             ),
@@ -510,7 +596,29 @@ fn decide(o: &Observed, now_ms: i64) -> Decision {
 /// the old tasks) in the moment before the crash is seen.
 pub const SETTLE_MS: i64 = 3_000;
 
-fn state_of(t: &LiveTask, checked: bool, grace_ms: i64, now_ms: i64) -> TaskState {
+/// A task's state for the rolling steps: its containers' health and, behind
+/// load balancers, its targets' (`lb`), failing ones ignored for the
+/// health check grace period.
+fn state_of(
+    t: &LiveTask,
+    checked: bool,
+    lb: Option<LbHealth>,
+    grace_ms: i64,
+    now_ms: i64,
+) -> TaskState {
+    let own = container_state(t, checked, grace_ms, now_ms);
+    let since = t.started_ms.unwrap_or(t.created_ms);
+    match (own, lb) {
+        (TaskState::Healthy, Some(LbHealth::Pending)) => TaskState::Running,
+        (TaskState::Healthy, Some(LbHealth::Unhealthy)) if now_ms - since < grace_ms => {
+            TaskState::Running
+        }
+        (TaskState::Healthy, Some(LbHealth::Unhealthy)) => TaskState::Unhealthy,
+        _ => own,
+    }
+}
+
+fn container_state(t: &LiveTask, checked: bool, grace_ms: i64, now_ms: i64) -> TaskState {
     if t.last_status != TaskStatus::Running {
         return TaskState::Pending;
     }
@@ -657,23 +765,62 @@ impl Ecs {
             return Ok(acted);
         }
 
-        // Stops first: they make the room the starts take.
         let mut by_reason: Vec<(StopWhy, Vec<String>)> = Vec::new();
+        if let Some(lb) = &o.lb {
+            self.sync_targets(tx, &ctx, &s, lb, &mut by_reason, &mut acted)?;
+        }
+
+        // Stops first: they make the room the starts take.
         for (task_arn, why) in &d.plan.stop {
-            let reason = match why {
-                StopWhy::Unhealthy => "Task failed container health checks".to_string(),
+            let failing_group =
+                o.lb.as_ref()
+                    .and_then(|l| l.health.get(task_arn))
+                    .filter(|(h, _)| *h == LbHealth::Unhealthy)
+                    .and_then(|(_, g)| g.clone());
+            let container_failed = o
+                .live
+                .iter()
+                .any(|t| t.arn == *task_arn && t.health == HealthStatus::Unhealthy);
+            let reason = match (why, &failing_group) {
+                (StopWhy::Unhealthy, Some(g)) if !container_failed => {
+                    format!("Task failed ELB health checks in (target-group {g})")
+                }
+                (StopWhy::Unhealthy, _) => "Task failed container health checks".to_string(),
                 _ => format!("Scaling activity initiated by (deployment {primary_id})"),
             };
             if *why == StopWhy::Unhealthy {
+                let what = match (&failing_group, container_failed) {
+                    (Some(g), false) => format!("failed ELB health checks in (target-group {g})"),
+                    _ => "failed container health checks".to_string(),
+                };
                 services::event(
                     tx,
                     &ctx,
                     arn,
-                    &format!(
-                        "(service {name}) (task {}) failed container health checks.",
-                        short(task_arn)
-                    ),
+                    &format!("(service {name}) (task {}) {what}.", short(task_arn)),
                 )?;
+            }
+            if let Some(lb) = &o.lb {
+                // Behind a load balancer the task is deregistered first and
+                // stops once in-flight requests have had their time.
+                let (until, groups) = service_lb::deregister(
+                    tx,
+                    &ctx,
+                    task_arn,
+                    &lb.targets,
+                    Some((TaskStopCode::ServiceSchedulerInitiated, &reason)),
+                )?;
+                for g in &groups {
+                    services::event(
+                        tx,
+                        &ctx,
+                        arn,
+                        &format!("(service {name}) deregistered 1 targets in (target-group {g})"),
+                    )?;
+                }
+                if until.is_some() {
+                    continue;
+                }
             }
             tasks::stop(
                 tx,
@@ -776,6 +923,65 @@ impl Ecs {
             }
         }
         Ok(acted)
+    }
+
+    /// Keep a load-balanced service's targets equal to its tasks: register
+    /// RUNNING tasks, deregister those gone, and stop the tasks whose
+    /// deregistration delay has passed.
+    fn sync_targets(
+        &self,
+        tx: &Connection,
+        ctx: &Ctx,
+        s: &ServiceRow,
+        lb: &LbObserved,
+        by_reason: &mut Vec<(StopWhy, Vec<String>)>,
+        acted: &mut Acted,
+    ) -> ApiResult<()> {
+        let name = &s.name;
+        let lbs = s.doc.load_balancers.clone().unwrap_or_default();
+        for task_arn in &lb.gone {
+            let (_, groups) = service_lb::deregister(tx, ctx, task_arn, &lb.targets, None)?;
+            for g in groups {
+                services::event(
+                    tx,
+                    ctx,
+                    &s.arn,
+                    &format!("(service {name}) deregistered 1 targets in (target-group {g})"),
+                )?;
+            }
+        }
+        for t in &lb.expired {
+            let code = t
+                .stop_code
+                .as_deref()
+                .and_then(|c| serde_json::from_value(serde_json::Value::String(c.into())).ok())
+                .unwrap_or(TaskStopCode::ServiceSchedulerInitiated);
+            let reason = t.stop_reason.clone().unwrap_or_default();
+            tasks::stop(tx, &t.task_arn, code, &reason, ctx.now_epoch())?;
+            service_lb::forget(tx, &t.task_arn)?;
+            acted.stopped = true;
+            let why = if reason.starts_with("Task failed") {
+                StopWhy::Unhealthy
+            } else {
+                StopWhy::ScaleIn
+            };
+            match by_reason.iter_mut().find(|(w, _)| *w == why) {
+                Some((_, v)) => v.push(t.task_arn.clone()),
+                None => by_reason.push((why, vec![t.task_arn.clone()])),
+            }
+        }
+        for task_arn in &lb.unregistered {
+            for r in service_lb::register(tx, ctx, &s.arn, &lbs, task_arn)? {
+                let msg = match r {
+                    Ok(g) => format!("(service {name}) registered 1 targets in (target-group {g})"),
+                    Err(why) => format!(
+                        "(service {name}) failed to register targets in (target-group {why})"
+                    ),
+                };
+                services::event(tx, ctx, &s.arn, &msg)?;
+            }
+        }
+        Ok(())
     }
 
     /// Launch a service's primary deployment's tasks: `count` placed as

@@ -708,7 +708,8 @@ fn check_launch(
             placement_strategy: s.placement_strategy.clone().unwrap_or_default(),
             ..tasks::TaskRequest::default()
         },
-    )
+    )?;
+    super::service_lb::check(tx, ctx, s)
 }
 
 impl Ecs {
