@@ -48,7 +48,10 @@ pub struct RuleRoutes {
 pub enum Condition {
     PathPattern(Vec<String>),
     HostHeader(Vec<String>),
-    HttpHeader { name: String, values: Vec<String> },
+    HttpHeader {
+        name: String,
+        values: Vec<String>,
+    },
     HttpRequestMethod(Vec<String>),
     /// `(key, value)` pairs; a pair without a key matches any key.
     QueryString(Vec<(Option<String>, String)>),
@@ -375,12 +378,18 @@ mod tests {
         v.source = Some("::ffff:10.1.2.3".parse().unwrap());
         assert!(Condition::SourceIp(vec![net("10.1.2.0/24")]).matches(&v));
         assert!(Cidr::parse("10.0.0.0/33").is_none());
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
     }
 
     #[test]
     fn weighted_picks_follow_the_weights() {
-        let g = vec![("a".to_string(), 1), ("b".to_string(), 0), ("c".to_string(), 3)];
+        let g = vec![
+            ("a".to_string(), 1),
+            ("b".to_string(), 0),
+            ("c".to_string(), 3),
+        ];
         let picks: Vec<_> = (0..4).map(|r| pick_weighted(&g, r).unwrap()).collect();
         assert_eq!(picks, vec![0, 2, 2, 2]);
         assert_eq!(pick_weighted(&[("a".to_string(), 0)], 7), None);
@@ -398,7 +407,11 @@ mod tests {
             algorithm: Algorithm::RoundRobin,
             stickiness_secs: None,
             slow_start_secs: 0,
-            targets: vec![t(1, Health::Healthy), t(2, Health::Unhealthy), t(3, Health::Draining)],
+            targets: vec![
+                t(1, Health::Healthy),
+                t(2, Health::Unhealthy),
+                t(3, Health::Draining),
+            ],
         };
         assert_eq!(g.routable().len(), 1);
         g.targets[0].health = Health::Unhealthy;
