@@ -259,7 +259,8 @@ async fn accept_loop(
             _ = stop.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(serve_connection(shared.clone(), stream, peer, addr, stop.clone()));
+                    let stop = stop.clone();
+                    tokio::spawn(serve_connection(shared.clone(), stream, peer, addr, stop));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little
@@ -1378,10 +1379,16 @@ mod tests {
         }
     }
 
-    /// A data plane serving `table`, every listener bound.
+    /// A data plane serving `table`, every listener bound. Applied from a
+    /// task of its own, as the server does (which `apply` being `Send`
+    /// allows).
     async fn serving(table: Table) -> Arc<DataPlane> {
         let dp = plane();
-        assert_eq!(dp.apply(table).await, vec![]);
+        let applying = dp.clone();
+        let failed = tokio::spawn(async move { applying.apply(table).await })
+            .await
+            .unwrap();
+        assert_eq!(failed, vec![]);
         dp
     }
 
@@ -1397,7 +1404,14 @@ mod tests {
         (dp, addr)
     }
 
-    const PAGE_503: &str = "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n";
+    const PAGE_503: &str = concat!(
+        "<html>\r\n",
+        "<head><title>503 Service Temporarily Unavailable</title></head>\r\n",
+        "<body>\r\n",
+        "<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n",
+        "</body>\r\n",
+        "</html>\r\n",
+    );
 
     #[tokio::test]
     async fn fixed_responses_are_answered_by_the_load_balancer() {
