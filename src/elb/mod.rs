@@ -18,6 +18,8 @@
 //!   matching; `table.rs` builds it from the store;
 //! * `proxy.rs`: the data plane: an HTTP proxy on every listener's
 //!   address and port, routing by the current table;
+//! * `probe.rs`: the health check's request to a target, and ALB's
+//!   success-code matchers;
 //! * `health.rs`: the controller that binds listeners, checks targets'
 //!   health and ends deregistrations.
 //!
@@ -25,8 +27,10 @@
 //! within a moment (it is woken after every change).
 
 pub mod actions;
+pub mod health;
 pub mod listeners;
 pub mod load_balancers;
+pub mod probe;
 pub mod proxy;
 pub mod routes;
 #[rustfmt::skip]
