@@ -287,6 +287,21 @@ fn main() -> anyhow::Result<()> {
                     )),
                     bus.topic(Topic::Fleet),
                 );
+                let plane = {
+                    let clock = clock.clone();
+                    berth::elb::proxy::DataPlane::new(Arc::new(move || clock.now_ms()))
+                };
+                runner.start(
+                    Arc::new(berth::elb::health::LoadBalancerController::new(
+                        store.clone(),
+                        bus.clone(),
+                        services.elb.instances.clone(),
+                        plane,
+                        Arc::new(berth::elb::health::HostAddresses::default()),
+                        clock.clone(),
+                    )),
+                    bus.topic(Topic::LoadBalancers),
+                );
                 runner.start(
                     Arc::new(berth::ecs::scheduler::ServiceScheduler {
                         ecs: services.ecs.clone(),

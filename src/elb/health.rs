@@ -31,6 +31,7 @@ use super::{listeners, table, target_groups, InstanceAddresses};
 use crate::clock::Clock;
 use crate::controllers::Controller;
 use crate::error::ApiResult;
+use crate::events::{Bus, Topic};
 use crate::store::Store;
 
 /// How load balancer addresses come to exist on this machine.
@@ -104,6 +105,7 @@ const METRICS_FLUSH_MS: i64 = 10_000;
 
 pub struct LoadBalancerController {
     store: Arc<Store>,
+    bus: Arc<Bus>,
     instances: Arc<dyn InstanceAddresses>,
     plane: Arc<DataPlane>,
     addresses: Arc<dyn Addresses>,
@@ -117,6 +119,7 @@ pub struct LoadBalancerController {
 impl LoadBalancerController {
     pub fn new(
         store: Arc<Store>,
+        bus: Arc<Bus>,
         instances: Arc<dyn InstanceAddresses>,
         plane: Arc<DataPlane>,
         addresses: Arc<dyn Addresses>,
@@ -124,6 +127,7 @@ impl LoadBalancerController {
     ) -> LoadBalancerController {
         LoadBalancerController {
             store,
+            bus,
             instances,
             plane,
             addresses,
@@ -282,7 +286,10 @@ impl LoadBalancerController {
                 due.push((
                     key,
                     addr,
-                    g.doc.health_check_path.clone().unwrap_or_else(|| "/".into()),
+                    g.doc
+                        .health_check_path
+                        .clone()
+                        .unwrap_or_else(|| "/".into()),
                     Duration::from_secs(g.doc.health_check_timeout_seconds.unwrap_or(5) as u64),
                     g.doc
                         .matcher
@@ -303,6 +310,8 @@ impl LoadBalancerController {
                 }
                 Ok(())
             })?;
+            // Services count their tasks healthy by their targets.
+            self.bus.wake(Topic::Services);
         }
         for (key, addr, path, timeout, matcher) in due {
             let finished = self.finished.clone();

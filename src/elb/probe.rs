@@ -56,14 +56,20 @@ pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration, matcher: &st
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
         let mut conn = std::pin::pin!(conn);
+        let mut response = std::pin::pin!(sender.send_request(request));
+        let status = |r: Result<hyper::Response<hyper::body::Incoming>, hyper::Error>| {
+            r.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
+        };
         tokio::select! {
-            response = sender.send_request(request) => {
-                response.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
-            }
-            closed = &mut conn => Err(match closed {
-                Ok(()) => "connection closed before a response".to_string(),
-                Err(e) => e.to_string(),
-            }),
+            biased;
+            r = &mut response => status(r),
+            closed = &mut conn => match closed {
+                // A target that answers and closes (`Connection: close`)
+                // ends the connection as the response arrives: the
+                // response is there to take.
+                Ok(()) => status(response.await),
+                Err(e) => Err(e.to_string()),
+            },
         }
     };
     match tokio::time::timeout(timeout, exchange).await {
@@ -174,6 +180,32 @@ mod tests {
             probe(closed, "/health", second, "200").await,
             ProbeOutcome::Failed(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_target_that_answers_and_closes_at_once_is_healthy() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                    )
+                    .await;
+                // Closed as soon as written, as one-thread-per-connection
+                // servers do.
+            }
+        });
+        for _ in 0..20 {
+            assert_eq!(
+                probe(addr, "/health", Duration::from_secs(1), "200").await,
+                ProbeOutcome::Healthy
+            );
+        }
     }
 
     #[test]

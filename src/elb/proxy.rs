@@ -299,8 +299,11 @@ async fn serve_connection(
         busy,
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Header names as ALB writes them (`Server`, `Content-Type`); HTTP/1
+    // clients treat them alike either way.
     builder
         .http1()
+        .title_case_headers(true)
         .timer(TokioTimer::new())
         .header_read_timeout(idle);
     let service = hyper::service::service_fn(move |req| {

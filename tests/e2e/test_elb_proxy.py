@@ -1,0 +1,206 @@
+"""The load balancer's data plane on real containers and real HTTP: a
+listener on the load balancer's own address, round robin over healthy
+targets, rules with fixed responses, real health checks flipping a target
+unhealthy with ALB's reason, draining on deregistration; and ECS services
+registering their tasks, with a rolling deployment under steady traffic
+that loses no request."""
+
+import http.client
+import threading
+import time
+
+import pytest
+
+from conftest import TESTAPP, client, unique
+
+NET = {"awsvpcConfiguration": {"subnets": ["subnet-0a1b2c3d"], "securityGroups": ["sg-1"]}}
+EXEC_ROLE = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole"
+SUBNETS = ["subnet-aaaa1111", "subnet-bbbb2222"]
+
+
+@pytest.fixture
+def elb(server):
+    return client(server.endpoint, "elbv2")
+
+
+@pytest.fixture
+def cluster(ecs, images):
+    name = unique("lbc")
+    ecs.create_cluster(clusterName=name)
+    return name
+
+
+def td(ecs, name="app", revision="1"):
+    return ecs.register_task_definition(
+        family=unique("lbweb"), networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512", executionRoleArn=EXEC_ROLE,
+        containerDefinitions=[{"name": "web", "image": TESTAPP,
+                               "command": ["berth-testapp", "serve", "--port", "8080"],
+                               "portMappings": [{"containerPort": 8080}],
+                               "environment": [{"name": "TESTAPP_NAME", "value": f"{name}-{revision}"}]}],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def get(host, port, path="/", method="GET", timeout=10, headers=None):
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request(method, path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read().decode(), {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        c.close()
+
+
+def wait_for(what, check, timeout=60):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"{what} did not happen within {timeout}s (last: {last})")
+
+
+def task_ip(task):
+    for a in task.get("attachments", []):
+        for d in a.get("details", []):
+            if d["name"] == "privateIPv4Address":
+                return d["value"]
+    raise AssertionError(f"no address: {task}")
+
+
+def health(elb, tg):
+    return {(h["Target"]["Id"], h["Target"]["Port"]): h["TargetHealth"]
+            for h in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
+
+
+def load_balancer(elb, tg_kw=None):
+    lb = elb.create_load_balancer(Name=unique("lb")[:32], Subnets=SUBNETS)["LoadBalancers"][0]
+    kw = dict(Name=unique("tg")[:32], Protocol="HTTP", Port=8080, TargetType="ip", VpcId="vpc-12345678",
+              HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+              HealthyThresholdCount=2, UnhealthyThresholdCount=2)
+    kw.update(tg_kw or {})
+    tg = elb.create_target_group(**kw)["TargetGroups"][0]["TargetGroupArn"]
+    elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "5"}])
+    listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                                   DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]
+    address = lb["AvailabilityZones"][0]["LoadBalancerAddresses"][0]["IpAddress"]
+    return lb, tg, listener["ListenerArn"], address
+
+
+def run_tasks(ecs, cluster, n, name="app"):
+    arns = [t["taskArn"] for t in ecs.run_task(cluster=cluster, taskDefinition=td(ecs, name), count=n,
+                                                launchType="FARGATE", networkConfiguration=NET)["tasks"]]
+    tasks = wait_for("tasks running", lambda: (
+        lambda ts: ts if all(t["lastStatus"] == "RUNNING" for t in ts) else None)(
+        ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]))
+    return tasks
+
+
+def test_round_robin_rules_health_checks_and_draining(ecs, elb, cluster):
+    tasks = run_tasks(ecs, cluster, 2)
+    ips = [task_ip(t) for t in tasks]
+    lb, tg, listener, address = load_balancer(elb)
+    # Nothing registered: ALB answers 503 itself.
+    status, body, headers = wait_for("the listener", lambda: (lambda r: r if r[0] == 503 else None)(
+        _try(lambda: get(address, 80))))
+    assert "503 Service Temporarily Unavailable" in body and headers.get("server") == "awselb/2.0"
+
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": ip} for ip in ips])
+    wait_for("both targets healthy", lambda: all(
+        h["State"] == "healthy" for h in health(elb, tg).values()) and len(health(elb, tg)) == 2)
+    seen = {get(address, 80)[1] for _ in range(6)}
+    assert len(seen) == 2 and all(s.startswith("berth-testapp name=app-1") for s in seen)
+    # The backend sees who asked, through the proxy.
+    status, env, _ = get(address, 80, "/env")
+    assert status == 200
+
+    elb.create_rule(ListenerArn=listener, Priority=1, Conditions=[{"Field": "path-pattern", "Values": ["/teapot"]}],
+                    Actions=[{"Type": "fixed-response", "FixedResponseConfig": {
+                        "StatusCode": "418", "ContentType": "text/plain", "MessageBody": "short and stout"}}])
+    assert wait_for("the rule", lambda: (lambda r: r if r[0] == 418 else None)(get(address, 80, "/teapot")))[1] \
+        == "short and stout"
+
+    # One target starts failing its health checks: ALB says why, and stops
+    # sending it requests.
+    assert get(ips[0], 8080, "/unhealthy", method="POST")[0] == 200
+    h = wait_for("unhealthy", lambda: (lambda h: h if h["State"] == "unhealthy" else None)(
+        health(elb, tg)[(ips[0], 8080)]), timeout=40)
+    assert h["Reason"] == "Target.ResponseCodeMismatch"
+    assert "[500]" in h["Description"]
+    bodies = {get(address, 80)[1] for _ in range(6)}
+    assert len(bodies) == 1
+
+    # Deregistered, it drains for the deregistration delay, then is gone.
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": ips[1]}])
+    h = health(elb, tg)[(ips[1], 8080)]
+    assert (h["State"], h["Reason"]) == ("draining", "Target.DeregistrationInProgress")
+    wait_for("deregistered", lambda: (ips[1], 8080) not in health(elb, tg), timeout=30)
+    # Every target unhealthy: ALB fails open and still routes to them.
+    status, body, _ = get(address, 80)
+    assert status == 200
+
+
+def _try(f):
+    try:
+        return f()
+    except OSError as e:
+        return (None, str(e), {})
+
+
+def test_a_service_behind_the_load_balancer_deploys_without_losing_a_request(ecs, elb, cluster):
+    lb, tg, _, address = load_balancer(elb)
+    name = unique("svc")
+    ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=td(ecs, "svc", "1"), desiredCount=2,
+                       launchType="FARGATE", networkConfiguration=NET, healthCheckGracePeriodSeconds=10,
+                       loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 8080}],
+                       deploymentConfiguration={"minimumHealthyPercent": 100, "maximumPercent": 200})
+
+    def healthy_count():
+        return sum(1 for h in health(elb, tg).values() if h["State"] == "healthy")
+
+    wait_for("two healthy targets", lambda: healthy_count() == 2, timeout=90)
+    s = ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+    events = [e["message"] for e in s["events"]]
+    assert any(f"registered 1 targets in (target-group {tg})" in m for m in events), events
+    seen = {get(address, 80)[1] for _ in range(6)}
+    assert seen and all("name=svc-1" in b for b in seen)
+
+    # A steady client loop through the whole rolling deployment.
+    results = []
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                status, body, _ = get(address, 80, timeout=10)
+                results.append((status, body))
+            except OSError as e:
+                results.append((None, str(e)))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        ecs.update_service(cluster=cluster, service=name, taskDefinition=td(ecs, "svc", "2"))
+
+        def rolled():
+            s = ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+            done = (len(s["deployments"]) == 1 and s["deployments"][0]["rolloutState"] == "COMPLETED"
+                    and s["runningCount"] == 2)
+            return done and all("name=svc-2" in b for _, b in results[-5:])
+
+        wait_for("the deployment", rolled, timeout=150)
+    finally:
+        stop.set()
+        t.join()
+    failed = [r for r in results if r[0] != 200]
+    assert len(results) > 50
+    assert failed == [], failed[:5]
+    assert any("name=svc-1" in b for _, b in results) and any("name=svc-2" in b for _, b in results)
+    s = ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+    assert any(f"deregistered 1 targets in (target-group {tg})" in e["message"] for e in s["events"])
+    ecs.delete_service(cluster=cluster, service=name, force=True)
+    wait_for("targets gone", lambda: not health(elb, tg), timeout=60)
