@@ -607,14 +607,23 @@ fn state_of(
     now_ms: i64,
 ) -> TaskState {
     let own = container_state(t, checked, grace_ms, now_ms);
+    let Some(lb) = lb else {
+        return own;
+    };
+    // The load balancer's health checks are the task's: it need not wait
+    // out the settling time of a task nobody checks.
+    let containers_fine = match own {
+        TaskState::Healthy => true,
+        TaskState::Running => !checked && t.last_status == TaskStatus::Running,
+        _ => false,
+    };
     let since = t.started_ms.unwrap_or(t.created_ms);
-    match (own, lb) {
-        (TaskState::Healthy, Some(LbHealth::Pending)) => TaskState::Running,
-        (TaskState::Healthy, Some(LbHealth::Unhealthy)) if now_ms - since < grace_ms => {
-            TaskState::Running
-        }
-        (TaskState::Healthy, Some(LbHealth::Unhealthy)) => TaskState::Unhealthy,
-        _ => own,
+    match lb {
+        _ if !containers_fine => own,
+        LbHealth::Healthy => TaskState::Healthy,
+        LbHealth::Pending => TaskState::Running,
+        LbHealth::Unhealthy if now_ms - since < grace_ms => TaskState::Running,
+        LbHealth::Unhealthy => TaskState::Unhealthy,
     }
 }
 
