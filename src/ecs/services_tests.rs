@@ -837,3 +837,196 @@ async fn tasks_that_run_and_then_exit_are_throttled_not_counted_by_the_breaker()
     ));
     assert_eq!(s["runningCount"], 2, "the old tasks keep serving");
 }
+
+/// A load balancer with a listener forwarding to an `ip` target group;
+/// the group's ARN.
+fn target_group(w: &World) -> String {
+    let elb = |op: &str, input: Value| {
+        w.call("Elastic Load Balancing v2", op, input)
+            .unwrap_or_else(|e| panic!("{op}: {e}"))
+    };
+    let lb = elb(
+        "CreateLoadBalancer",
+        json!({"Name": "front", "Subnets": ["subnet-a", "subnet-b"]}),
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+        .clone();
+    let tg = elb(
+        "CreateTargetGroup",
+        json!({"Name": "web", "Protocol": "HTTP", "Port": 8080, "TargetType": "ip", "VpcId": "vpc-1"}),
+    )["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    elb(
+        "CreateListener",
+        json!({"LoadBalancerArn": lb, "Protocol": "HTTP", "Port": 80,
+               "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg}]}),
+    );
+    tg
+}
+
+/// The states of the group's targets, sorted.
+fn target_states(w: &World, tg: &str) -> Vec<String> {
+    let mut v: Vec<String> = w
+        .store
+        .read(|c| crate::elb::targets::of_group(c, tg))
+        .unwrap()
+        .iter()
+        .map(|t| t.state.as_str().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// What the load balancer's health checks would find: every target in
+/// `from` state becomes `to`.
+fn checks_find(w: &World, tg: &str, from: &str, to: &str, limit: usize) {
+    use crate::elb::shapes::{TargetHealthReasonEnum, TargetHealthStateEnum};
+    let now = w.clock.now_ms();
+    w.store
+        .write(|tx| {
+            let to_state: TargetHealthStateEnum =
+                serde_json::from_value(Value::String(to.into())).unwrap();
+            let reason = (to_state == TargetHealthStateEnum::Unhealthy)
+                .then_some(TargetHealthReasonEnum::TargetResponseCodeMismatch);
+            for t in crate::elb::targets::of_group(tx, tg)?
+                .iter()
+                .filter(|t| t.state.as_str() == from)
+                .take(limit)
+            {
+                crate::elb::targets::set_health(tx, t, to_state, reason, None, now)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_behind_a_load_balancer_count_by_their_targets_and_drain_before_they_stop() {
+    let w = world();
+    let tg = target_group(&w);
+    let with_port = |image: &str| {
+        w.fargate(json!([{"name": "main", "image": image,
+                          "portMappings": [{"containerPort": 8080}]}]))
+    };
+    let lbs = json!({"loadBalancers": [{"targetGroupArn": tg, "containerName": "main",
+                                         "containerPort": 8080}]});
+    create(&w, "web", &with_port(GOOD), 2, lbs);
+    w.converge().await;
+    // Registered, not yet checked: the deployment waits for the checks.
+    assert_eq!(target_states(&w, &tg), ["initial", "initial"]);
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"][0]["rolloutState"], "IN_PROGRESS");
+    assert!(
+        events(&s)
+            .iter()
+            .any(|e| e == &format!("(service web) registered 1 targets in (target-group {tg})")),
+        "{s}"
+    );
+    checks_find(&w, &tg, "initial", "healthy", 2);
+    w.converge().await;
+    assert_eq!(
+        describe(&w, "web")["deployments"][0]["rolloutState"],
+        "COMPLETED"
+    );
+
+    // A new revision: the old tasks serve until the new ones pass.
+    let old: Vec<String> = running(&w, "web")
+        .iter()
+        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .collect();
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": with_port("app:2")}),
+    );
+    w.converge().await;
+    assert_eq!(running(&w, "web").len(), 4);
+    assert_eq!(
+        target_states(&w, &tg),
+        ["healthy", "healthy", "initial", "initial"]
+    );
+    checks_find(&w, &tg, "initial", "healthy", 2);
+    w.converge().await;
+    // The old tasks are deregistered and keep running while they drain.
+    assert_eq!(
+        target_states(&w, &tg),
+        ["draining", "draining", "healthy", "healthy"]
+    );
+    for arn in &old {
+        assert_eq!(w.task(arn)["lastStatus"], "RUNNING");
+    }
+    w.clock.advance_ms(300_000);
+    w.converge().await;
+    for arn in &old {
+        let t = w.task(arn);
+        assert_eq!(t["lastStatus"], "STOPPED");
+        assert!(t["stoppedReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Scaling activity initiated by"));
+    }
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED");
+
+    // A task whose target fails its checks is replaced, after draining.
+    let before: Vec<String> = running(&w, "web")
+        .iter()
+        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .collect();
+    checks_find(&w, &tg, "healthy", "unhealthy", 1);
+    w.converge().await;
+    w.clock.advance_ms(300_000);
+    w.converge().await;
+    let failed: Vec<Value> = before
+        .iter()
+        .map(|a| w.task(a))
+        .filter(|t| t["lastStatus"] == "STOPPED")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0]["stoppedReason"],
+        format!("Task failed ELB health checks in (target-group {tg})")
+    );
+    assert_eq!(running(&w, "web").len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn load_balancers_of_a_service_are_checked_as_ecs_checks_them() {
+    let w = world();
+    let tg = target_group(&w);
+    let td = w.fargate(json!([{"name": "main", "image": GOOD,
+                               "portMappings": [{"containerPort": 8080}]}]));
+    let try_create = |lb: Value| {
+        w.call(
+            "ECS",
+            "CreateService",
+            json!({"serviceName": "web", "taskDefinition": td, "desiredCount": 1,
+                   "launchType": "FARGATE", "networkConfiguration": net(),
+                   "loadBalancers": [lb]}),
+        )
+        .unwrap_err()
+        .message
+    };
+    let port =
+        try_create(json!({"targetGroupArn": tg, "containerName": "main", "containerPort": 9090}));
+    assert_eq!(
+        port,
+        "The container main did not have a container port 9090 defined."
+    );
+    let name =
+        try_create(json!({"targetGroupArn": tg, "containerName": "other", "containerPort": 8080}));
+    assert!(name.contains("other"), "{name}");
+    let missing = tg.replace("/web/", "/gone/");
+    assert!(try_create(
+        json!({"targetGroupArn": missing, "containerName": "main", "containerPort": 8080})
+    )
+    .contains("targetGroupArn"));
+    // Nothing was made.
+    let listed = w.call("ECS", "ListServices", json!({}));
+    assert!(
+        listed.as_ref().map_or(true, |l| l["serviceArns"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())),
+        "{listed:?}"
+    );
+}
