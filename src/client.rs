@@ -91,26 +91,103 @@ impl Client {
 
     /// Call `target` (`Prefix.Operation`) with a JSON 1.1 body.
     pub async fn call(&self, target: &str, body: &Value) -> Result<Value, ClientError> {
+        let (status, bytes) = self
+            .send(
+                "ecs",
+                "application/x-amz-json-1.1",
+                Some(target),
+                body.to_string().into_bytes(),
+            )
+            .await?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(v);
+        }
+        let code = v
+            .get("__type")
+            .and_then(Value::as_str)
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+            .unwrap_or_else(|| status.to_string());
+        let message = v
+            .get("message")
+            .or(v.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Err(ClientError::Api { code, message })
+    }
+
+    /// Call a Query-protocol service (signed for `service`): `Action` of
+    /// `version` with `params`; the answer's `<ActionResult>` as JSON
+    /// (elements as objects, `member` lists as arrays, text as strings).
+    pub async fn call_query(
+        &self,
+        service: &str,
+        version: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Value, ClientError> {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let mut body = format!("Action={}&Version={}", enc(action), enc(version));
+        for (k, v) in params {
+            body.push_str(&format!("&{}={}", enc(k), enc(v)));
+        }
+        let (status, bytes) = self
+            .send(
+                service,
+                "application/x-www-form-urlencoded; charset=utf-8",
+                None,
+                body.into_bytes(),
+            )
+            .await?;
+        let v = xml_to_json(&String::from_utf8_lossy(&bytes));
+        if status.is_success() {
+            let result = format!("{action}Result");
+            return Ok(v
+                .get(format!("{action}Response"))
+                .and_then(|r| r.get(&result))
+                .cloned()
+                .unwrap_or(Value::Null));
+        }
+        let err = &v["ErrorResponse"]["Error"];
+        Err(ClientError::Api {
+            code: err["Code"]
+                .as_str()
+                .map_or_else(|| status.to_string(), str::to_string),
+            message: err["Message"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// POST a signed body; the status and the answer's bytes.
+    async fn send(
+        &self,
+        service: &str,
+        content_type: &str,
+        target: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(hyper::StatusCode, Bytes), ClientError> {
         let unreachable = |detail: String| ClientError::Unreachable {
             endpoint: self.endpoint.to_string(),
             detail,
         };
-        let body = body.to_string().into_bytes();
         let host = match self.endpoint.port() {
             Some(p) => format!("{}:{p}", self.endpoint.host_str().unwrap_or_default()),
             None => self.endpoint.host_str().unwrap_or_default().to_string(),
         };
-        let headers = vec![
+        let mut headers = vec![
             ("host".to_string(), host),
-            (
-                "content-type".to_string(),
-                "application/x-amz-json-1.1".to_string(),
-            ),
-            ("x-amz-target".to_string(), target.to_string()),
+            ("content-type".to_string(), content_type.to_string()),
         ];
-        let signed = self
-            .signer
-            .sign("POST", "/", "", &headers, &body, Utc::now());
+        if let Some(t) = target {
+            headers.push(("x-amz-target".to_string(), t.to_string()));
+        }
+        let signer = Signer {
+            service: service.to_string(),
+            ..self.signer.clone()
+        };
+        let signed = signer.sign("POST", "/", "", &headers, &body, Utc::now());
         let mut req = hyper::Request::post(self.endpoint.as_str());
         for (n, v) in headers.iter().chain(signed.iter()) {
             req = req.header(n.as_str(), v.as_str());
@@ -130,23 +207,66 @@ impl Client {
             .await
             .map_err(|e| unreachable(e.to_string()))?
             .to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(v);
-        }
-        let code = v
-            .get("__type")
-            .and_then(Value::as_str)
-            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
-            .unwrap_or_else(|| status.to_string());
-        let message = v
-            .get("message")
-            .or(v.get("Message"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        Err(ClientError::Api { code, message })
+        Ok((status, bytes))
     }
+}
+
+/// An XML document as JSON: each element an object of its children (text
+/// when it has none), `member` children gathered into an array.
+pub fn xml_to_json(xml: &str) -> Value {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    reader.config_mut().trim_text(true);
+    // Each open element: its name, its children, its text.
+    let mut stack: Vec<(String, serde_json::Map<String, Value>, Vec<Value>, String)> = vec![(
+        String::new(),
+        serde_json::Map::new(),
+        Vec::new(),
+        String::new(),
+    )];
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
+                stack.push((name, serde_json::Map::new(), Vec::new(), String::new()));
+            }
+            Ok(Event::Empty(e)) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
+                if let Some(top) = stack.last_mut() {
+                    top.1.insert(name, Value::String(String::new()));
+                }
+            }
+            Ok(Event::Text(t)) => {
+                if let Some(top) = stack.last_mut() {
+                    top.3.push_str(&t.unescape().unwrap_or_default());
+                }
+            }
+            Ok(Event::End(_)) => {
+                let Some((name, fields, members, text)) = stack.pop() else {
+                    break;
+                };
+                let value = if !members.is_empty() {
+                    Value::Array(members)
+                } else if !fields.is_empty() {
+                    Value::Object(fields)
+                } else {
+                    Value::String(text)
+                };
+                if let Some(parent) = stack.last_mut() {
+                    if name == "member" {
+                        parent.2.push(value);
+                    } else {
+                        parent.1.insert(name, value);
+                    }
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    stack
+        .pop()
+        .map_or(Value::Null, |(_, fields, _, _)| Value::Object(fields))
 }
 
 /// Lay out a table for people: columns two spaces apart, those from
@@ -191,4 +311,37 @@ pub fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
         .enable_all()
         .build()?
         .block_on(fut))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml_to_json;
+    use serde_json::json;
+
+    #[test]
+    fn query_answers_read_as_json() {
+        let xml = r#"<DescribeTargetHealthResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">
+  <DescribeTargetHealthResult>
+    <TargetHealthDescriptions>
+      <member><Target><Id>10.0.0.1</Id><Port>80</Port></Target><TargetHealth><State>healthy</State></TargetHealth></member>
+      <member><Target><Id>10.0.0.2</Id><Port>80</Port></Target><TargetHealth><State>draining</State></TargetHealth></member>
+    </TargetHealthDescriptions>
+    <Empty/>
+    <Escaped>a &amp; b</Escaped>
+  </DescribeTargetHealthResult>
+  <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>
+</DescribeTargetHealthResponse>"#;
+        let v = xml_to_json(xml);
+        let r = &v["DescribeTargetHealthResponse"]["DescribeTargetHealthResult"];
+        assert_eq!(
+            r["TargetHealthDescriptions"][1]["TargetHealth"]["State"],
+            "draining"
+        );
+        assert_eq!(
+            r["TargetHealthDescriptions"][0]["Target"],
+            json!({"Id": "10.0.0.1", "Port": "80"})
+        );
+        assert_eq!(r["Empty"], "");
+        assert_eq!(r["Escaped"], "a & b");
+    }
 }

@@ -189,6 +189,8 @@ enum Command {
     },
     /// ECS services: list them, and wait for deployments to converge.
     Services(berth::ecs::cli::ServicesCommand),
+    /// Load balancers: the URL of each, and the health of its targets.
+    Lb(berth::elb::cli::LbCommand),
     /// Convert workloads between launch types: task definitions between
     /// FARGATE and EC2, App Runner services and Docker Compose files.
     Migrate {
@@ -412,6 +414,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Services(cmd) => exit_with(berth::ecs::cli::run(cmd)),
+        Command::Lb(cmd) => exit_with(berth::elb::cli::run(cmd)),
         Command::Migrate { action } => exit_with(berth::migrate::run(action)),
         Command::Cost { action } => exit_with(berth::cost::run(action)),
         Command::Doctor { listen, data_dir } => {

@@ -20,6 +20,7 @@
 //!   address and port, routing by the current table;
 //! * `probe.rs`: the health check's request to a target, and ALB's
 //!   success-code matchers;
+//! * `cli.rs`: `berth lb`, each load balancer's URL and its targets' health;
 //! * `health.rs`: the controller that binds listeners, checks targets'
 //!   health and ends deregistrations.
 //!
@@ -27,6 +28,7 @@
 //! within a moment (it is woken after every change).
 
 pub mod actions;
+pub mod cli;
 pub mod health;
 pub mod listeners;
 pub mod load_balancers;

@@ -6,12 +6,13 @@ registering their tasks, with a rolling deployment under steady traffic
 that loses no request."""
 
 import http.client
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import TESTAPP, client, unique
+from conftest import BERTH, TESTAPP, client, unique
 
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-0a1b2c3d"], "securityGroups": ["sg-1"]}}
 EXEC_ROLE = "arn:aws:iam::000000000000:role/ecsTaskExecutionRole"
@@ -113,6 +114,11 @@ def test_round_robin_rules_health_checks_and_draining(ecs, elb, cluster):
         h["State"] == "healthy" for h in health(elb, tg).values()) and len(health(elb, tg)) == 2)
     seen = {get(address, 80)[1] for _ in range(6)}
     assert len(seen) == 2 and all(s.startswith("berth-testapp name=app-1") for s in seen)
+    # `berth lb` shows where to point a browser, and the targets' health.
+    out = subprocess.run([BERTH, "lb", "--endpoint-url", elb.meta.endpoint_url], capture_output=True,
+                         text=True, check=True).stdout
+    assert f"http://{address}:80" in out and lb["DNSName"] in out and "2 healthy" in out, out
+    assert f"{ips[0]}:8080" in out
     # The backend sees who asked, through the proxy.
     status, env, _ = get(address, 80, "/env")
     assert status == 200
