@@ -217,8 +217,9 @@ pub fn xml_to_json(xml: &str) -> Value {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
     reader.config_mut().trim_text(true);
-    // Each open element: its name, its children, its text.
-    let mut stack: Vec<(String, serde_json::Map<String, Value>, Vec<Value>, String)> = vec![(
+    // Each open element: its name, its children, its `member`s, its text.
+    type Open = (String, serde_json::Map<String, Value>, Vec<Value>, String);
+    let mut stack: Vec<Open> = vec![(
         String::new(),
         serde_json::Map::new(),
         Vec::new(),

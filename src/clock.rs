@@ -54,6 +54,14 @@ impl Clock for ManualClock {
     }
 }
 
+/// Milliseconds since the epoch as AWS's Query services write times:
+/// ISO 8601 in UTC with milliseconds (`2026-12-07T06:00:00.123Z`).
+pub fn iso_time(millis: i64) -> String {
+    let t: chrono::DateTime<chrono::Utc> =
+        chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default();
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,12 +76,4 @@ mod tests {
         assert_eq!(c.now_ms(), 5);
         assert!(SystemClock.now_ms() > 1_700_000_000_000);
     }
-}
-
-/// Milliseconds since the epoch as AWS's Query services write times:
-/// ISO 8601 in UTC with milliseconds (`2026-12-07T06:00:00.123Z`).
-pub fn iso_time(millis: i64) -> String {
-    let t: chrono::DateTime<chrono::Utc> =
-        chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default();
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }

@@ -144,6 +144,11 @@ enum Command {
         /// (0: none).
         #[arg(long, default_value_t = 4)]
         sandbox_pool: usize,
+        /// Where load balancers' DNS names are made to resolve to their
+        /// addresses: a block of this hosts file kept by the server
+        /// (`none`: nowhere).
+        #[arg(long, default_value = "/etc/hosts")]
+        hosts_file: String,
     },
     /// Run the agent of a container instance on this Docker host, for a
     /// cluster of a server elsewhere: register, heartbeat, run the tasks
@@ -236,6 +241,7 @@ fn main() -> anyhow::Result<()> {
             managed_scale_in_seconds,
             spot_interruption_rate,
             sandbox_pool,
+            hosts_file,
         } => {
             let settings = Settings {
                 agent_timeout_ms: agent_timeout_seconds as i64 * 1000,
@@ -294,14 +300,19 @@ fn main() -> anyhow::Result<()> {
                     berth::elb::proxy::DataPlane::new(Arc::new(move || clock.now_ms()))
                 };
                 runner.start(
-                    Arc::new(berth::elb::health::LoadBalancerController::new(
-                        store.clone(),
-                        bus.clone(),
-                        services.elb.instances.clone(),
-                        plane,
-                        Arc::new(berth::elb::health::HostAddresses::default()),
-                        clock.clone(),
-                    )),
+                    Arc::new(
+                        berth::elb::health::LoadBalancerController::new(
+                            store.clone(),
+                            bus.clone(),
+                            services.elb.instances.clone(),
+                            plane,
+                            Arc::new(berth::elb::health::HostAddresses::default()),
+                            clock.clone(),
+                        )
+                        .with_hosts_file(
+                            (hosts_file != "none").then(|| std::path::PathBuf::from(&hosts_file)),
+                        ),
+                    ),
                     bus.topic(Topic::LoadBalancers),
                 );
                 runner.start(

@@ -1470,6 +1470,31 @@ pub fn deregistered_at(conn: &Connection, arn: &str) -> ApiResult<Option<i64>> {
         .flatten())
 }
 
+/// How the load balancer reaches a target registered by EC2 instance id:
+/// the address of that instance's container instance (a local instance's
+/// own address on this machine).
+pub struct LoadBalancerInstances;
+
+impl crate::elb::InstanceAddresses for LoadBalancerInstances {
+    fn address(
+        &self,
+        conn: &Connection,
+        account: &str,
+        region: &str,
+        instance_id: &str,
+    ) -> ApiResult<Option<String>> {
+        Ok(conn
+            .prepare_cached(
+                "SELECT address FROM container_instances
+                 WHERE account = ?1 AND region = ?2 AND ec2_instance_id = ?3
+                   AND status != 'INACTIVE' AND address IS NOT NULL
+                 ORDER BY registered_at DESC LIMIT 1",
+            )?
+            .query_row([account, region, instance_id], |r| r.get(0))
+            .optional()?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1543,30 +1568,5 @@ mod tests {
         assert_eq!(doc.capacity_provider_name, None);
         let again = serde_json::to_value(&doc).unwrap();
         assert_eq!(again["somethingElse"], 1, "unknown members are kept");
-    }
-}
-
-/// How the load balancer reaches a target registered by EC2 instance id:
-/// the address of that instance's container instance (a local instance's
-/// own address on this machine).
-pub struct LoadBalancerInstances;
-
-impl crate::elb::InstanceAddresses for LoadBalancerInstances {
-    fn address(
-        &self,
-        conn: &Connection,
-        account: &str,
-        region: &str,
-        instance_id: &str,
-    ) -> ApiResult<Option<String>> {
-        Ok(conn
-            .prepare_cached(
-                "SELECT address FROM container_instances
-                 WHERE account = ?1 AND region = ?2 AND ec2_instance_id = ?3
-                   AND status != 'INACTIVE' AND address IS NOT NULL
-                 ORDER BY registered_at DESC LIMIT 1",
-            )?
-            .query_row([account, region, instance_id], |r| r.get(0))
-            .optional()?)
     }
 }

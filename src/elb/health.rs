@@ -114,6 +114,10 @@ pub struct LoadBalancerController {
     finished: Arc<Mutex<Vec<Finished>>>,
     applied: Mutex<Option<Table>>,
     pending: Mutex<Pending>,
+    /// The hosts file whose block names the load balancers, and the block
+    /// last written.
+    hosts_file: Option<std::path::PathBuf>,
+    hosts_written: Mutex<Option<String>>,
 }
 
 impl LoadBalancerController {
@@ -136,7 +140,51 @@ impl LoadBalancerController {
             finished: Arc::new(Mutex::new(Vec::new())),
             applied: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
+            hosts_file: None,
+            hosts_written: Mutex::new(None),
         }
+    }
+
+    /// Keep a block of `path` naming every load balancer's DNS name and
+    /// address, so the names resolve on this machine.
+    pub fn with_hosts_file(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.hosts_file = path;
+        self
+    }
+
+    /// Write the hosts file's block when the load balancers changed.
+    fn keep_hosts(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.hosts_file else {
+            return Ok(());
+        };
+        let (owner, names) = self.store.read(|conn| {
+            let owner = crate::store::owner_in(conn)?.unwrap_or_default();
+            let names: Vec<(String, String)> = super::load_balancers::all(conn)?
+                .into_iter()
+                .filter_map(|lb| Some((lb.address.clone(), lb.doc.dns_name.clone()?)))
+                .collect();
+            Ok((owner, names))
+        })?;
+        let block: String = names
+            .iter()
+            .map(|(ip, name)| format!("{ip} {name}\n"))
+            .collect();
+        if self.hosts_written.lock().unwrap().as_deref() == Some(block.as_str()) {
+            return Ok(());
+        }
+        // Tried once per change of the names, whatever comes of it.
+        *self.hosts_written.lock().unwrap() = Some(block.clone());
+        let current = std::fs::read_to_string(path).unwrap_or_default();
+        let updated = hosts_with_block(&current, &owner, &block);
+        if updated != current {
+            std::fs::write(path, updated).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot write {} to make load balancer names resolve: {e}",
+                    path.display()
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// The data plane this controller feeds.
@@ -267,7 +315,7 @@ impl LoadBalancerController {
                 }
             }
             if !c.probing && c.next_due_ms <= now_ms {
-                let interval = g.doc.health_check_interval_seconds.unwrap_or(30) as i64;
+                let interval = g.doc.health_check_interval_seconds.unwrap_or(30);
                 c.next_due_ms = now_ms + interval * 1000;
                 c.probing = true;
                 let Some(addr) = self.store.read(|conn| {
@@ -396,6 +444,29 @@ impl LoadBalancerController {
     }
 }
 
+/// `hosts` with this installation's block (between its markers) replaced
+/// by `block`, or without it when `block` is empty; the rest untouched.
+pub fn hosts_with_block(hosts: &str, owner: &str, block: &str) -> String {
+    let begin = format!("# BEGIN berth load balancers {owner}");
+    let end = format!("# END berth load balancers {owner}");
+    let mut out = String::new();
+    let mut inside = false;
+    for line in hosts.lines() {
+        if line == begin {
+            inside = true;
+        } else if line == end {
+            inside = false;
+        } else if !inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !block.is_empty() {
+        out.push_str(&format!("{begin}\n{block}{end}\n"));
+    }
+    out
+}
+
 /// What a check's result does to a target, if anything: ALB's thresholds
 /// applied to the consecutive counts.
 fn verdict(
@@ -470,6 +541,32 @@ impl Controller for LoadBalancerController {
         self.check(now_ms)?;
         self.apply_table().await?;
         self.keep_metrics(now_ms)?;
+        if let Err(e) = self.keep_hosts() {
+            tracing::warn!(error = %e, "load balancer names do not resolve");
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hosts_with_block;
+
+    #[test]
+    fn the_hosts_block_is_replaced_and_removed_leaving_the_rest() {
+        let base = "127.0.0.1 localhost\n::1 localhost\n";
+        let one = hosts_with_block(base, "o1", "10.200.0.1 a.elb.amazonaws.com\n");
+        assert_eq!(
+            one,
+            "127.0.0.1 localhost\n::1 localhost\n# BEGIN berth load balancers o1\n10.200.0.1 a.elb.amazonaws.com\n# END berth load balancers o1\n"
+        );
+        let other = hosts_with_block(&one, "o2", "10.201.0.1 b.elb.amazonaws.com\n");
+        let two = hosts_with_block(&other, "o1", "10.200.0.2 c.elb.amazonaws.com\n");
+        assert!(two.contains("b.elb.amazonaws.com") && two.contains("c.elb.amazonaws.com"));
+        assert!(!two.contains("a.elb.amazonaws.com"));
+        assert_eq!(
+            hosts_with_block(&hosts_with_block(&two, "o1", ""), "o2", ""),
+            base
+        );
     }
 }

@@ -431,7 +431,7 @@ pub fn describe(
                     all.iter().find(|l| &l.arn == a).cloned().ok_or_else(|| {
                         error(
                             "LoadBalancerNotFound",
-                            format!("One or more load balancers not found"),
+                            "One or more load balancers not found".to_string(),
                         )
                     })
                 })

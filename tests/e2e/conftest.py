@@ -88,11 +88,18 @@ class Server:
     def endpoint(self):
         return f"http://127.0.0.1:{self.port}"
 
+    def _hosts_file(self):
+        # Load balancer names go to a hosts file of the server's own, not the
+        # machine's, unless a test says otherwise.
+        if any(a.startswith("--hosts-file") for a in self.extra_args):
+            return []
+        return ["--hosts-file", os.path.join(self.data_dir, "hosts")]
+
     def start(self):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BERTH, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
-             "--strict-output", *self.extra_args],
+             "--strict-output", *self._hosts_file(), *self.extra_args],
             stdout=log, stderr=log, env=self.env,
         )
         _STARTED.append(self.proc)

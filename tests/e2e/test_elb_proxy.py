@@ -6,6 +6,7 @@ registering their tasks, with a rolling deployment under steady traffic
 that loses no request."""
 
 import http.client
+import os
 import subprocess
 import threading
 import time
@@ -100,7 +101,7 @@ def run_tasks(ecs, cluster, n, name="app"):
     return tasks
 
 
-def test_round_robin_rules_health_checks_and_draining(ecs, elb, cluster):
+def test_round_robin_rules_health_checks_and_draining(ecs, elb, cluster, server):
     tasks = run_tasks(ecs, cluster, 2)
     ips = [task_ip(t) for t in tasks]
     lb, tg, listener, address = load_balancer(elb)
@@ -119,6 +120,10 @@ def test_round_robin_rules_health_checks_and_draining(ecs, elb, cluster):
                          text=True, check=True).stdout
     assert f"http://{address}:80" in out and lb["DNSName"] in out and "2 healthy" in out, out
     assert f"{ips[0]}:8080" in out
+    # The load balancer's name is made to resolve to its address.
+    hosts = wait_for("the hosts entry", lambda: (lambda t: t if lb["DNSName"] in t else None)(
+        open(os.path.join(server.data_dir, "hosts")).read()))
+    assert f"{address} {lb['DNSName']}" in hosts
     # The backend sees who asked, through the proxy.
     status, env, _ = get(address, 80, "/env")
     assert status == 200
