@@ -105,6 +105,40 @@ fn architectures_check(native: &str, binfmt_dir: &Path) -> Check {
     }
 }
 
+/// Whether load balancers' DNS names can be made to resolve on this
+/// machine: the server keeps a block of `hosts` (its `--hosts-file`), which
+/// the resolver reads when `nsswitch` (the contents of
+/// `/etc/nsswitch.conf`, if any) lists `files` for hosts. Degraded, not
+/// broken: load balancers are still reached by address.
+fn load_balancer_names_check(hosts: &Path, nsswitch: Option<&str>) -> Check {
+    let writable = std::fs::OpenOptions::new().append(true).open(hosts);
+    let files_read = nsswitch.is_none_or(|conf| {
+        conf.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("hosts:"))
+            .is_none_or(|l| l.split_whitespace().any(|w| w == "files"))
+    });
+    let detail = match (writable, files_read) {
+        (Ok(_), true) => format!(
+            "load balancers' DNS names resolve on this machine (berth server keeps a block of {})",
+            hosts.display()
+        ),
+        (Err(e), _) => format!(
+            "load balancers' DNS names cannot be made to resolve: {} is not writable ({e}); reach them by address (`berth lb`), or run berth server as root or with --hosts-file pointing at a file the resolver reads",
+            hosts.display()
+        ),
+        (Ok(_), false) => format!(
+            "load balancers' DNS names will not resolve: /etc/nsswitch.conf does not list `files` for hosts, so {} is not read; add it, or reach load balancers by address (`berth lb`)",
+            hosts.display()
+        ),
+    };
+    Check {
+        name: "load balancer names",
+        ok: true,
+        detail,
+    }
+}
+
 pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
     let mut checks = Vec::new();
     let socket = docker_socket();
@@ -120,6 +154,12 @@ pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
     checks.push(architectures_check(
         &crate::runtime::native_arch(),
         Path::new(crate::runtime::BINFMT_DIR),
+    ));
+    checks.push(load_balancer_names_check(
+        Path::new("/etc/hosts"),
+        std::fs::read_to_string("/etc/nsswitch.conf")
+            .ok()
+            .as_deref(),
     ));
     let probe = data_dir.join(".berth-doctor-probe");
     let writable = std::fs::create_dir_all(data_dir)
@@ -204,6 +244,35 @@ pub fn berth_serving(addr: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_balancer_names_say_why_they_cannot_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+        let ok = load_balancer_names_check(&hosts, Some("passwd: files\nhosts: files dns\n"));
+        assert!(
+            ok.detail.contains("resolve on this machine"),
+            "{}",
+            ok.detail
+        );
+        let missing = load_balancer_names_check(&dir.path().join("no/such/hosts"), None);
+        assert!(
+            missing.detail.contains("is not writable"),
+            "{}",
+            missing.detail
+        );
+        let unread = load_balancer_names_check(&hosts, Some("hosts: dns\n"));
+        assert!(
+            unread.detail.contains("does not list `files`"),
+            "{}",
+            unread.detail
+        );
+        assert_eq!(
+            std::fs::read_to_string(&hosts).unwrap(),
+            "127.0.0.1 localhost\n"
+        );
+    }
 
     #[test]
     fn architectures_are_informational() {

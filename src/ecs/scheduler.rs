@@ -83,7 +83,7 @@ struct Observed {
 struct LbObserved {
     targets: Vec<TaskTarget>,
     /// Per live task: its targets' health, and the group failing it.
-    health: HashMap<String, (LbHealth, Option<String>)>,
+    health: HashMap<String, (LbHealth, Option<service_lb::Failing>)>,
     /// RUNNING tasks not registered yet.
     unregistered: Vec<String>,
     /// Registered tasks that are no longer live (stopped, or asked to stop
@@ -781,33 +781,40 @@ impl Ecs {
 
         // Stops first: they make the room the starts take.
         for (task_arn, why) in &d.plan.stop {
-            let failing_group =
+            let failing =
                 o.lb.as_ref()
                     .and_then(|l| l.health.get(task_arn))
                     .filter(|(h, _)| *h == LbHealth::Unhealthy)
-                    .and_then(|(_, g)| g.clone());
+                    .and_then(|(_, f)| f.clone());
             let container_failed = o
                 .live
                 .iter()
                 .any(|t| t.arn == *task_arn && t.health == HealthStatus::Unhealthy);
-            let reason = match (why, &failing_group) {
-                (StopWhy::Unhealthy, Some(g)) if !container_failed => {
-                    format!("Task failed ELB health checks in (target-group {g})")
-                }
+            let reason = match (why, &failing) {
+                (StopWhy::Unhealthy, Some(f)) if !container_failed => format!(
+                    "Task failed ELB health checks in (target-group {})",
+                    f.target_group_arn
+                ),
                 (StopWhy::Unhealthy, _) => "Task failed container health checks".to_string(),
                 _ => format!("Scaling activity initiated by (deployment {primary_id})"),
             };
             if *why == StopWhy::Unhealthy {
-                let what = match (&failing_group, container_failed) {
-                    (Some(g), false) => format!("failed ELB health checks in (target-group {g})"),
-                    _ => "failed container health checks".to_string(),
+                // ECS's words: the target's port and ALB's reason, or the
+                // container's health check.
+                let message = match (&failing, container_failed) {
+                    (Some(f), false) => format!(
+                        "(service {name}) (task {}) (port {}) is unhealthy in (target-group {}) due to (reason {}).",
+                        short(task_arn),
+                        f.port,
+                        f.target_group_arn,
+                        f.reason
+                    ),
+                    _ => format!(
+                        "(service {name}) (task {}) failed container health checks.",
+                        short(task_arn)
+                    ),
                 };
-                services::event(
-                    tx,
-                    &ctx,
-                    arn,
-                    &format!("(service {name}) (task {}) {what}.", short(task_arn)),
-                )?;
+                services::event(tx, &ctx, arn, &message)?;
             }
             if let Some(lb) = &o.lb {
                 // Behind a load balancer the task is deregistered first and

@@ -158,14 +158,25 @@ pub fn of_service(conn: &Connection, service_arn: &str) -> ApiResult<Vec<TaskTar
 
 /// The health of each task's targets: healthy when every target is,
 /// unhealthy (with the target group) when any fails its checks.
+/// The target that fails a task's load balancer health checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failing {
+    pub target_group_arn: String,
+    pub port: u16,
+    /// ALB's description of the failure ("Health checks failed with these
+    /// codes: [500]").
+    pub reason: String,
+}
+
+/// Per task, the health of its targets, and the target failing it.
 pub fn health(
     conn: &Connection,
     targets: &[TaskTarget],
-) -> ApiResult<HashMap<String, (LbHealth, Option<String>)>> {
-    let mut out: HashMap<String, (LbHealth, Option<String>)> = HashMap::new();
+) -> ApiResult<HashMap<String, (LbHealth, Option<Failing>)>> {
+    let mut out: HashMap<String, (LbHealth, Option<Failing>)> = HashMap::new();
     for t in targets.iter().filter(|t| !t.deregistering) {
-        let state = elb::targets::health_of(conn, &t.target_group_arn, &t.target_id, t.port)?
-            .map(|r| r.state);
+        let row = elb::targets::health_of(conn, &t.target_group_arn, &t.target_id, t.port)?;
+        let state = row.as_ref().map(|r| r.state.clone());
         let h = match state {
             Some(TargetHealthStateEnum::Healthy)
             | Some(TargetHealthStateEnum::Unavailable)
@@ -178,7 +189,15 @@ pub fn health(
             .or_insert((LbHealth::Healthy, None));
         match (e.0, h) {
             (_, LbHealth::Unhealthy) => {
-                *e = (LbHealth::Unhealthy, Some(t.target_group_arn.clone()))
+                let why = row
+                    .and_then(|r| r.description)
+                    .unwrap_or_else(|| "Health checks failed".to_string());
+                let failing = Failing {
+                    target_group_arn: t.target_group_arn.clone(),
+                    port: t.port,
+                    reason: why,
+                };
+                *e = (LbHealth::Unhealthy, Some(failing))
             }
             (LbHealth::Healthy, LbHealth::Pending) => e.0 = LbHealth::Pending,
             _ => {}

@@ -894,7 +894,10 @@ fn checks_find(w: &World, tg: &str, from: &str, to: &str, limit: usize) {
                 .filter(|t| t.state.as_str() == from)
                 .take(limit)
             {
-                crate::elb::targets::set_health(tx, t, to_state, reason, None, now)?;
+                let description = reason
+                    .is_some()
+                    .then(|| "Health checks failed with these codes: [500]".to_string());
+                crate::elb::targets::set_health(tx, t, to_state, reason, description, now)?;
             }
             Ok(())
         })
@@ -986,6 +989,19 @@ async fn tasks_behind_a_load_balancer_count_by_their_targets_and_drain_before_th
     assert_eq!(
         failed[0]["stoppedReason"],
         format!("Task failed ELB health checks in (target-group {tg})")
+    );
+    let events = describe(&w, "web")["events"].to_string();
+    let id = failed[0]["taskArn"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    assert!(
+        events.contains(&format!(
+            "(service web) (task {id}) (port 8080) is unhealthy in (target-group {tg}) due to (reason Health checks failed with these codes: [500])."
+        )),
+        "{events}"
     );
     assert_eq!(running(&w, "web").len(), 2);
 }

@@ -40,6 +40,8 @@ pub trait Addresses: Send + Sync {
     /// The address to bind for a load balancer's address `ip` (made local
     /// first when needed).
     async fn bind_ip(&self, ip: IpAddr) -> Result<IpAddr, String>;
+    /// Undo `bind_ip` for an address no load balancer has any longer.
+    async fn release_ip(&self, ip: IpAddr) -> Result<(), String>;
 }
 
 /// The machine's own: each address added to Berth's host interface (as
@@ -55,6 +57,13 @@ impl Addresses for HostAddresses {
             .await
             .map_err(|e| e.to_string())?;
         Ok(ip)
+    }
+
+    async fn release_ip(&self, ip: IpAddr) -> Result<(), String> {
+        self.0
+            .remove(&ip.to_string())
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -72,6 +81,10 @@ impl Addresses for LoopbackAddresses {
             }
             v6 => v6,
         })
+    }
+
+    async fn release_ip(&self, _ip: IpAddr) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -113,6 +126,8 @@ pub struct LoadBalancerController {
     counts: Mutex<HashMap<Key, Counts>>,
     finished: Arc<Mutex<Vec<Finished>>>,
     applied: Mutex<Option<Table>>,
+    /// The load balancer addresses made local by this controller.
+    made: Mutex<std::collections::BTreeSet<IpAddr>>,
     pending: Mutex<Pending>,
     /// The hosts file whose block names the load balancers, and the block
     /// last written.
@@ -139,6 +154,7 @@ impl LoadBalancerController {
             counts: Mutex::new(HashMap::new()),
             finished: Arc::new(Mutex::new(Vec::new())),
             applied: Mutex::new(None),
+            made: Mutex::new(Default::default()),
             pending: Mutex::new(Pending::default()),
             hosts_file: None,
             hosts_written: Mutex::new(None),
@@ -222,6 +238,20 @@ impl LoadBalancerController {
             tracing::warn!(listener = %addr, error = %why, "cannot bind the listener");
         }
         *self.applied.lock().unwrap() = Some(bound);
+        // Addresses of deleted load balancers go once nothing listens on them.
+        let wanted: std::collections::BTreeSet<IpAddr> =
+            table.listeners.keys().map(|a| a.ip()).collect();
+        let gone: Vec<IpAddr> = {
+            let mut made = self.made.lock().unwrap();
+            let gone = made.difference(&wanted).copied().collect();
+            *made = wanted;
+            gone
+        };
+        for ip in gone {
+            if let Err(e) = self.addresses.release_ip(ip).await {
+                tracing::warn!(address = %ip, error = %e, "cannot remove the load balancer's address");
+            }
+        }
         Ok(())
     }
 

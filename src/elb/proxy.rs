@@ -46,8 +46,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
 use super::routes::{
-    pick_weighted, Action, Algorithm, FixedResponse, Forward, GroupRoutes, ListenerRoutes,
-    Redirect, RequestView, Table, TargetRoutes,
+    pick_weighted, Action, Algorithm, Condition, FixedResponse, Forward, GroupRoutes,
+    ListenerRoutes, Redirect, RequestView, Table, TargetRoutes,
 };
 
 pub use super::probe::{code_matches, probe, ProbeOutcome};
@@ -366,20 +366,25 @@ impl Shared {
     ) -> Response<Tracked> {
         let host = request_host(&req);
         let rule = {
-            let headers = req
-                .headers()
-                .iter()
-                .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?)))
-                .collect();
-            let query = req
-                .uri()
-                .query()
-                .map(|q| {
+            // Headers and the query are gathered only when a rule looks at
+            // them: most listeners route by path and host alone.
+            let conditions = || listener.rules.iter().flat_map(|r| &r.conditions);
+            let headers = if conditions().any(|c| matches!(c, Condition::HttpHeader { .. })) {
+                req.headers()
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let query = match req.uri().query() {
+                Some(q) if conditions().any(|c| matches!(c, Condition::QueryString(_))) => {
                     url::form_urlencoded::parse(q.as_bytes())
                         .into_owned()
                         .collect()
-                })
-                .unwrap_or_default();
+                }
+                _ => Vec::new(),
+            };
             let view = RequestView {
                 method: req.method().as_str(),
                 path: req.uri().path(),
@@ -426,8 +431,13 @@ impl Shared {
                 .find_map(|name| cookies.get(*name).and_then(|v| decode_cookie(v)))?;
             forward.groups.iter().position(|(a, _)| *a == arn)
         });
-        let Some(index) = sticky_group.or_else(|| pick_weighted(&forward.groups, rand::random()))
-        else {
+        let chosen = match (sticky_group, forward.groups.as_slice()) {
+            (Some(i), _) => Some(i),
+            // One group: no draw needed.
+            (None, [(_, w)]) => (*w > 0).then_some(0),
+            (None, groups) => pick_weighted(groups, rand::random()),
+        };
+        let Some(index) = chosen else {
             return Tracked::plain(elb_error(StatusCode::SERVICE_UNAVAILABLE));
         };
         let arn = forward.groups[index].0.as_str();

@@ -27,6 +27,8 @@
 //!   POST /alloc/MIB     allocate and touch MIB MiB and keep them
 //!   GET  /fetch?url=U   GET http URL U and answer with its status and body
 //!                       (502 when U cannot be reached)
+//!   GET  /ws            a WebSocket (RFC 6455) that echoes every text and
+//!                       binary message, answers pings, and closes when asked
 //!
 //! Only the standard library is used; signals go through libc's `signal`,
 //! declared here by hand.
@@ -387,6 +389,8 @@ fn handle_connection(stream: TcpStream) {
     let method = parts.next().unwrap_or("").to_string();
     let target = parts.next().unwrap_or("").to_string();
     let mut content_length = 0usize;
+    let mut websocket_key = None;
+    let mut upgrade = false;
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
@@ -398,8 +402,13 @@ fn handle_connection(stream: TcpStream) {
             break;
         }
         if let Some((k, v)) = line.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("content-length") {
+            let k = k.trim();
+            if k.eq_ignore_ascii_case("content-length") {
                 content_length = v.trim().parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("sec-websocket-key") {
+                websocket_key = Some(v.trim().to_string());
+            } else if k.eq_ignore_ascii_case("upgrade") {
+                upgrade = v.trim().eq_ignore_ascii_case("websocket");
             }
         }
     }
@@ -407,6 +416,21 @@ fn handle_connection(stream: TcpStream) {
         let _ = io::copy(&mut (&mut reader).take(content_length as u64), &mut io::sink());
     }
 
+    if target == "/ws" && method == "GET" {
+        match websocket_key.filter(|_| upgrade) {
+            Some(key) => websocket_echo(reader, stream, &key),
+            None => {
+                let mut stream = stream;
+                let body = "a WebSocket upgrade is expected here\n";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        }
+        return;
+    }
     let response = route(&method, &target);
     println!("{method} {target} -> {}", response.status);
     let mut stream = stream;
@@ -497,6 +521,143 @@ fn route(method: &str, target: &str) -> Response {
         }
         _ => reply(404, "not found\n"),
     }
+}
+
+/// Accept the upgrade and echo messages until the client closes.
+fn websocket_echo(mut reader: BufReader<TcpStream>, mut stream: TcpStream, key: &str) {
+    const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let accept = base64(&sha1(format!("{key}{GUID}").as_bytes()));
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    println!("GET /ws -> 101");
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
+    loop {
+        let mut h = [0u8; 2];
+        if reader.read_exact(&mut h).is_err() {
+            return;
+        }
+        let opcode = h[0] & 0x0f;
+        let masked = h[1] & 0x80 != 0;
+        let mut len = u64::from(h[1] & 0x7f);
+        if len == 126 {
+            let mut b = [0u8; 2];
+            if reader.read_exact(&mut b).is_err() {
+                return;
+            }
+            len = u64::from(u16::from_be_bytes(b));
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            if reader.read_exact(&mut b).is_err() {
+                return;
+            }
+            len = u64::from_be_bytes(b);
+        }
+        if len > 16 * MIB as u64 {
+            return;
+        }
+        let mut mask = [0u8; 4];
+        if masked && reader.read_exact(&mut mask).is_err() {
+            return;
+        }
+        let mut payload = vec![0u8; len as usize];
+        if reader.read_exact(&mut payload).is_err() {
+            return;
+        }
+        if masked {
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= mask[i % 4];
+            }
+        }
+        // Echo data (text, binary, continuation) as sent; pong a ping;
+        // answer a close with a close and stop.
+        let reply_opcode = match opcode {
+            0x0..=0x2 => opcode,
+            0x8 => 0x8,
+            0x9 => 0xA,
+            _ => continue,
+        };
+        let mut frame = vec![(h[0] & 0x80) | reply_opcode];
+        match payload.len() {
+            n if n < 126 => frame.push(n as u8),
+            n if n <= 0xffff => {
+                frame.push(126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&payload);
+        if stream.write_all(&frame).is_err() || opcode == 0x8 {
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// SHA-1 (FIPS 180-4), for the WebSocket handshake only.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for chunk in msg.chunks(64) {
+        let mut w = [0u32; 80];
+        for i in 0..16 {
+            w[i] = u32::from_be_bytes([chunk[4 * i], chunk[4 * i + 1], chunk[4 * i + 2], chunk[4 * i + 3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6),
+            };
+            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, x) in h.iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn reason(status: u16) -> &'static str {
@@ -680,4 +841,14 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         return Err(format!("resolve {host}: no addresses"));
     }
     Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_websocket_accept_of_rfc_6455s_example() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+        assert_eq!(super::base64(&super::sha1(key.as_bytes())), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(super::base64(b"ab"), "YWI=");
+    }
 }

@@ -1,12 +1,17 @@
 """The load balancer's data plane on real containers and real HTTP: a
 listener on the load balancer's own address, round robin over healthy
 targets, rules with fixed responses, real health checks flipping a target
-unhealthy with ALB's reason, draining on deregistration; and ECS services
+unhealthy with ALB's reason, draining on deregistration, a WebSocket
+through the listener; and ECS services
 registering their tasks, with a rolling deployment under steady traffic
 that loses no request."""
 
+import base64
+import hashlib
 import http.client
 import os
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -127,6 +132,8 @@ def test_round_robin_rules_health_checks_and_draining(ecs, elb, cluster, server)
     # The backend sees who asked, through the proxy.
     status, env, _ = get(address, 80, "/env")
     assert status == 200
+    # A WebSocket through the listener: upgraded, then messages both ways.
+    assert websocket_echo(address, 80, ["hello", "x" * 70000, "again"]) == ["hello", "x" * 70000, "again"]
 
     elb.create_rule(ListenerArn=listener, Priority=1, Conditions=[{"Field": "path-pattern", "Values": ["/teapot"]}],
                     Actions=[{"Type": "fixed-response", "FixedResponseConfig": {
@@ -152,6 +159,53 @@ def test_round_robin_rules_health_checks_and_draining(ecs, elb, cluster, server)
     # Every target unhealthy: ALB fails open and still routes to them.
     status, body, _ = get(address, 80)
     assert status == 200
+
+    # Deleted, the load balancer leaves nothing behind on the machine: its
+    # address, its listener and its name in the hosts file are gone.
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    wait_for("the address removed", lambda: f" {address}/" not in subprocess.run(
+        ["ip", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout, timeout=15)
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
+    assert f"{address}:80 " not in listening, listening
+    wait_for("the hosts entry removed", lambda: lb["DNSName"] not in open(
+        os.path.join(server.data_dir, "hosts")).read(), timeout=15)
+
+
+def websocket_echo(host, port, messages):
+    """Open a WebSocket on /ws, send each message as a masked text frame,
+    and return the texts the server echoed."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall((f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        f = s.makefile("rb")
+        status = f.readline().decode()
+        assert " 101 " in status, status
+        head = {}
+        while (line := f.readline().decode().strip()):
+            k, v = line.split(":", 1)
+            head[k.strip().lower()] = v.strip()
+        want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+                                .digest()).decode()
+        assert head.get("sec-websocket-accept") == want, head
+        echoed = []
+        for m in messages:
+            data, mask = m.encode(), os.urandom(4)
+            n = len(data)
+            size = bytes([0x80 | n]) if n < 126 else (
+                bytes([0x80 | 126]) + struct.pack(">H", n) if n <= 0xFFFF else bytes([0x80 | 127]) + struct.pack(">Q", n))
+            s.sendall(bytes([0x81]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+            b0, b1 = f.read(2)
+            assert b0 == 0x81 and not b1 & 0x80, (b0, b1)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", f.read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", f.read(8))[0]
+            echoed.append(f.read(n).decode())
+        s.sendall(bytes([0x88, 0x80]) + os.urandom(4))
+        assert f.read(2)[0] == 0x88
+    return echoed
 
 
 def _try(f):
