@@ -508,6 +508,11 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (target_group_arn, minute)
     );
     "#,
+    // 15: where a blue/green, linear or canary deployment stands (its
+    // target groups, lifecycle stage and share of production traffic).
+    r#"
+    ALTER TABLE service_deployments ADD COLUMN traffic TEXT;
+    "#,
 ];
 
 const READERS: usize = 4;

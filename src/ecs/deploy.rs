@@ -296,9 +296,212 @@ pub fn launch_backoff_ms(failures: i64) -> i64 {
     (5_000i64 << doublings).min(300_000)
 }
 
+/// Where a traffic-shifting deployment (strategy `BLUE_GREEN`, `LINEAR` or
+/// `CANARY`) stands: ECS's lifecycle stages, as `ServiceDeployment`
+/// names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Stage {
+    /// The green tasks start, all of them, beside the blue ones; no traffic.
+    ScaleUp,
+    /// The test listener rule sends its traffic to green.
+    TestTrafficShift,
+    /// Production traffic moves to green, at once or in steps.
+    ProductionTrafficShift,
+    /// All traffic on green; blue kept running for the bake time.
+    BakeTime,
+    /// Blue stops; the deployment completes once it has.
+    CleanUp,
+}
+
+impl Stage {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stage::ScaleUp => "SCALE_UP",
+            Stage::TestTrafficShift => "TEST_TRAFFIC_SHIFT",
+            Stage::ProductionTrafficShift => "PRODUCTION_TRAFFIC_SHIFT",
+            Stage::BakeTime => "BAKE_TIME",
+            Stage::CleanUp => "CLEAN_UP",
+        }
+    }
+}
+
+/// A traffic-shifting deployment's state, kept with the deployment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Traffic {
+    /// Per load balancer of the service (in order), the target group this
+    /// deployment's tasks register in: the one production does not use
+    /// when the deployment starts.
+    pub target_groups: Vec<String>,
+    pub stage: Stage,
+    /// The share of production traffic sent to this deployment, percent.
+    pub percent: f64,
+    /// When the stage (or the last traffic step) began, ms.
+    pub since_ms: i64,
+}
+
+/// How production traffic moves (`deploymentConfiguration.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shift {
+    /// All at once.
+    BlueGreen,
+    /// `step_percent` more every `step_bake_ms`.
+    Linear {
+        step_percent: f64,
+        step_bake_ms: i64,
+    },
+    /// `percent` first, the rest after `bake_ms`.
+    Canary { percent: f64, bake_ms: i64 },
+}
+
+/// The next state of a traffic-shifting deployment, or `None` while it
+/// stays where it is. `green_ready`: every task the deployment wants is
+/// healthy. `bake_ms`: how long blue is kept once all traffic is on green.
+pub fn traffic_step(
+    t: &Traffic,
+    shift: Shift,
+    bake_ms: i64,
+    green_ready: bool,
+    now_ms: i64,
+) -> Option<Traffic> {
+    let to = |stage: Stage, percent: f64| {
+        Some(Traffic {
+            target_groups: t.target_groups.clone(),
+            stage,
+            percent,
+            since_ms: now_ms,
+        })
+    };
+    let elapsed = now_ms - t.since_ms;
+    match t.stage {
+        Stage::ScaleUp if green_ready => to(Stage::TestTrafficShift, 0.0),
+        Stage::ScaleUp => None,
+        Stage::TestTrafficShift => {
+            let first = match shift {
+                Shift::BlueGreen => 100.0,
+                Shift::Linear { step_percent, .. } => step_percent,
+                Shift::Canary { percent, .. } => percent,
+            };
+            to(Stage::ProductionTrafficShift, first.min(100.0))
+        }
+        Stage::ProductionTrafficShift if t.percent >= 100.0 => to(Stage::BakeTime, 100.0),
+        Stage::ProductionTrafficShift => match shift {
+            Shift::BlueGreen => to(Stage::ProductionTrafficShift, 100.0),
+            Shift::Linear {
+                step_percent,
+                step_bake_ms,
+            } if elapsed >= step_bake_ms => to(
+                Stage::ProductionTrafficShift,
+                (t.percent + step_percent).min(100.0),
+            ),
+            Shift::Canary { bake_ms, .. } if elapsed >= bake_ms => {
+                to(Stage::ProductionTrafficShift, 100.0)
+            }
+            _ => None,
+        },
+        Stage::BakeTime if elapsed >= bake_ms => to(Stage::CleanUp, 100.0),
+        Stage::BakeTime | Stage::CleanUp => None,
+    }
+}
+
+/// The production rule's weights for a share of `percent` to green: whole
+/// numbers summing to 100, as ALB takes them.
+pub fn weights(percent: f64) -> (i64, i64) {
+    let green = percent.round().clamp(0.0, 100.0) as i64;
+    (100 - green, green)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn traffic(stage: Stage, percent: f64, since_ms: i64) -> Traffic {
+        Traffic {
+            target_groups: vec!["green".into()],
+            stage,
+            percent,
+            since_ms,
+        }
+    }
+
+    /// Every state a deployment passes through, stepping each millisecond
+    /// from `start` with green ready from `ready_at`.
+    fn walk(shift: Shift, bake_ms: i64, ready_at: i64) -> Vec<(i64, Stage, f64)> {
+        let mut t = traffic(Stage::ScaleUp, 0.0, 0);
+        let mut seen = vec![(0, t.stage, t.percent)];
+        for now in 0..100_000 {
+            while let Some(next) = traffic_step(&t, shift, bake_ms, now >= ready_at, now) {
+                t = next;
+                seen.push((now, t.stage, t.percent));
+            }
+            if t.stage == Stage::CleanUp {
+                break;
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn blue_green_shifts_all_traffic_once_green_is_ready_then_bakes() {
+        let seen = walk(Shift::BlueGreen, 5_000, 1_000);
+        assert_eq!(
+            seen,
+            vec![
+                (0, Stage::ScaleUp, 0.0),
+                (1_000, Stage::TestTrafficShift, 0.0),
+                (1_000, Stage::ProductionTrafficShift, 100.0),
+                (1_000, Stage::BakeTime, 100.0),
+                (6_000, Stage::CleanUp, 100.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn linear_steps_wait_their_bake_time_and_the_last_step_reaches_100() {
+        let shift = Shift::Linear {
+            step_percent: 30.0,
+            step_bake_ms: 2_000,
+        };
+        let percents: Vec<(i64, f64)> = walk(shift, 0, 0)
+            .into_iter()
+            .filter(|(_, s, _)| *s == Stage::ProductionTrafficShift)
+            .map(|(t, _, p)| (t, p))
+            .collect();
+        assert_eq!(
+            percents,
+            vec![(0, 30.0), (2_000, 60.0), (4_000, 90.0), (6_000, 100.0)]
+        );
+    }
+
+    #[test]
+    fn canary_sends_its_share_then_the_rest_after_its_bake_time() {
+        let shift = Shift::Canary {
+            percent: 5.0,
+            bake_ms: 3_000,
+        };
+        let seen = walk(shift, 1_000, 0);
+        assert!(seen.contains(&(0, Stage::ProductionTrafficShift, 5.0)));
+        assert!(seen.contains(&(3_000, Stage::ProductionTrafficShift, 100.0)));
+        assert!(seen.contains(&(3_000, Stage::BakeTime, 100.0)));
+        assert_eq!(seen.last(), Some(&(4_000, Stage::CleanUp, 100.0)));
+        assert_eq!(weights(5.0), (95, 5));
+        assert_eq!(weights(33.3), (67, 33));
+    }
+
+    #[test]
+    fn a_deployment_waits_in_scale_up_until_green_is_ready() {
+        let t = traffic(Stage::ScaleUp, 0.0, 0);
+        assert_eq!(
+            traffic_step(&t, Shift::BlueGreen, 0, false, 1_000_000),
+            None
+        );
+        let done = traffic(Stage::CleanUp, 100.0, 0);
+        assert_eq!(
+            traffic_step(&done, Shift::BlueGreen, 0, true, 1_000_000),
+            None
+        );
+    }
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     fn task(n: usize, primary: bool, state: TaskState) -> TaskView {

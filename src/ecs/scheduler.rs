@@ -23,11 +23,12 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection};
 
 use super::deploy::{self, Bounds, Plan, Snapshot, StopWhy, TaskState, TaskView};
+use super::deploy::{Shift, Stage};
 use super::service_lb::{self, LbHealth, TaskTarget};
 use super::services::{self, DeploymentRow, ServiceRow, ServiceStatus, ACTIVE, INACTIVE, PRIMARY};
 use super::shapes::{
-    Deployment, DeploymentRolloutState, HealthStatus, PropagateTags, SchedulingStrategy,
-    ServiceDeploymentStatus, TaskStopCode,
+    Deployment, DeploymentConfiguration, DeploymentRolloutState, DeploymentStrategy, HealthStatus,
+    PropagateTags, SchedulingStrategy, Service, ServiceDeploymentStatus, TaskStopCode,
 };
 use super::status::TaskStatus;
 use super::{arn, clusters, protection, tags, taskdefs, tasks, Ecs};
@@ -91,6 +92,19 @@ struct LbObserved {
     gone: Vec<String>,
     /// Deregistering tasks whose deregistration delay has passed.
     expired: Vec<TaskTarget>,
+    /// A traffic-shifting service: its listener rules (production, then
+    /// test, per load balancer) and their forward weights as they are.
+    rules: Vec<ListenerRule>,
+}
+
+/// One listener rule a traffic-shifting service steers.
+#[derive(Debug, Clone)]
+struct ListenerRule {
+    arn: String,
+    /// Its load balancer's index in the service's `loadBalancers`.
+    lb: usize,
+    production: bool,
+    weights: Vec<(String, i64)>,
 }
 
 impl LbObserved {
@@ -300,12 +314,33 @@ fn observe(
             }
         }
         let health = service_lb::health(conn, &targets)?;
+        let mut rules = Vec::new();
+        if services::shifts_traffic(&service.doc) {
+            for (i, l) in lbs.iter().enumerate() {
+                let adv = l.advanced_configuration.clone().unwrap_or_default();
+                for (rule, production) in [
+                    (adv.production_listener_rule, true),
+                    (adv.test_listener_rule, false),
+                ] {
+                    let Some(rule) = rule else { continue };
+                    if let Some(weights) = crate::elb::listeners::forward_weights(conn, &rule)? {
+                        rules.push(ListenerRule {
+                            arn: rule,
+                            lb: i,
+                            production,
+                            weights,
+                        });
+                    }
+                }
+            }
+        }
         Some(LbObserved {
             targets,
             health,
             unregistered,
             gone,
             expired,
+            rules,
         })
     };
     let mut checked = HashMap::new();
@@ -437,6 +472,10 @@ struct Decision {
     /// Targets to register, deregister, or tasks whose deregistration is
     /// done.
     lb_work: bool,
+    /// The primary's traffic shift moves on to this state.
+    traffic: Option<deploy::Traffic>,
+    /// Listener rules whose forward weights are to be set.
+    weights: Vec<(String, Vec<(String, i64)>)>,
 }
 
 impl Decision {
@@ -452,6 +491,8 @@ impl Decision {
             && !self.inactive
             && !self.note_throttled
             && !self.lb_work
+            && self.traffic.is_none()
+            && self.weights.is_empty()
     }
 }
 
@@ -549,17 +590,62 @@ fn decide(o: &Observed, now_ms: i64) -> Decision {
         d.plan.stop = plan.stop;
         d.start_on = plan.start_on;
     } else {
+        // Blue/green, linear, canary: green starts whole beside blue, and
+        // blue stays until the clean-up.
+        let shifting = in_progress
+            && primary
+                .traffic
+                .as_ref()
+                .is_some_and(|t| t.stage != Stage::CleanUp);
+        let (min, max) = if shifting {
+            (100, config.maximum_percent.unwrap_or(200).max(200))
+        } else {
+            (
+                config.minimum_healthy_percent.unwrap_or(100),
+                config.maximum_percent.unwrap_or(200),
+            )
+        };
         d.plan = deploy::step(&Snapshot {
             bounds: Bounds {
                 desired,
-                minimum_healthy_percent: config.minimum_healthy_percent.unwrap_or(100),
-                maximum_percent: config.maximum_percent.unwrap_or(200),
+                minimum_healthy_percent: min,
+                maximum_percent: max,
             },
             tasks: views.clone(),
             may_launch,
             draining: false,
             stopping: o.not_stopped - o.live.len() as i64,
         });
+        if shifting {
+            d.plan.stop.retain(|(_, why)| *why != StopWhy::Deployment);
+        }
+    }
+    if let Some(t) = primary.traffic.as_ref().filter(|_| in_progress) {
+        let ready = views
+            .iter()
+            .filter(|v| v.primary && v.state == TaskState::Healthy)
+            .count() as i64
+            >= desired;
+        let bake_ms = config.bake_time_in_minutes.unwrap_or(0) * 60_000;
+        // Every stage that can pass now passes in this one step.
+        let mut next = None;
+        while let Some(n) = deploy::traffic_step(
+            next.as_ref().unwrap_or(t),
+            shift_of(&config),
+            bake_ms,
+            ready,
+            now_ms,
+        ) {
+            let done = n.stage == Stage::CleanUp;
+            next = Some(n);
+            if done {
+                break;
+            }
+        }
+        d.traffic = next;
+    }
+    if let (Some(t), Some(lb)) = (d.traffic.as_ref().or(primary.traffic.as_ref()), &o.lb) {
+        d.weights = wanted_weights(&s.doc, t, &lb.rules);
     }
     // After this pass's stops: what is left of each deployment.
     let stopped = |v: &TaskView| d.plan.stop.iter().any(|(a, _)| *a == v.arn);
@@ -587,6 +673,71 @@ fn decide(o: &Observed, now_ms: i64) -> Decision {
         d.steady = Some(steady);
     }
     d
+}
+
+/// How a service's production traffic moves, from its deployment
+/// configuration (ECS's defaults: linear steps of 10% every 6 minutes, a
+/// 5% canary for 10 minutes).
+fn shift_of(config: &DeploymentConfiguration) -> Shift {
+    match config.strategy {
+        Some(DeploymentStrategy::Linear) => {
+            let l = config.linear_configuration.clone().unwrap_or_default();
+            Shift::Linear {
+                step_percent: l.step_percent.unwrap_or(10.0),
+                step_bake_ms: l.step_bake_time_in_minutes.unwrap_or(6) * 60_000,
+            }
+        }
+        Some(DeploymentStrategy::Canary) => {
+            let c = config.canary_configuration.clone().unwrap_or_default();
+            Shift::Canary {
+                percent: c.canary_percent.unwrap_or(5.0),
+                bake_ms: c.canary_bake_time_in_minutes.unwrap_or(10) * 60_000,
+            }
+        }
+        _ => Shift::BlueGreen,
+    }
+}
+
+/// The rules whose weights differ from what the primary's traffic state
+/// wants: production sends `percent` to the deployment's target group and
+/// the rest to the other one; the test rule sends everything to the
+/// deployment's once its test traffic shift has begun.
+fn wanted_weights(
+    s: &Service,
+    t: &deploy::Traffic,
+    rules: &[ListenerRule],
+) -> Vec<(String, Vec<(String, i64)>)> {
+    let pairs = services::target_group_pairs(s);
+    let mut out = Vec::new();
+    for r in rules {
+        let (Some((p, a)), Some(green)) = (pairs.get(r.lb), t.target_groups.get(r.lb)) else {
+            continue;
+        };
+        let blue = if green == p { a } else { p };
+        let green_share = if r.production {
+            deploy::weights(t.percent).1
+        } else if t.stage == Stage::ScaleUp {
+            0
+        } else {
+            100
+        };
+        let mut want = vec![
+            (blue.clone(), 100 - green_share),
+            (green.clone(), green_share),
+        ];
+        if blue == green {
+            want.truncate(1);
+            want[0].1 = 100;
+        }
+        let mut have = r.weights.clone();
+        have.sort();
+        let mut sorted = want.clone();
+        sorted.sort();
+        if have != sorted {
+            out.push((r.arn.clone(), want));
+        }
+    }
+    out
 }
 
 /// How the scheduler sees a live task.
@@ -776,7 +927,7 @@ impl Ecs {
 
         let mut by_reason: Vec<(StopWhy, Vec<String>)> = Vec::new();
         if let Some(lb) = &o.lb {
-            self.sync_targets(tx, &ctx, &s, lb, &mut by_reason, &mut acted)?;
+            self.sync_targets(tx, &ctx, &o, lb, &mut by_reason, &mut acted)?;
         }
 
         // Stops first: they make the room the starts take.
@@ -888,6 +1039,27 @@ impl Ecs {
         if d.note_throttled {
             services::event(tx, &ctx, arn, &throttled_event(&name))?;
         }
+        if let (Some(t), Some(mut p)) = (&d.traffic, primary.clone()) {
+            p.traffic = Some(t.clone());
+            services::save_deployment(tx, &p)?;
+        }
+        for (rule, weights) in &d.weights {
+            // A rule ALB refuses to rewrite (its groups moved elsewhere, say)
+            // is said once, and does not hold up the rest of the pass.
+            match crate::elb::listeners::set_forward_weights(tx, &ctx, rule, weights) {
+                Ok(()) => self.bus.wake(crate::events::Topic::LoadBalancers),
+                Err(e) => {
+                    let msg = format!(
+                        "(service {name}) failed to shift traffic on (listener-rule {rule}): {}",
+                        e.message
+                    );
+                    let last = services::last_event(tx, arn)?.map(|(m, _)| m);
+                    if last.as_deref() != Some(msg.as_str()) {
+                        services::event(tx, &ctx, arn, &msg)?;
+                    }
+                }
+            }
+        }
 
         let mut deployments = services::deployments(tx, arn)?;
         if d.complete {
@@ -948,11 +1120,12 @@ impl Ecs {
         &self,
         tx: &Connection,
         ctx: &Ctx,
-        s: &ServiceRow,
+        o: &Observed,
         lb: &LbObserved,
         by_reason: &mut Vec<(StopWhy, Vec<String>)>,
         acted: &mut Acted,
     ) -> ApiResult<()> {
+        let s = &o.service;
         let name = &s.name;
         let lbs = s.doc.load_balancers.clone().unwrap_or_default();
         for task_arn in &lb.gone {
@@ -987,6 +1160,20 @@ impl Ecs {
             }
         }
         for task_arn in &lb.unregistered {
+            // A traffic-shifting deployment's tasks go to its own groups.
+            let traffic = o
+                .live
+                .iter()
+                .find(|t| t.arn == *task_arn)
+                .and_then(|t| t.started_by.as_deref())
+                .and_then(|id| o.deployments.iter().find(|d| d.id == id))
+                .and_then(|d| d.traffic.as_ref());
+            let mut lbs = lbs.clone();
+            if let Some(t) = traffic {
+                for (lb, tg) in lbs.iter_mut().zip(&t.target_groups) {
+                    lb.target_group_arn = Some(tg.clone());
+                }
+            }
             for r in service_lb::register(tx, ctx, &s.arn, &lbs, task_arn)? {
                 let msg = match r {
                     Ok(g) => format!("(service {name}) registered 1 targets in (target-group {g})"),

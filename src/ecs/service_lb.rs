@@ -68,6 +68,7 @@ pub fn check(conn: &Connection, ctx: &Ctx, s: &Service) -> ApiResult<()> {
             "A service can have at most {MAX_LOAD_BALANCERS} load balancers."
         )));
     }
+    check_advanced(conn, s, lbs)?;
     let td_arn = s.task_definition.clone().unwrap_or_default();
     let td = taskdefs::resolve_active(conn, ctx, &td_arn)?;
     let mode = td.doc.network_mode.unwrap_or(NetworkMode::Bridge);
@@ -80,29 +81,17 @@ pub fn check(conn: &Connection, ctx: &Ctx, s: &Service) -> ApiResult<()> {
         let tg_arn = lb.target_group_arn.clone().ok_or_else(|| {
             ApiError::invalid_parameter("loadBalancers.targetGroupArn must be specified.")
         })?;
-        let tg = elb::target_groups::load(conn, &tg_arn)?
-            .filter(|t| t.account == ctx.account && t.region == ctx.region)
-            .ok_or_else(|| {
-                ApiError::invalid_parameter(format!(
-                    "Unable to assume role and validate the specified targetGroupArn. Please verify that the ECS service role being passed has the proper permissions. ({tg_arn} was not found.)"
-                ))
-            })?;
+        if let Some(alternate) = lb
+            .advanced_configuration
+            .as_ref()
+            .and_then(|a| a.alternate_target_group_arn.clone())
+        {
+            check_target_type(conn, ctx, &alternate, mode)?;
+        }
+        check_target_type(conn, ctx, &tg_arn, mode)?;
         if elb::listeners::load_balancers_using(conn, &tg_arn)?.is_empty() {
             return Err(ApiError::invalid_parameter(format!(
                 "The target group with targetGroupArn {tg_arn} does not have an associated load balancer."
-            )));
-        }
-        let kind = tg.target_type();
-        if mode == NetworkMode::Awsvpc && kind != TargetTypeEnum::Ip {
-            return Err(ApiError::invalid_parameter(format!(
-                "The provided target group {tg_arn} has target type {}, which is incompatible with the awsvpc network mode specified in the task definition.",
-                kind.as_str()
-            )));
-        }
-        if mode != NetworkMode::Awsvpc && kind == TargetTypeEnum::Ip {
-            return Err(ApiError::invalid_parameter(format!(
-                "The provided target group {tg_arn} has target type ip, which is incompatible with the {} network mode specified in the task definition.",
-                mode.as_str()
             )));
         }
         let name = lb.container_name.clone().unwrap_or_default();
@@ -126,6 +115,103 @@ pub fn check(conn: &Connection, ctx: &Ctx, s: &Service) -> ApiResult<()> {
         if !has_port {
             return Err(ApiError::invalid_parameter(format!(
                 "The container {name} did not have a container port {port} defined."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A target group exists in the caller's account and region and its
+/// target type fits the network mode.
+fn check_target_type(
+    conn: &Connection,
+    ctx: &Ctx,
+    tg_arn: &str,
+    mode: NetworkMode,
+) -> ApiResult<()> {
+    let tg = elb::target_groups::load(conn, tg_arn)?
+        .filter(|t| t.account == ctx.account && t.region == ctx.region)
+        .ok_or_else(|| {
+            ApiError::invalid_parameter(format!(
+                "Unable to assume role and validate the specified targetGroupArn. Please verify that the ECS service role being passed has the proper permissions. ({tg_arn} was not found.)"
+            ))
+        })?;
+    let kind = tg.target_type();
+    if (mode == NetworkMode::Awsvpc) != (kind == TargetTypeEnum::Ip) {
+        return Err(ApiError::invalid_parameter(format!(
+            "The provided target group {tg_arn} has target type {}, which is incompatible with the {} network mode specified in the task definition.",
+            kind.as_str(),
+            mode.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The advanced configuration of `lbs` (blue/green, linear and canary
+/// deployments), checked as ECS checks it.
+fn check_advanced(conn: &Connection, s: &Service, lbs: &[LoadBalancer]) -> ApiResult<()> {
+    let with = lbs
+        .iter()
+        .filter(|l| l.advanced_configuration.is_some())
+        .count();
+    if super::services::shifts_traffic(s) && with < lbs.len() {
+        return Err(ApiError::invalid_parameter(
+            "advancedConfiguration field is required for all loadBalancers when using a non-ROLLING deployment strategy",
+        ));
+    }
+    if with != 0 && with != lbs.len() {
+        return Err(ApiError::invalid_parameter(
+            "Either all or none of the provided loadBalancers must have advancedConfiguration defined",
+        ));
+    }
+    let mut groups: Vec<&str> = Vec::new();
+    for lb in lbs {
+        groups.extend(lb.target_group_arn.as_deref());
+        let Some(adv) = &lb.advanced_configuration else {
+            continue;
+        };
+        let alternate = adv.alternate_target_group_arn.as_deref().ok_or_else(|| {
+            ApiError::invalid_parameter(
+                "advancedConfiguration.alternateTargetGroupArn must be specified.",
+            )
+        })?;
+        groups.push(alternate);
+        let production = adv.production_listener_rule.as_deref().ok_or_else(|| {
+            ApiError::invalid_parameter(
+                "advancedConfiguration.productionListenerRule must be specified.",
+            )
+        })?;
+        for rule in [Some(production), adv.test_listener_rule.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if !rule.contains(":listener-rule/") {
+                return Err(ApiError::invalid_parameter(format!(
+                    "{} has an invalid ARN format. Must be RuleArn for ALB or ListenerArn for NLB.",
+                    if rule == production {
+                        "productionListenerRule"
+                    } else {
+                        "testListenerRule"
+                    }
+                )));
+            }
+            if elb::listeners::forward_weights(conn, rule)?.is_none() {
+                return Err(ApiError::invalid_parameter(format!(
+                    "The listener rule {rule} does not exist or does not forward to target groups."
+                )));
+            }
+        }
+        if adv.test_listener_rule.as_deref() == Some(production) {
+            return Err(ApiError::invalid_parameter(format!(
+                "The following rules cannot be used as both production and test listener rules: {production}"
+            )));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for g in groups {
+        if !seen.insert(g) {
+            return Err(ApiError::invalid_parameter(format!(
+                "Duplicate targetGroupArn found: {g}"
             )));
         }
     }
@@ -176,7 +262,7 @@ pub fn health(
     let mut out: HashMap<String, (LbHealth, Option<Failing>)> = HashMap::new();
     for t in targets.iter().filter(|t| !t.deregistering) {
         let row = elb::targets::health_of(conn, &t.target_group_arn, &t.target_id, t.port)?;
-        let state = row.as_ref().map(|r| r.state.clone());
+        let state = row.as_ref().map(|r| r.state);
         let h = match state {
             Some(TargetHealthStateEnum::Healthy)
             | Some(TargetHealthStateEnum::Unavailable)

@@ -22,17 +22,17 @@ use super::shapes::{
     ContinueServiceDeploymentResponse, CreateServiceRequest, CreateServiceResponse,
     DeleteServiceRequest, DeleteServiceResponse, Deployment, DeploymentCircuitBreaker,
     DeploymentConfiguration, DeploymentController, DeploymentControllerType,
-    DeploymentRolloutState, DescribeServiceDeploymentsRequest, DescribeServiceDeploymentsResponse,
-    DescribeServiceRevisionsRequest, DescribeServiceRevisionsResponse, DescribeServicesRequest,
-    DescribeServicesResponse, LaunchType, ListServiceDeploymentsRequest,
-    ListServiceDeploymentsResponse, ListServicesByNamespaceRequest,
-    ListServicesByNamespaceResponse, ListServicesRequest, ListServicesResponse, SchedulingStrategy,
-    Service, ServiceDeployment, ServiceDeploymentBrief, ServiceDeploymentStatus, ServiceEvent,
-    ServiceField, ServiceRevision, ServiceRevisionSummary, StopServiceDeploymentRequest,
-    StopServiceDeploymentResponse, StopServiceDeploymentStopType, UpdateServiceRequest,
-    UpdateServiceResponse,
+    DeploymentRolloutState, DeploymentStrategy, DescribeServiceDeploymentsRequest,
+    DescribeServiceDeploymentsResponse, DescribeServiceRevisionsRequest,
+    DescribeServiceRevisionsResponse, DescribeServicesRequest, DescribeServicesResponse,
+    LaunchType, ListServiceDeploymentsRequest, ListServiceDeploymentsResponse,
+    ListServicesByNamespaceRequest, ListServicesByNamespaceResponse, ListServicesRequest,
+    ListServicesResponse, SchedulingStrategy, Service, ServiceDeployment, ServiceDeploymentBrief,
+    ServiceDeploymentStatus, ServiceEvent, ServiceField, ServiceRevision, ServiceRevisionSummary,
+    StopServiceDeploymentRequest, StopServiceDeploymentResponse, StopServiceDeploymentStopType,
+    UpdateServiceRequest, UpdateServiceResponse,
 };
-use super::{arn, clusters, describe_each, tags, taskdefs, tasks, Ecs};
+use super::{arn, clusters, deploy, describe_each, tags, taskdefs, tasks, Ecs};
 use crate::context::{millis_to_epoch, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::events::Topic;
@@ -120,6 +120,9 @@ pub struct DeploymentRow {
     /// (`ServiceDeploymentStatus`); `None` while it is under way.
     pub outcome: Option<ServiceDeploymentStatus>,
     pub rolled_back_to: Option<String>,
+    /// A blue/green, linear or canary deployment: where its traffic shift
+    /// stands.
+    pub traffic: Option<deploy::Traffic>,
 }
 
 impl DeploymentRow {
@@ -349,7 +352,7 @@ pub fn save(conn: &Connection, s: &ServiceRow) -> ApiResult<()> {
 }
 
 const DEPLOYMENT: &str =
-    "SELECT id, service_arn, seq, doc, outcome, rolled_back_to FROM service_deployments";
+    "SELECT id, service_arn, seq, doc, outcome, rolled_back_to, traffic FROM service_deployments";
 
 fn deployment_from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeploymentRow> {
     let doc: String = r.get(3)?;
@@ -363,6 +366,9 @@ fn deployment_from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeploymentRow>
         })?,
         outcome: outcome.and_then(|o| serde_json::from_value(json!(o)).ok()),
         rolled_back_to: r.get(5)?,
+        traffic: r
+            .get::<_, Option<String>>(6)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -395,7 +401,8 @@ fn deployment(conn: &Connection, id: &str) -> ApiResult<Option<DeploymentRow>> {
 
 pub fn save_deployment(conn: &Connection, d: &DeploymentRow) -> ApiResult<()> {
     conn.prepare_cached(
-        "UPDATE service_deployments SET status = ?2, doc = ?3, outcome = ?4, rolled_back_to = ?5
+        "UPDATE service_deployments SET status = ?2, doc = ?3, outcome = ?4, rolled_back_to = ?5,
+           traffic = ?6
          WHERE id = ?1",
     )?
     .execute(params![
@@ -404,6 +411,9 @@ pub fn save_deployment(conn: &Connection, d: &DeploymentRow) -> ApiResult<()> {
         serde_json::to_string(&d.doc).expect("serialises"),
         d.outcome.map(|o| o.as_str()),
         d.rolled_back_to,
+        d.traffic
+            .as_ref()
+            .map(|t| serde_json::to_string(t).expect("serialises")),
     ])?;
     Ok(())
 }
@@ -426,7 +436,9 @@ pub fn start_deployment(
     reason: Option<String>,
 ) -> ApiResult<String> {
     let id = new_deployment_id();
-    for mut d in deployments(tx, &service.arn)? {
+    let earlier = deployments(tx, &service.arn)?;
+    let traffic = initial_traffic(service, &earlier, ctx.now_millis());
+    for mut d in earlier {
         if d.status() == PRIMARY {
             d.doc.status = Some(ACTIVE.into());
             d.doc.desired_count = Some(0);
@@ -466,17 +478,94 @@ pub fn start_deployment(
         )?
         .query_row([&service.arn], |r| r.get(0))?;
     tx.prepare_cached(
-        "INSERT INTO service_deployments (id, service_arn, seq, status, created_at, doc)
-         VALUES (?1, ?2, ?3, 'PRIMARY', ?4, ?5)",
+        "INSERT INTO service_deployments (id, service_arn, seq, status, created_at, doc, traffic)
+         VALUES (?1, ?2, ?3, 'PRIMARY', ?4, ?5, ?6)",
     )?
     .execute(params![
         id,
         service.arn,
         seq,
         ctx.now_millis(),
-        serde_json::to_string(&doc).expect("serialises")
+        serde_json::to_string(&doc).expect("serialises"),
+        traffic
+            .as_ref()
+            .map(|t| serde_json::to_string(t).expect("serialises")),
     ])?;
     Ok(id)
+}
+
+/// Whether `s` deploys by shifting traffic (`BLUE_GREEN`, `LINEAR`,
+/// `CANARY`) rather than rolling.
+pub fn shifts_traffic(s: &Service) -> bool {
+    s.deployment_configuration
+        .as_ref()
+        .and_then(|c| c.strategy)
+        .is_some_and(|st| st != DeploymentStrategy::Rolling)
+}
+
+/// Per load balancer of `s`, its two target groups: the primary
+/// (`targetGroupArn`) and the alternate of its advanced configuration.
+pub fn target_group_pairs(s: &Service) -> Vec<(String, String)> {
+    s.load_balancers
+        .iter()
+        .flatten()
+        .map(|lb| {
+            let primary = lb.target_group_arn.clone().unwrap_or_default();
+            let alternate = lb
+                .advanced_configuration
+                .as_ref()
+                .and_then(|a| a.alternate_target_group_arn.clone())
+                .unwrap_or_else(|| primary.clone());
+            (primary, alternate)
+        })
+        .collect()
+}
+
+/// The traffic state a new deployment of `service` starts in: none for a
+/// rolling service. Otherwise its tasks go to the target groups production
+/// does not use (those of the newest deployment that took all traffic, or
+/// the primary ones), starting in SCALE_UP; the first deployment has
+/// nothing to shift from and starts on the primary groups in CLEAN_UP.
+fn initial_traffic(
+    service: &ServiceRow,
+    earlier: &[DeploymentRow],
+    now_ms: i64,
+) -> Option<deploy::Traffic> {
+    if !shifts_traffic(&service.doc) {
+        return None;
+    }
+    let pairs = target_group_pairs(&service.doc);
+    let primary: Vec<String> = pairs.iter().map(|(p, _)| p.clone()).collect();
+    if earlier.is_empty() {
+        return Some(deploy::Traffic {
+            target_groups: primary,
+            stage: deploy::Stage::CleanUp,
+            percent: 100.0,
+            since_ms: now_ms,
+        });
+    }
+    let production = earlier
+        .iter()
+        .filter_map(|d| d.traffic.as_ref())
+        .find(|t| matches!(t.stage, deploy::Stage::BakeTime | deploy::Stage::CleanUp))
+        .map_or(primary, |t| t.target_groups.clone());
+    let green = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (p, a))| {
+            if production.get(i) == Some(a) {
+                p.clone()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    Some(deploy::Traffic {
+        target_groups: green,
+        stage: deploy::Stage::ScaleUp,
+        percent: 0.0,
+        since_ms: now_ms,
+    })
 }
 
 /// Roll `service` back to the deployment `target`: the service takes its
@@ -499,6 +588,16 @@ pub fn roll_back(
     s.platform_version = target.doc.platform_version.clone();
     save(tx, service)?;
     let new_id = start_deployment(tx, ctx, service, Some(reason))?;
+    // A traffic-shifting service goes back to the target groups the
+    // target served from, all traffic at once.
+    if let Some(mut new) = deployment(tx, &new_id)? {
+        if let (Some(t), Some(back)) = (new.traffic.as_mut(), target.traffic.as_ref()) {
+            t.target_groups = back.target_groups.clone();
+            t.stage = deploy::Stage::CleanUp;
+            t.percent = 100.0;
+            save_deployment(tx, &new)?;
+        }
+    }
     // `start_deployment` made the failed one ACTIVE; keep why.
     if let Some(mut f) = deployment(tx, &failed.id)? {
         f.doc.rollout_state = failed.doc.rollout_state;
@@ -671,6 +770,44 @@ fn deployment_configuration(
         return Err(ApiError::invalid_parameter(
             "deploymentConfiguration.maximumPercent must be between 100 and 200.",
         ));
+    }
+    let strategy = c.strategy.unwrap_or_default();
+    if daemon && strategy != DeploymentStrategy::Rolling {
+        return Err(ApiError::invalid_parameter(format!(
+            "The {} deployment strategy is not supported for services using the DAEMON scheduling strategy.",
+            strategy.as_str()
+        )));
+    }
+    let minutes = |what: &str, v: Option<i64>| match v {
+        Some(m) if !(0..=1440).contains(&m) => Err(ApiError::invalid_parameter(format!(
+            "deploymentConfiguration.{what} must be between 0 and 1440."
+        ))),
+        _ => Ok(()),
+    };
+    minutes("bakeTimeInMinutes", c.bake_time_in_minutes)?;
+    if let Some(l) = &c.linear_configuration {
+        minutes(
+            "linearConfiguration.stepBakeTimeInMinutes",
+            l.step_bake_time_in_minutes,
+        )?;
+        if l.step_percent.is_some_and(|p| !(3.0..=100.0).contains(&p)) {
+            return Err(ApiError::invalid_parameter(
+                "deploymentConfiguration.linearConfiguration.stepPercent must be between 3.0 and 100.0.",
+            ));
+        }
+    }
+    if let Some(k) = &c.canary_configuration {
+        minutes(
+            "canaryConfiguration.canaryBakeTimeInMinutes",
+            k.canary_bake_time_in_minutes,
+        )?;
+        if k.canary_percent
+            .is_some_and(|p| !(0.1..=100.0).contains(&p))
+        {
+            return Err(ApiError::invalid_parameter(
+                "deploymentConfiguration.canaryConfiguration.canaryPercent must be between 0.1 and 100.0.",
+            ));
+        }
     }
     if c.deployment_circuit_breaker.is_none() {
         c.deployment_circuit_breaker = Some(DeploymentCircuitBreaker {
@@ -938,6 +1075,21 @@ impl Ecs {
                 }
                 if c.alarms.is_some() {
                     merged.alarms = c.alarms.clone();
+                }
+                if c.strategy.is_some() {
+                    merged.strategy = c.strategy;
+                }
+                if c.bake_time_in_minutes.is_some() {
+                    merged.bake_time_in_minutes = c.bake_time_in_minutes;
+                }
+                if c.linear_configuration.is_some() {
+                    merged.linear_configuration = c.linear_configuration.clone();
+                }
+                if c.canary_configuration.is_some() {
+                    merged.canary_configuration = c.canary_configuration.clone();
+                }
+                if c.lifecycle_hooks.is_some() {
+                    merged.lifecycle_hooks = c.lifecycle_hooks.clone();
                 }
                 d.deployment_configuration = Some(deployment_configuration(Some(merged), daemon)?);
             }
@@ -1389,11 +1541,17 @@ fn service_deployment(
             requested_task_count: d.doc.desired_count,
             running_task_count: None,
             pending_task_count: None,
+            requested_production_traffic_weight: d.traffic.as_ref().map(|t| t.percent),
             ..ServiceRevisionSummary::default()
         }),
         status: Some(status),
         status_reason: d.doc.rollout_state_reason.clone(),
         deployment_configuration: s.doc.deployment_configuration.clone(),
+        lifecycle_stage: d
+            .traffic
+            .as_ref()
+            .filter(|_| !finished)
+            .and_then(|t| serde_json::from_value(json!(t.stage.as_str())).ok()),
         ..ServiceDeployment::default()
     }
 }

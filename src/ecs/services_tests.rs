@@ -16,6 +16,7 @@ fn world() -> World {
     let w = World::new();
     w.fake.image(GOOD, Program::runs());
     w.fake.image("app:2", Program::runs());
+    w.fake.image("app:3", Program::runs());
     // A revision whose image cannot be pulled: no task of it ever runs.
     w.fake.image("exits:1", Program::exits(1));
     w.fake.image("checked:1", Program::runs().healthy());
@@ -1044,5 +1045,231 @@ async fn load_balancers_of_a_service_are_checked_as_ecs_checks_them() {
             .as_array()
             .is_some_and(|a| a.is_empty())),
         "{listed:?}"
+    );
+}
+
+/// Beside `target_group`'s blue group: a green one, and a listener rule
+/// forwarding to blue. (blue, green, the rule's ARN.)
+fn blue_and_green(w: &World) -> (String, String, String) {
+    let elb = |op: &str, input: Value| {
+        w.call("Elastic Load Balancing v2", op, input)
+            .unwrap_or_else(|e| panic!("{op}: {e}"))
+    };
+    let blue = target_group(w);
+    let green = elb(
+        "CreateTargetGroup",
+        json!({"Name": "web-green", "Protocol": "HTTP", "Port": 8080, "TargetType": "ip",
+               "VpcId": "vpc-1"}),
+    )["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lb = elb("DescribeLoadBalancers", json!({"Names": ["front"]}))["LoadBalancers"][0]
+        ["LoadBalancerArn"]
+        .clone();
+    let listener = elb("DescribeListeners", json!({"LoadBalancerArn": lb}))["Listeners"][0]
+        ["ListenerArn"]
+        .clone();
+    let rule = elb(
+        "CreateRule",
+        json!({"ListenerArn": listener, "Priority": 1,
+               "Conditions": [{"Field": "path-pattern", "Values": ["/*"]}],
+               "Actions": [{"Type": "forward", "TargetGroupArn": blue}]}),
+    )["Rules"][0]["RuleArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (blue, green, rule)
+}
+
+/// The rule's forward weights, by target group.
+fn rule_weights(w: &World, rule: &str) -> std::collections::BTreeMap<String, i64> {
+    w.store
+        .read(|c| crate::elb::listeners::forward_weights(c, rule))
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn current_stage(w: &World) -> Value {
+    let listed = w.ecs("ListServiceDeployments", json!({"service": "web"}));
+    let arn = listed["serviceDeployments"][0]["serviceDeploymentArn"].clone();
+    w.ecs(
+        "DescribeServiceDeployments",
+        json!({"serviceDeploymentArns": [arn]}),
+    )["serviceDeployments"][0]
+        .clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blue_green_deployment_shifts_traffic_bakes_and_rolls_back_its_weights() {
+    let w = world();
+    let (blue, green, rule) = blue_and_green(&w);
+    let td = |image: &str| {
+        w.fargate(json!([{"name": "main", "image": image,
+                          "portMappings": [{"containerPort": 8080}]}]))
+    };
+    create(
+        &w,
+        "web",
+        &td(GOOD),
+        2,
+        json!({
+            "deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1},
+            "loadBalancers": [{"targetGroupArn": blue, "containerName": "main", "containerPort": 8080,
+                               "advancedConfiguration": {"alternateTargetGroupArn": green,
+                                   "productionListenerRule": rule,
+                                   "roleArn": "arn:aws:iam::000000000000:role/ecsInfrastructureRole"}}]}),
+    );
+    w.converge().await;
+    checks_find(&w, &blue, "initial", "healthy", 2);
+    w.converge().await;
+    assert_eq!(
+        describe(&w, "web")["deployments"][0]["rolloutState"],
+        "COMPLETED"
+    );
+    let all_blue = std::collections::BTreeMap::from([(blue.clone(), 100), (green.clone(), 0)]);
+    assert_eq!(rule_weights(&w, &rule), all_blue);
+
+    // Green starts whole beside blue, in the alternate group, with no
+    // traffic until its targets pass.
+    let first: Vec<String> = running(&w, "web")
+        .iter()
+        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .collect();
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": td("app:2")}),
+    );
+    w.converge().await;
+    assert_eq!(running(&w, "web").len(), 4);
+    assert_eq!(target_states(&w, &green), ["initial", "initial"]);
+    assert_eq!(current_stage(&w)["lifecycleStage"], "SCALE_UP");
+    assert_eq!(rule_weights(&w, &rule), all_blue);
+
+    // All production traffic moves at once; blue keeps running through the
+    // bake time, then drains and stops.
+    checks_find(&w, &green, "initial", "healthy", 2);
+    w.converge().await;
+    let all_green = std::collections::BTreeMap::from([(blue.clone(), 0), (green.clone(), 100)]);
+    assert_eq!(rule_weights(&w, &rule), all_green);
+    let d = current_stage(&w);
+    assert_eq!(d["lifecycleStage"], "BAKE_TIME", "{d}");
+    assert_eq!(
+        d["targetServiceRevision"]["requestedProductionTrafficWeight"],
+        100.0
+    );
+    w.clock.advance_ms(30_000);
+    w.converge().await;
+    for arn in &first {
+        assert_eq!(w.task(arn)["lastStatus"], "RUNNING");
+    }
+    w.clock.advance_ms(30_000);
+    w.converge().await;
+    assert_eq!(target_states(&w, &blue), ["draining", "draining"]);
+    w.clock.advance_ms(300_000);
+    w.converge().await;
+    for arn in &first {
+        assert_eq!(w.task(arn)["lastStatus"], "STOPPED");
+    }
+    let s = describe(&w, "web");
+    assert_eq!(s["deployments"][0]["rolloutState"], "COMPLETED", "{s}");
+    assert_eq!(s["deployments"].as_array().unwrap().len(), 1);
+
+    // The next deployment goes to blue; stopped during its bake time, it
+    // gives production back to green at once.
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": td("app:3")}),
+    );
+    w.converge().await;
+    checks_find(&w, &blue, "initial", "healthy", 2);
+    w.converge().await;
+    assert_eq!(rule_weights(&w, &rule), all_blue);
+    assert_eq!(current_stage(&w)["lifecycleStage"], "BAKE_TIME");
+    let arn = current_stage(&w)["serviceDeploymentArn"].clone();
+    w.ecs(
+        "StopServiceDeployment",
+        json!({"serviceDeploymentArn": arn, "stopType": "ROLLBACK"}),
+    );
+    w.converge().await;
+    assert_eq!(rule_weights(&w, &rule), all_green);
+}
+
+#[tokio::test(start_paused = true)]
+async fn linear_and_canary_deployments_move_traffic_in_steps() {
+    let w = world();
+    let (blue, green, rule) = blue_and_green(&w);
+    let td = |image: &str| {
+        w.fargate(json!([{"name": "main", "image": image,
+                          "portMappings": [{"containerPort": 8080}]}]))
+    };
+    let lb = json!([{"targetGroupArn": blue, "containerName": "main", "containerPort": 8080,
+                     "advancedConfiguration": {"alternateTargetGroupArn": green,
+                                               "productionListenerRule": rule}}]);
+    create(
+        &w,
+        "web",
+        &td(GOOD),
+        1,
+        json!({"deploymentConfiguration": {"strategy": "LINEAR",
+                   "linearConfiguration": {"stepPercent": 40.0, "stepBakeTimeInMinutes": 1}},
+               "loadBalancers": lb}),
+    );
+    w.converge().await;
+    checks_find(&w, &blue, "initial", "healthy", 1);
+    w.converge().await;
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": td("app:2")}),
+    );
+    w.converge().await;
+    checks_find(&w, &green, "initial", "healthy", 1);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        w.converge().await;
+        seen.push(rule_weights(&w, &rule)[&green]);
+        w.clock.advance_ms(60_000);
+    }
+    assert_eq!(seen, [40, 80, 100, 100]);
+    // The old task drains (and counts toward the maximum) until it stops.
+    w.clock.advance_ms(300_000);
+    w.converge().await;
+
+    // A canary: its share first, the rest after its bake time.
+    w.ecs(
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": td("app:3"),
+               "deploymentConfiguration": {"strategy": "CANARY",
+                   "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 2}}}),
+    );
+    w.converge().await;
+    checks_find(&w, &blue, "initial", "healthy", 1);
+    w.converge().await;
+    assert_eq!(rule_weights(&w, &rule)[&blue], 10);
+    w.clock.advance_ms(60_000);
+    w.converge().await;
+    assert_eq!(rule_weights(&w, &rule)[&blue], 10);
+    w.clock.advance_ms(60_000);
+    w.converge().await;
+    assert_eq!(rule_weights(&w, &rule)[&blue], 100);
+
+    // Without the advanced configuration, ECS refuses the strategy.
+    let e = w
+        .call(
+            "ECS",
+            "UpdateService",
+            json!({"service": "web",
+                   "loadBalancers": [{"targetGroupArn": blue, "containerName": "main",
+                                      "containerPort": 8080}]}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    assert!(
+        e.message
+            .contains("advancedConfiguration field is required"),
+        "{}",
+        e.message
     );
 }

@@ -15,11 +15,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::actions::{normalise_actions, normalise_conditions};
 use super::load_balancers::{self, LbRow};
 use super::shapes::{
-    Action, CreateListenerInput, CreateListenerOutput, CreateRuleInput, CreateRuleOutput,
-    DeleteListenerInput, DeleteListenerOutput, DeleteRuleInput, DeleteRuleOutput,
+    Action, ActionTypeEnum, CreateListenerInput, CreateListenerOutput, CreateRuleInput,
+    CreateRuleOutput, DeleteListenerInput, DeleteListenerOutput, DeleteRuleInput, DeleteRuleOutput,
     DescribeListenersInput, DescribeListenersOutput, DescribeRulesInput, DescribeRulesOutput,
     Listener, ModifyListenerInput, ModifyListenerOutput, ModifyRuleInput, ModifyRuleOutput,
-    ProtocolEnum, Rule, SetRulePrioritiesInput, SetRulePrioritiesOutput,
+    ProtocolEnum, Rule, SetRulePrioritiesInput, SetRulePrioritiesOutput, TargetGroupTuple,
 };
 use super::{error, new_hex, page, tags, target_groups, validation, Elb};
 use crate::context::Ctx;
@@ -593,15 +593,8 @@ pub fn modify_rule(e: &Elb, ctx: &Ctx, req: ModifyRuleInput) -> ApiResult<Modify
             ));
         }
         let mut groups = rule_groups(tx, &r.arn)?;
-        if let Some(mut actions) = req.actions.clone() {
-            groups = actions_for(tx, ctx, &lb.arn, &mut actions)?;
-            r.doc.actions = Some(actions.clone());
-            if r.is_default {
-                let (mut l, _) = require(tx, ctx, &r.listener_arn)?;
-                l.doc.default_actions = Some(actions);
-                tx.prepare_cached("UPDATE elb_listeners SET doc = ?2 WHERE arn = ?1")?
-                    .execute(params![l.arn, serde_json::to_string(&l.doc)?])?;
-            }
+        if let Some(actions) = req.actions.clone() {
+            groups = replace_actions(tx, ctx, &mut r, &lb.arn, actions)?;
         }
         if let Some(c) = conditions.clone() {
             r.doc.conditions = Some(c);
@@ -611,6 +604,86 @@ pub fn modify_rule(e: &Elb, ctx: &Ctx, req: ModifyRuleInput) -> ApiResult<Modify
             rules: Some(vec![r.doc]),
         })
     })
+}
+
+/// Give rule `r` new actions (checked), its listener's default actions too
+/// when it is the default rule; the target groups it then forwards to.
+fn replace_actions(
+    tx: &Connection,
+    ctx: &Ctx,
+    r: &mut RuleRow,
+    lb_arn: &str,
+    mut actions: Vec<Action>,
+) -> ApiResult<String> {
+    let groups = actions_for(tx, ctx, lb_arn, &mut actions)?;
+    r.doc.actions = Some(actions.clone());
+    if r.is_default {
+        let (mut l, _) = require(tx, ctx, &r.listener_arn)?;
+        l.doc.default_actions = Some(actions);
+        tx.prepare_cached("UPDATE elb_listeners SET doc = ?2 WHERE arn = ?1")?
+            .execute(params![l.arn, serde_json::to_string(&l.doc)?])?;
+    }
+    Ok(groups)
+}
+
+/// The target groups and weights of rule `arn`'s forward action (`None`
+/// when the rule does not forward), for ECS's traffic shifts.
+pub fn forward_weights(conn: &Connection, arn: &str) -> ApiResult<Option<Vec<(String, i64)>>> {
+    let Some(r) = load_rule(conn, arn)? else {
+        return Ok(None);
+    };
+    Ok(r.doc
+        .actions
+        .iter()
+        .flatten()
+        .find(|a| a.r#type == ActionTypeEnum::Forward)
+        .map(|a| {
+            a.forward_config
+                .iter()
+                .flat_map(|f| f.target_groups.iter().flatten())
+                .map(|t| {
+                    (
+                        t.target_group_arn.clone().unwrap_or_default(),
+                        t.weight.unwrap_or(1),
+                    )
+                })
+                .collect()
+        }))
+}
+
+/// Rewrite rule `arn`'s forward action to `weights` (target group, weight),
+/// keeping its group stickiness, as ECS does to shift traffic between a
+/// service's blue and green target groups.
+pub fn set_forward_weights(
+    conn: &Connection,
+    ctx: &Ctx,
+    arn: &str,
+    weights: &[(String, i64)],
+) -> ApiResult<()> {
+    let (mut r, _, lb) = require_rule(conn, ctx, arn)?;
+    let mut actions = r.doc.actions.clone().unwrap_or_default();
+    let Some(forward) = actions
+        .iter_mut()
+        .find(|a| a.r#type == ActionTypeEnum::Forward)
+    else {
+        return Err(error(
+            "OperationNotPermitted",
+            format!("Rule '{arn}' does not forward to target groups"),
+        ));
+    };
+    forward.target_group_arn = None;
+    let config = forward.forward_config.get_or_insert_with(Default::default);
+    config.target_groups = Some(
+        weights
+            .iter()
+            .map(|(tg, w)| TargetGroupTuple {
+                target_group_arn: Some(tg.clone()),
+                weight: Some(*w),
+            })
+            .collect(),
+    );
+    let groups = replace_actions(conn, ctx, &mut r, &lb.arn, actions)?;
+    save_rule(conn, &r, &groups)
 }
 
 fn rule_groups(conn: &Connection, arn: &str) -> ApiResult<String> {

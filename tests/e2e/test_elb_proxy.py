@@ -269,3 +269,60 @@ def test_a_service_behind_the_load_balancer_deploys_without_losing_a_request(ecs
     assert any(f"deregistered 1 targets in (target-group {tg})" in e["message"] for e in s["events"])
     ecs.delete_service(cluster=cluster, service=name, force=True)
     wait_for("targets gone", lambda: not health(elb, tg), timeout=60)
+
+
+def test_a_blue_green_deployment_switches_traffic_and_rolls_back(ecs, elb, cluster):
+    lb, blue, listener, address = load_balancer(elb)
+    green = elb.create_target_group(
+        Name=unique("green")[:32], Protocol="HTTP", Port=8080, TargetType="ip", VpcId="vpc-12345678",
+        HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+        HealthyThresholdCount=2, UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    for g in (blue, green):
+        elb.modify_target_group_attributes(TargetGroupArn=g, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "5"}])
+    rule = elb.create_rule(ListenerArn=listener, Priority=10,
+                           Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+                           Actions=[{"Type": "forward", "TargetGroupArn": blue}])["Rules"][0]["RuleArn"]
+    name = unique("bg")
+    ecs.create_service(
+        cluster=cluster, serviceName=name, taskDefinition=td(ecs, "bg", "1"), desiredCount=1,
+        launchType="FARGATE", networkConfiguration=NET,
+        deploymentConfiguration={"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
+        loadBalancers=[{"targetGroupArn": blue, "containerName": "web", "containerPort": 8080,
+                        "advancedConfiguration": {
+                            "alternateTargetGroupArn": green, "productionListenerRule": rule,
+                            "roleArn": "arn:aws:iam::000000000000:role/ecsInfrastructureRoleForLoadBalancers"}}])
+
+    def weights():
+        r = elb.describe_rules(RuleArns=[rule])["Rules"][0]
+        return {t["TargetGroupArn"]: t["Weight"] for t in r["Actions"][0]["ForwardConfig"]["TargetGroups"]}
+
+    def serving(revision):
+        return wait_for(f"{revision} serving", lambda: (lambda r: r if f"name=bg-{revision}" in r[1] else None)(
+            _try(lambda: get(address, 80))), timeout=120)
+
+    serving("1")
+    assert weights() == {blue: 100, green: 0}
+
+    # Green starts beside blue, takes all production traffic at once, and
+    # blue goes.
+    ecs.update_service(cluster=cluster, service=name, taskDefinition=td(ecs, "bg", "2"))
+    serving("2")
+    assert weights() == {blue: 0, green: 100}
+    assert {get(address, 80)[1].split()[1] for _ in range(5)} == {"name=bg-2"}
+    wait_for("blue drained", lambda: not health(elb, blue), timeout=60)
+
+    # The next revision goes to blue; stopped while it bakes, production
+    # goes back to green at once.
+    ecs.update_service(cluster=cluster, service=name, taskDefinition=td(ecs, "bg", "3"),
+                       deploymentConfiguration={"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5})
+    serving("3")
+    assert weights() == {blue: 100, green: 0}
+    deployments = ecs.list_service_deployments(cluster=cluster, service=name)["serviceDeployments"]
+    current = ecs.describe_service_deployments(
+        serviceDeploymentArns=[deployments[0]["serviceDeploymentArn"]])["serviceDeployments"][0]
+    assert current["lifecycleStage"] == "BAKE_TIME", current
+    ecs.stop_service_deployment(serviceDeploymentArn=current["serviceDeploymentArn"], stopType="ROLLBACK")
+    serving("2")
+    assert weights() == {blue: 0, green: 100}
+    ecs.delete_service(cluster=cluster, service=name, force=True)
