@@ -133,7 +133,7 @@ fn load_balancer_names_check(hosts: &Path, nsswitch: Option<&str>) -> Check {
         ),
     };
     Check {
-        name: "load balancer names",
+        name: "lb names",
         ok: true,
         detail,
     }

@@ -16,7 +16,9 @@ def test_doctor_reports_each_check(tmp_path):
                        capture_output=True, text=True)
     lines = p.stdout.splitlines()
     names = [l[5:].split("  ")[0].strip() for l in lines]
-    assert names == ["docker", "task limits", "platforms", "data dir", "port"], p.stdout
+    assert names == ["docker", "task limits", "platforms", "lb names", "data dir", "port"], p.stdout
+    names_line = [l for l in lines if l.split()[1] == "lb"][0]
+    assert "DNS names" in names_line, "says whether load balancers' names can resolve here"
     limits = [l for l in lines if l.split()[1] == "task"][0]
     assert "cgroup" in limits, "says whether tasks get a cgroup of their own, or why not"
     data = [l for l in lines if l.split()[1] == "data"][0]
