@@ -434,7 +434,29 @@ impl Runtime for DockerRuntime {
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
         {
-            Ok(c) => Ok(Some(info_from(c))),
+            Ok(c) => {
+                let info = info_from(c);
+                // Docker learns of an OOM kill from an event that can come
+                // after the exit's: a container that has just exited 137
+                // without the flag is looked at once more.
+                let just_killed = !info.running
+                    && info.exit_code == Some(137)
+                    && !info.oom_killed
+                    && info
+                        .finished_at
+                        .is_some_and(|f| Utc::now() - f < chrono::Duration::seconds(2));
+                if just_killed {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    if let Ok(again) = self
+                        .docker
+                        .inspect_container(id, None::<InspectContainerOptions>)
+                        .await
+                    {
+                        return Ok(Some(info_from(again)));
+                    }
+                }
+                Ok(Some(info))
+            }
             Err(e) if is_404(&e) => Ok(None),
             Err(e) => Err(other(e)),
         }
