@@ -1063,34 +1063,22 @@ impl Ecs {
                 d.launch_type = None;
             }
             if let Some(c) = &req.deployment_configuration {
-                let mut merged = d.deployment_configuration.clone().unwrap_or_default();
-                if c.minimum_healthy_percent.is_some() {
-                    merged.minimum_healthy_percent = c.minimum_healthy_percent;
-                }
-                if c.maximum_percent.is_some() {
-                    merged.maximum_percent = c.maximum_percent;
-                }
-                if c.deployment_circuit_breaker.is_some() {
-                    merged.deployment_circuit_breaker = c.deployment_circuit_breaker.clone();
-                }
-                if c.alarms.is_some() {
-                    merged.alarms = c.alarms.clone();
-                }
-                if c.strategy.is_some() {
-                    merged.strategy = c.strategy;
-                }
-                if c.bake_time_in_minutes.is_some() {
-                    merged.bake_time_in_minutes = c.bake_time_in_minutes;
-                }
-                if c.linear_configuration.is_some() {
-                    merged.linear_configuration = c.linear_configuration.clone();
-                }
-                if c.canary_configuration.is_some() {
-                    merged.canary_configuration = c.canary_configuration.clone();
-                }
-                if c.lifecycle_hooks.is_some() {
-                    merged.lifecycle_hooks = c.lifecycle_hooks.clone();
-                }
+                // What the request gives replaces what the service had.
+                let old = d.deployment_configuration.clone().unwrap_or_default();
+                let c = c.clone();
+                let merged = DeploymentConfiguration {
+                    minimum_healthy_percent: c.minimum_healthy_percent.or(old.minimum_healthy_percent),
+                    maximum_percent: c.maximum_percent.or(old.maximum_percent),
+                    deployment_circuit_breaker: c
+                        .deployment_circuit_breaker
+                        .or(old.deployment_circuit_breaker),
+                    alarms: c.alarms.or(old.alarms),
+                    strategy: c.strategy.or(old.strategy),
+                    bake_time_in_minutes: c.bake_time_in_minutes.or(old.bake_time_in_minutes),
+                    linear_configuration: c.linear_configuration.or(old.linear_configuration),
+                    canary_configuration: c.canary_configuration.or(old.canary_configuration),
+                    lifecycle_hooks: c.lifecycle_hooks.or(old.lifecycle_hooks),
+                };
                 d.deployment_configuration = Some(deployment_configuration(Some(merged), daemon)?);
             }
             if let Some(n) = &req.network_configuration {
