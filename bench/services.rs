@@ -75,7 +75,8 @@ fn controller_pass(a: &Args) -> anyhow::Result<()> {
         &dir.path().join("berth.db"),
         Durability::Normal,
     )?);
-    let services = Services::new(store.clone(), Settings::default(), Arc::new(SystemClock));
+    let services =
+        Services::new(store.clone(), Settings::default(), Arc::new(SystemClock)).expect("services");
     let app = App::in_process(services.registry());
     let ctx = Ctx::for_tests(chrono::Utc::now());
     let call = |op: &str, input: Value| -> anyhow::Result<Value> {

@@ -91,9 +91,19 @@ impl Client {
 
     /// Call `target` (`Prefix.Operation`) with a JSON 1.1 body.
     pub async fn call(&self, target: &str, body: &Value) -> Result<Value, ClientError> {
+        self.call_service("ecs", target, body).await
+    }
+
+    /// Call a JSON 1.1 service other than ECS (signed for `service`).
+    pub async fn call_service(
+        &self,
+        service: &str,
+        target: &str,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
         let (status, bytes) = self
             .send(
-                "ecs",
+                service,
                 "application/x-amz-json-1.1",
                 Some(target),
                 body.to_string().into_bytes(),

@@ -27,6 +27,9 @@ pub enum Topic {
     /// A load balancer, listener, rule, target group or target changed:
     /// the data plane applies it.
     LoadBalancers,
+    /// Images or repositories were deleted, or a lifecycle policy changed:
+    /// the registry's collector has work.
+    Registry,
 }
 
 /// One topic's wake-up: a notification, and the keys named since the last

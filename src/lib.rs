@@ -12,6 +12,7 @@ pub mod controllers;
 pub mod cost;
 pub mod doctor;
 pub mod ec2;
+pub mod ecr;
 pub mod ecs;
 pub mod elb;
 pub mod error;

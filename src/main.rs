@@ -149,6 +149,10 @@ enum Command {
         /// (`none`: nowhere).
         #[arg(long, default_value = "/etc/hosts")]
         hosts_file: String,
+        /// How often the registry enforces each repository's lifecycle
+        /// policy (ECR does it within a day).
+        #[arg(long, default_value_t = 3600.0)]
+        ecr_lifecycle_interval_seconds: f64,
     },
     /// Run the agent of a container instance on this Docker host, for a
     /// cluster of a server elsewhere: register, heartbeat, run the tasks
@@ -242,6 +246,7 @@ fn main() -> anyhow::Result<()> {
             spot_interruption_rate,
             sandbox_pool,
             hosts_file,
+            ecr_lifecycle_interval_seconds,
         } => {
             let settings = Settings {
                 agent_timeout_ms: agent_timeout_seconds as i64 * 1000,
@@ -255,6 +260,7 @@ fn main() -> anyhow::Result<()> {
                     interruption_rate_per_hour: spot_interruption_rate,
                 },
                 endpoint: format!("http://{}", listen.replace("0.0.0.0", "127.0.0.1")),
+                ecr_lifecycle_interval_ms: (ecr_lifecycle_interval_seconds * 1000.0) as i64,
             };
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&data_dir)
@@ -266,7 +272,8 @@ fn main() -> anyhow::Result<()> {
             };
             let store = Arc::new(Store::open(&data_dir.join("berth.db"), durability)?);
             let clock: Arc<dyn berth::clock::Clock> = Arc::new(berth::clock::SystemClock);
-            let services = Services::new(store.clone(), settings, clock.clone());
+            let services = Services::new(store.clone(), settings, clock.clone())
+                .context("opening the registry's storage")?;
             let metrics = Arc::new(berth::metrics::Metrics::default());
             let app = Arc::new(App {
                 metrics: metrics.clone(),
@@ -316,6 +323,13 @@ fn main() -> anyhow::Result<()> {
                     bus.topic(Topic::LoadBalancers),
                 );
                 runner.start(
+                    Arc::new(berth::ecr::collector::Collector {
+                        ecr: services.ecr.clone(),
+                        lifecycle_interval_ms: services.settings.ecr_lifecycle_interval_ms,
+                    }),
+                    bus.topic(Topic::Registry),
+                );
+                runner.start(
                     Arc::new(berth::ecs::scheduler::ServiceScheduler {
                         ecs: services.ecs.clone(),
                         clock: clock.clone(),
@@ -343,6 +357,7 @@ fn main() -> anyhow::Result<()> {
                         pool: pool.clone(),
                         clock: clock.clone(),
                         observed: Some(bus.topic(Topic::Services)),
+                        registry: Some(services.ecr.clone()),
                     },
                     agent.clone(),
                     runner.clone(),
@@ -355,7 +370,8 @@ fn main() -> anyhow::Result<()> {
                     data_dir = %data_dir.display(),
                     "berth is serving"
                 );
-                berth::server::serve(listener, app, shutdown_signal()).await?;
+                let registry = berth::ecr::registry::router(services.ecr.clone());
+                berth::server::serve(listener, app, registry, shutdown_signal()).await?;
                 // Controllers finish their passes; what the agent made ahead
                 // goes; tasks keep running.
                 pool.close();

@@ -504,6 +504,12 @@ pub fn elbv2() -> &'static Model {
     M.get_or_init(|| Model::from_json(include_str!("../models/elbv2-2015-12-01.json")))
 }
 
+/// Amazon ECR (JSON 1.1).
+pub fn ecr() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/ecr-2015-09-21.json")))
+}
+
 pub fn sts() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
     M.get_or_init(|| Model::from_json(include_str!("../models/sts-2011-06-15.json")))

@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 
 use crate::wire::{self, App, MAX_BODY_BYTES};
 
-pub fn router(app: Arc<App>) -> Router {
+/// The server's routes: the API, Berth's own pages, and `extra` (the
+/// registry's `/v2/`, which has a protocol of its own).
+pub fn router(app: Arc<App>, extra: Router) -> Router {
     Router::new()
         .route("/_berth/health", get(|| async { "ok\n" }))
         .route("/_berth/services", get(services))
@@ -23,6 +25,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .fallback(any(api))
         .with_state(app)
+        .merge(extra)
 }
 
 /// What Berth serves: each service, its protocol and its operations.
@@ -81,9 +84,10 @@ async fn drain(body: Body) {
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    extra: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
+    axum::serve(listener, router(app, extra))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::autoscaling::Autoscaling;
 use crate::clock::Clock;
 use crate::ec2::Ec2;
+use crate::ecr::Ecr;
 use crate::ecs::Ecs;
 use crate::elb::Elb;
 use crate::events::Bus;
@@ -36,10 +37,17 @@ pub struct Services {
     pub ec2: Arc<Ec2>,
     pub autoscaling: Arc<Autoscaling>,
     pub elb: Arc<Elb>,
+    pub ecr: Arc<Ecr>,
 }
 
 impl Services {
-    pub fn new(store: Arc<Store>, settings: Settings, clock: Arc<dyn Clock>) -> Services {
+    /// Every service over `store`; the registry keeps its files in
+    /// `registry/` beside the database.
+    pub fn new(
+        store: Arc<Store>,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Services> {
         let bus = Bus::new();
         let settings = Arc::new(settings);
         let ecs = Arc::new(Ecs::new(
@@ -48,6 +56,18 @@ impl Services {
             settings.clone(),
             Arc::new(autoscaling::managed::Groups),
         ));
+        let registry_dir = store
+            .path()
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("registry");
+        let ecr = Arc::new(Ecr::open(
+            store.clone(),
+            bus.clone(),
+            &settings,
+            &registry_dir,
+            clock.clone(),
+        )?);
         let logs = Arc::new(Logs::new(store.clone(), clock));
         let ec2 = Arc::new(Ec2 {
             store: store.clone(),
@@ -64,8 +84,9 @@ impl Services {
             bus: bus.clone(),
             instances: Arc::new(crate::ecs::instances::LoadBalancerInstances),
         });
-        Services {
+        Ok(Services {
             elb,
+            ecr,
             store,
             bus,
             settings,
@@ -73,7 +94,7 @@ impl Services {
             logs,
             ec2,
             autoscaling,
-        }
+        })
     }
 
     /// The registry of every service.
@@ -84,6 +105,7 @@ impl Services {
             .add(ec2::service(self.ec2.clone()))
             .add(autoscaling::service(self.autoscaling.clone()))
             .add(elb::service(self.elb.clone()))
+            .add(self.ecr.clone().service())
             .add(sts::service())
             .add(platform::service(Arc::new(platform::Platform {
                 ecs: self.ecs.clone(),

@@ -19,6 +19,9 @@ pub struct Settings {
     /// The URL the control plane answers at, as DiscoverPollEndpoint gives
     /// it to agents.
     pub endpoint: String,
+    /// How often the registry enforces each repository's lifecycle policy
+    /// (`--ecr-lifecycle-interval-seconds`; ECR: within a day).
+    pub ecr_lifecycle_interval_ms: i64,
 }
 
 impl Default for Settings {
@@ -30,6 +33,7 @@ impl Default for Settings {
             sandbox_pool: 4,
             fleet: FleetSettings::default(),
             endpoint: "http://127.0.0.1:4566".into(),
+            ecr_lifecycle_interval_ms: 3_600_000,
         }
     }
 }

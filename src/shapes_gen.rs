@@ -187,6 +187,45 @@ pub const ELB: Spec = Spec {
     uses: &[],
 };
 
+pub const ECR: Spec = Spec {
+    model: "models/ecr-2015-09-21.json",
+    output: "src/ecr/shapes.rs",
+    operations: &[
+        "CreateRepository",
+        "DescribeRepositories",
+        "DeleteRepository",
+        "GetAuthorizationToken",
+        "DescribeImages",
+        "ListImages",
+        "BatchGetImage",
+        "BatchDeleteImage",
+        "PutImage",
+        "BatchCheckLayerAvailability",
+        "InitiateLayerUpload",
+        "UploadLayerPart",
+        "CompleteLayerUpload",
+        "GetDownloadUrlForLayer",
+        "PutImageTagMutability",
+        "PutImageScanningConfiguration",
+        "PutLifecyclePolicy",
+        "GetLifecyclePolicy",
+        "DeleteLifecyclePolicy",
+        "StartLifecyclePolicyPreview",
+        "GetLifecyclePolicyPreview",
+        "SetRepositoryPolicy",
+        "GetRepositoryPolicy",
+        "DeleteRepositoryPolicy",
+        "TagResource",
+        "UntagResource",
+        "ListTagsForResource",
+    ],
+    shapes: &[],
+    overrides: &[],
+    open: &[],
+    timestamp: "f64",
+    uses: &[],
+};
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
@@ -554,5 +593,10 @@ mod tests {
     #[test]
     fn elb_shapes_are_up_to_date() {
         check(&ELB);
+    }
+
+    #[test]
+    fn ecr_shapes_are_up_to_date() {
+        check(&ECR);
     }
 }

@@ -513,6 +513,78 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE service_deployments ADD COLUMN traffic TEXT;
     "#,
+    // 16: the image registry (ECR): repositories, their images (a
+    // manifest each, by digest), tags, the blobs each repository holds,
+    // uploads in progress, resource tags, lifecycle previews. Blob
+    // contents live in files under the data dir (`registry/`).
+    r#"
+    CREATE TABLE ecr_repositories (
+        id                INTEGER PRIMARY KEY,
+        account           TEXT NOT NULL,
+        region            TEXT NOT NULL,
+        name              TEXT NOT NULL,
+        created_at        INTEGER NOT NULL,
+        tag_mutability    TEXT NOT NULL,
+        tag_exclusions    TEXT NOT NULL,
+        scan_on_push      INTEGER NOT NULL,
+        encryption        TEXT NOT NULL,
+        policy            TEXT,
+        lifecycle_policy  TEXT,
+        lifecycle_updated INTEGER,
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE ecr_images (
+        repository_id       INTEGER NOT NULL REFERENCES ecr_repositories (id) ON DELETE CASCADE,
+        digest              TEXT NOT NULL,
+        media_type          TEXT NOT NULL,
+        artifact_media_type TEXT,
+        manifest            BLOB NOT NULL,
+        size                INTEGER NOT NULL,
+        pushed_at           INTEGER NOT NULL,
+        last_pull           INTEGER,
+        PRIMARY KEY (repository_id, digest)
+    );
+    CREATE TABLE ecr_image_tags (
+        repository_id INTEGER NOT NULL REFERENCES ecr_repositories (id) ON DELETE CASCADE,
+        tag           TEXT NOT NULL,
+        digest        TEXT NOT NULL,
+        PRIMARY KEY (repository_id, tag)
+    );
+    CREATE INDEX ecr_image_tags_by_digest ON ecr_image_tags (repository_id, digest);
+    CREATE TABLE ecr_image_refs (
+        repository_id INTEGER NOT NULL REFERENCES ecr_repositories (id) ON DELETE CASCADE,
+        image_digest  TEXT NOT NULL,
+        ref_digest    TEXT NOT NULL,
+        PRIMARY KEY (repository_id, image_digest, ref_digest)
+    );
+    CREATE INDEX ecr_image_refs_by_ref ON ecr_image_refs (repository_id, ref_digest);
+    CREATE TABLE ecr_layers (
+        repository_id INTEGER NOT NULL REFERENCES ecr_repositories (id) ON DELETE CASCADE,
+        digest        TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        linked_at     INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, digest)
+    );
+    CREATE INDEX ecr_layers_by_digest ON ecr_layers (digest);
+    CREATE TABLE ecr_uploads (
+        id            TEXT PRIMARY KEY,
+        repository_id INTEGER NOT NULL REFERENCES ecr_repositories (id) ON DELETE CASCADE,
+        started_at    INTEGER NOT NULL
+    );
+    CREATE TABLE ecr_resource_tags (
+        repository_id INTEGER NOT NULL REFERENCES ecr_repositories (id) ON DELETE CASCADE,
+        key           TEXT NOT NULL,
+        value         TEXT NOT NULL,
+        PRIMARY KEY (repository_id, key)
+    );
+    CREATE TABLE ecr_lifecycle_previews (
+        repository_id INTEGER PRIMARY KEY REFERENCES ecr_repositories (id) ON DELETE CASCADE,
+        policy        TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        result        TEXT,
+        started_at    INTEGER NOT NULL
+    );
+    "#,
 ];
 
 const READERS: usize = 4;

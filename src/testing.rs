@@ -53,7 +53,8 @@ impl World {
         let store = Arc::new(Store::open_in(dir.path()).expect("a store"));
         let clock = Arc::new(ManualClock::at_ms(1_800_000_000_000));
         let fake = Arc::new(FakeRuntime::new(clock.clone()));
-        let services = Services::new(store.clone(), Settings::default(), clock.clone());
+        let services =
+            Services::new(store.clone(), Settings::default(), clock.clone()).expect("services");
         let ecs = services.ecs.clone();
         let mut app = App::in_process(services.registry());
         app.clock = clock.clone();
@@ -86,6 +87,7 @@ impl World {
                 pool: Arc::new(SandboxPool::new(pool)),
                 clock: clock.clone(),
                 observed: None,
+                registry: None,
             },
         )
     }

@@ -19,12 +19,13 @@ pub const ROOMS: &[(&str, &[&str])] = &[
     ("logs", &[]),
     ("sts", &[]),
     ("elb", &[]),
+    ("ecr", &[]),
     ("ecs", &["elb"]),
     ("ec2", &["ecs"]),
     ("autoscaling", &["ecs", "ec2"]),
     ("migrate", &["ecs"]),
     ("cost", &["ecs", "autoscaling", "migrate"]),
-    ("agent", &["ecs", "logs"]),
+    ("agent", &["ecs", "logs", "ecr"]),
     ("platform", &["ecs", "logs", "cost", "autoscaling", "agent"]),
 ];
 
@@ -63,6 +64,14 @@ pub const TABLES: &[(&str, &str)] = &[
     ("elb_targets", "elb"),
     ("elb_tags", "elb"),
     ("elb_metrics", "elb"),
+    ("ecr_repositories", "ecr"),
+    ("ecr_images", "ecr"),
+    ("ecr_image_tags", "ecr"),
+    ("ecr_image_refs", "ecr"),
+    ("ecr_layers", "ecr"),
+    ("ecr_uploads", "ecr"),
+    ("ecr_resource_tags", "ecr"),
+    ("ecr_lifecycle_previews", "ecr"),
     ("meta", "store"),
 ];
 

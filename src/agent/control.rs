@@ -41,6 +41,13 @@ pub trait ControlPlane: Send + Sync {
     /// Ask for a task to stop (`tasks::request_stop`; the first reason wins).
     async fn request_stop(&self, arn: &str, code: TaskStopCode, reason: &str)
         -> anyhow::Result<()>;
+    /// Where, and with what credentials, an image that names one of this
+    /// control plane's ECR registries (`<account>.dkr.ecr.<region>.amazonaws.com/…`)
+    /// is pulled: the same image in Berth's registry. `None` for any other
+    /// image, and where no registry is at hand.
+    async fn registry_pull(&self, _image: &str) -> anyhow::Result<Option<RegistryPull>> {
+        Ok(None)
+    }
     /// Whether a task exists and is not STOPPED (the orphan sweep keeps
     /// its containers).
     async fn task_live(&self, arn: &str) -> anyhow::Result<bool> {
@@ -67,15 +74,40 @@ pub trait ControlPlane: Send + Sync {
 }
 
 /// The control plane of the agent inside `berth server`: the store.
+/// An image as it is pulled from Berth's registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryPull {
+    /// The image's name in Berth's registry (`127.0.0.1:4566/app:v1`).
+    pub image: String,
+    pub auth: crate::runtime::PullAuth,
+}
+
 pub struct LocalControlPlane {
     pub store: Arc<Store>,
     pub logs: Arc<Logs>,
+    /// The registry ECR image names resolve to.
+    pub registry: Option<Arc<crate::ecr::Ecr>>,
     /// Woken after each save (the service scheduler watches tasks).
     pub observed: Option<Arc<crate::events::Wake>>,
 }
 
 #[async_trait]
 impl ControlPlane for LocalControlPlane {
+    async fn registry_pull(&self, image: &str) -> anyhow::Result<Option<RegistryPull>> {
+        let (Some(ecr), Some(e)) = (&self.registry, crate::ecr::names::EcrImage::parse(image))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RegistryPull {
+            image: e.at(&ecr.host),
+            auth: crate::runtime::PullAuth {
+                server: ecr.host.clone(),
+                username: "AWS".into(),
+                password: crate::ecr::auth::password_for(ecr, &e.account, &e.region),
+            },
+        }))
+    }
+
     async fn live_tasks(&self) -> anyhow::Result<Vec<String>> {
         Ok(self.store.read(tasks::live_arns)?)
     }
@@ -227,6 +259,40 @@ pub fn task_to_wire(t: &TaskRow) -> Value {
 
 #[async_trait]
 impl ControlPlane for RemoteControlPlane {
+    /// The registry is the server's: an ECR token from its API, the image
+    /// at the server's address.
+    async fn registry_pull(&self, image: &str) -> anyhow::Result<Option<RegistryPull>> {
+        let Some(e) = crate::ecr::names::EcrImage::parse(image) else {
+            return Ok(None);
+        };
+        let out = self
+            .client
+            .call_service(
+                "ecr",
+                "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+                &json!({}),
+            )
+            .await?;
+        let token = out["authorizationData"][0]["authorizationToken"]
+            .as_str()
+            .unwrap_or_default();
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(token)?;
+        let decoded = String::from_utf8(decoded)?;
+        let (username, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("the registry token is not user:password"))?;
+        let host = crate::ecr::registry_host(self.client.endpoint().trim_end_matches('/'));
+        Ok(Some(RegistryPull {
+            image: e.at(&host),
+            auth: crate::runtime::PullAuth {
+                server: host,
+                username: username.into(),
+                password: password.into(),
+            },
+        }))
+    }
+
     async fn live_tasks(&self) -> anyhow::Result<Vec<String>> {
         let out = self.call("AgentHeartbeat", json!({})).await?;
         Ok(out["taskArns"]

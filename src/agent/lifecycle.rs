@@ -638,25 +638,46 @@ async fn start_containers(
     let arch = task_arch(task, &native);
     let foreign_platform = (arch != native).then(|| format!("linux/{arch}"));
     let mut platforms: HashMap<String, Option<String>> = HashMap::new();
+    // Images naming an ECR registry run from Berth's registry, under the
+    // name they have there.
+    let mut resolved: HashMap<String, String> = HashMap::new();
     let t0 = Instant::now();
     for def in defs {
-        let (name, image) = (
+        let (name, asked) = (
             name_of(def).to_string(),
             def.image.clone().unwrap_or_default(),
         );
-        let digest = match rt.local_image(&image).await? {
-            Some(d) => d,
-            None => match rt.pull(&image, foreign_platform.as_deref()).await {
-                Ok(d) => d,
-                Err(e) => {
-                    let reason = format!("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref {image}: {e}");
-                    set_reason(task, &name, &reason);
-                    save(agent, task).await?;
-                    request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
-                    return Ok(());
-                }
+        let registry = agent.control.registry_pull(&asked).await?;
+        let image = registry.as_ref().map_or(asked.clone(), |r| r.image.clone());
+        let pulled = match &registry {
+            // From a registry, as the ECS agent's default pull behaviour:
+            // pull (a tag may have moved), and fall back to the image
+            // cached when the pull fails.
+            Some(r) => match rt
+                .pull(&image, foreign_platform.as_deref(), Some(&r.auth))
+                .await
+            {
+                Ok(d) => Ok(d),
+                Err(e) => rt.local_image(&image).await?.ok_or(e),
+            },
+            None => match rt.local_image(&image).await? {
+                Some(d) => Ok(d),
+                None => rt.pull(&image, foreign_platform.as_deref(), None).await,
             },
         };
+        let digest = match pulled {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = format!("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref {asked}: {e}");
+                set_reason(task, &name, &reason);
+                save(agent, task).await?;
+                request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
+                return Ok(());
+            }
+        };
+        if registry.is_some() {
+            resolved.insert(name.clone(), image.clone());
+        }
         if foreign_platform.is_some() {
             let image_arch = rt.image_architecture(&image).await?;
             let emulated = crate::runtime::emulation_registered(
@@ -706,6 +727,9 @@ async fn start_containers(
         if existing.is_none() {
             let mut spec = spec_for(&agent.owner, task, def, net, task.runtime.cgroup.as_deref());
             spec.platform = platforms.get(&name).cloned().flatten();
+            if let Some(image) = resolved.get(&name) {
+                spec.image = image.clone();
+            }
             rt.remove(&spec.name).await?;
             match rt.create(&spec).await {
                 Ok(id) => {

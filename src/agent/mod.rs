@@ -48,7 +48,7 @@ use crate::metrics::Metrics;
 use crate::runtime::{Runtime, LABEL_POOL, LABEL_TASK};
 use crate::store::Store;
 
-pub use control::{ControlPlane, LocalControlPlane, RemoteControlPlane};
+pub use control::{ControlPlane, LocalControlPlane, RegistryPull, RemoteControlPlane};
 pub use lifecycle::reconcile;
 
 /// How often every live task is looked at even without an event.
@@ -88,6 +88,8 @@ pub struct Setup {
     /// Woken when it saves what it observed of a task (the service
     /// scheduler's topic, inside `berth server`).
     pub observed: Option<Arc<Wake>>,
+    /// The registry ECR image names resolve to (inside `berth server`).
+    pub registry: Option<Arc<crate::ecr::Ecr>>,
 }
 
 impl Default for Setup {
@@ -97,6 +99,7 @@ impl Default for Setup {
             pool: Arc::new(pool::SandboxPool::new(0)),
             clock: Arc::new(crate::clock::SystemClock),
             observed: None,
+            registry: None,
         }
     }
 }
@@ -117,6 +120,7 @@ impl Agent {
         let control = Arc::new(LocalControlPlane {
             store,
             logs,
+            registry: setup.registry.clone(),
             observed: setup.observed.clone(),
         });
         Agent::with_control_plane(control, runtime, events, owner, setup)

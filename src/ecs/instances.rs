@@ -84,6 +84,8 @@ const CAPABILITIES: &[&str] = &[
     "com.amazonaws.ecs.capability.task-iam-role",
     "com.amazonaws.ecs.capability.task-iam-role-network-host",
     "ecs.capability.execution-role-awslogs",
+    "com.amazonaws.ecs.capability.ecr-auth",
+    "ecs.capability.execution-role-ecr-pull",
     "ecs.capability.task-eni",
     "ecs.capability.task-cpu-mem-limit",
     "ecs.capability.container-health-check",

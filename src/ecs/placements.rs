@@ -136,7 +136,8 @@ mod tests {
                 store.clone(),
                 Default::default(),
                 Arc::new(crate::clock::SystemClock),
-            );
+            )
+            .unwrap();
             let ecs = services.ecs.clone();
             let mut r = Registry::default();
             r.add(ecs.clone().service());

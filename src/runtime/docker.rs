@@ -20,8 +20,8 @@ use futures_util::StreamExt;
 use super::cgroup::TaskCgroups;
 use super::hostaddr::HostAddresses;
 use super::{
-    ContainerInfo, ContainerSpec, NetworkAttach, PortBinding, Protocol, PublishedPort, Runtime,
-    RuntimeError, TaskLimits, LABEL_MANAGED, TASK_NETWORK,
+    ContainerInfo, ContainerSpec, NetworkAttach, PortBinding, Protocol, PublishedPort, PullAuth,
+    Runtime, RuntimeError, TaskLimits, LABEL_MANAGED, TASK_NETWORK,
 };
 
 pub struct DockerRuntime {
@@ -220,11 +220,19 @@ impl Runtime for DockerRuntime {
 
     async fn local_image(&self, image: &str) -> Result<Option<String>, RuntimeError> {
         match self.docker.inspect_image(image).await {
-            Ok(i) => Ok(i
-                .repo_digests
-                .and_then(|d| d.into_iter().next())
-                .and_then(|d| d.split_once('@').map(|(_, h)| h.to_string()))
-                .or(i.id)),
+            Ok(i) => {
+                // The digest of this image's own repository when it has
+                // one (an image pushed to several has one each).
+                let repo = repository_of(image);
+                let digests = i.repo_digests.unwrap_or_default();
+                let own = digests
+                    .iter()
+                    .find(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
+                    .or(digests.first());
+                Ok(own
+                    .and_then(|d| d.split_once('@').map(|(_, h)| h.to_string()))
+                    .or(i.id))
+            }
             Err(e) if is_404(&e) => Ok(None),
             Err(e) => Err(other(e)),
         }
@@ -264,13 +272,24 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    async fn pull(&self, image: &str, platform: Option<&str>) -> Result<String, RuntimeError> {
+    async fn pull(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        auth: Option<&PullAuth>,
+    ) -> Result<String, RuntimeError> {
         let opts = CreateImageOptions {
             from_image: Some(image.to_string()),
             platform: platform.unwrap_or_default().to_string(),
             ..Default::default()
         };
-        let mut stream = self.docker.create_image(Some(opts), None, None);
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut stream = self.docker.create_image(Some(opts), None, credentials);
         while let Some(item) = stream.next().await {
             if let Err(e) = item {
                 return Err(RuntimeError::Pull(e.to_string()));
@@ -551,6 +570,16 @@ impl Runtime for DockerRuntime {
             }
         }
         Ok(out)
+    }
+}
+
+/// An image reference without its tag or digest (`host:5000/a/b:v1` →
+/// `host:5000/a/b`).
+fn repository_of(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => image,
     }
 }
 

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::{
-    ContainerInfo, ContainerSpec, NetworkAttach, PortBinding, Runtime, RuntimeError, TaskLimits,
-    LABEL_MANAGED,
+    ContainerInfo, ContainerSpec, NetworkAttach, PortBinding, PullAuth, Runtime, RuntimeError,
+    TaskLimits, LABEL_MANAGED,
 };
 use crate::clock::Clock;
 
@@ -236,7 +236,12 @@ impl Runtime for FakeRuntime {
         Ok(s.images.get(image).and_then(|p| p.arch).map(str::to_string))
     }
 
-    async fn pull(&self, image: &str, _platform: Option<&str>) -> Result<String, RuntimeError> {
+    async fn pull(
+        &self,
+        image: &str,
+        _platform: Option<&str>,
+        _auth: Option<&PullAuth>,
+    ) -> Result<String, RuntimeError> {
         let mut s = self.state.lock().unwrap();
         self.record(&mut s, "pull");
         if !s.images.contains_key(image) {

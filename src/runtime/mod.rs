@@ -188,6 +188,15 @@ pub struct ContainerInfo {
     pub ports: Vec<PortBinding>,
 }
 
+/// Credentials for a registry, as `docker login` would give them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullAuth {
+    /// The registry's host (`127.0.0.1:4566`).
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
 #[async_trait]
 pub trait Runtime: Send + Sync {
     /// Create the network if it does not exist.
@@ -206,9 +215,15 @@ pub trait Runtime: Send + Sync {
     /// image was built for; `None` when the image is not present, or when
     /// it does not say.
     async fn image_architecture(&self, image: &str) -> Result<Option<String>, RuntimeError>;
-    /// Pull an image, the variant for `platform` (`linux/arm64`) when given;
-    /// the digest (or id) of what was pulled.
-    async fn pull(&self, image: &str, platform: Option<&str>) -> Result<String, RuntimeError>;
+    /// Pull an image, the variant for `platform` (`linux/arm64`) when given,
+    /// with the registry credentials `auth` when given; the digest (or id)
+    /// of what was pulled.
+    async fn pull(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        auth: Option<&PullAuth>,
+    ) -> Result<String, RuntimeError>;
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
     async fn start(&self, id: &str) -> Result<(), RuntimeError>;
     /// SIGTERM, then SIGKILL after `timeout_s`; returns when it has stopped.
