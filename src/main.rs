@@ -153,6 +153,12 @@ enum Command {
         /// policy (ECR does it within a day).
         #[arg(long, default_value_t = 3600.0)]
         ecr_lifecycle_interval_seconds: f64,
+        /// How images of Berth's registry are got before a task starts, as
+        /// the ECS agent's ECS_IMAGE_PULL_BEHAVIOR: default (pull, else the
+        /// cached copy), always, once, prefer-cached. Images of other
+        /// registries are pulled only when not cached.
+        #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "default")]
+        image_pull_behavior: berth::agent::pull::PullBehavior,
     },
     /// Run the agent of a container instance on this Docker host, for a
     /// cluster of a server elsewhere: register, heartbeat, run the tasks
@@ -187,6 +193,10 @@ enum Command {
         state_dir: Option<PathBuf>,
         #[arg(long)]
         region: Option<String>,
+        /// As `berth server`'s: ECS_IMAGE_PULL_BEHAVIOR for images of the
+        /// server's registry.
+        #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "default")]
+        image_pull_behavior: berth::agent::pull::PullBehavior,
     },
     /// Local container instances: Docker hosts of an EC2 instance type's
     /// size, registered with a cluster, for the EC2 launch type.
@@ -200,6 +210,9 @@ enum Command {
     Services(berth::ecs::cli::ServicesCommand),
     /// Load balancers: the URL of each, and the health of its targets.
     Lb(berth::elb::cli::LbCommand),
+    /// The image registry's repositories: their images and size, their
+    /// URI to push to, and what their lifecycle policies expire next.
+    Images(berth::ecr::cli::ImagesCommand),
     /// Convert workloads between launch types: task definitions between
     /// FARGATE and EC2, App Runner services and Docker Compose files.
     Migrate {
@@ -247,6 +260,7 @@ fn main() -> anyhow::Result<()> {
             sandbox_pool,
             hosts_file,
             ecr_lifecycle_interval_seconds,
+            image_pull_behavior,
         } => {
             let settings = Settings {
                 agent_timeout_ms: agent_timeout_seconds as i64 * 1000,
@@ -323,10 +337,10 @@ fn main() -> anyhow::Result<()> {
                     bus.topic(Topic::LoadBalancers),
                 );
                 runner.start(
-                    Arc::new(berth::ecr::collector::Collector {
-                        ecr: services.ecr.clone(),
-                        lifecycle_interval_ms: services.settings.ecr_lifecycle_interval_ms,
-                    }),
+                    Arc::new(berth::ecr::collector::Collector::new(
+                        services.ecr.clone(),
+                        services.settings.ecr_lifecycle_interval_ms,
+                    )),
                     bus.topic(Topic::Registry),
                 );
                 runner.start(
@@ -358,6 +372,7 @@ fn main() -> anyhow::Result<()> {
                         clock: clock.clone(),
                         observed: Some(bus.topic(Topic::Services)),
                         registry: Some(services.ecr.clone()),
+                        pull_behavior: image_pull_behavior,
                     },
                     agent.clone(),
                     runner.clone(),
@@ -394,6 +409,7 @@ fn main() -> anyhow::Result<()> {
             address,
             state_dir,
             region,
+            image_pull_behavior,
         } => {
             let client = berth::client::Client::from_env(Some(&server), region.as_deref())?;
             let region = region
@@ -417,6 +433,7 @@ fn main() -> anyhow::Result<()> {
                 address,
                 state_dir: state_dir.unwrap_or_else(|| default_data_dir().join("agent")),
                 region,
+                pull_behavior: image_pull_behavior,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let result = rt.block_on(async move {
@@ -442,6 +459,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Services(cmd) => exit_with(berth::ecs::cli::run(cmd)),
         Command::Lb(cmd) => exit_with(berth::elb::cli::run(cmd)),
+        Command::Images(cmd) => exit_with(berth::ecr::cli::run(cmd)),
         Command::Migrate { action } => exit_with(berth::migrate::run(action)),
         Command::Cost { action } => exit_with(berth::cost::run(action)),
         Command::Doctor { listen, data_dir } => {

@@ -88,6 +88,7 @@ impl World {
                 clock: clock.clone(),
                 observed: None,
                 registry: None,
+                pull_behavior: Default::default(),
             },
         )
     }

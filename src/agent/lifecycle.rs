@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::network::{self, NetworkMode};
+use super::pull::Plan;
 use super::{awslogs, Agent};
 use crate::context::epoch_seconds;
 use crate::ecs::shapes::{
@@ -649,21 +650,27 @@ async fn start_containers(
         );
         let registry = agent.control.registry_pull(&asked).await?;
         let image = registry.as_ref().map_or(asked.clone(), |r| r.image.clone());
-        let pulled = match &registry {
-            // From a registry, as the ECS agent's default pull behaviour:
-            // pull (a tag may have moved), and fall back to the image
-            // cached when the pull fails.
-            Some(r) => match rt
-                .pull(&image, foreign_platform.as_deref(), Some(&r.auth))
-                .await
-            {
-                Ok(d) => Ok(d),
-                Err(e) => rt.local_image(&image).await?.ok_or(e),
-            },
-            None => match rt.local_image(&image).await? {
-                Some(d) => Ok(d),
-                None => rt.pull(&image, foreign_platform.as_deref(), None).await,
-            },
+        let cached = rt.local_image(&image).await?;
+        let before = agent.pulled.lock().unwrap().contains(&image);
+        let plan = super::pull::plan(
+            agent.pull_behavior,
+            registry.is_some(),
+            cached.is_some(),
+            before,
+        );
+        let pulled = match plan {
+            Plan::UseCached => Ok(cached.clone().unwrap_or_default()),
+            Plan::Pull { fallback } => {
+                let auth = registry.as_ref().map(|r| &r.auth);
+                match rt.pull(&image, foreign_platform.as_deref(), auth).await {
+                    Ok(d) => {
+                        agent.pulled.lock().unwrap().insert(image.clone());
+                        Ok(d)
+                    }
+                    Err(e) if fallback => cached.clone().ok_or(e),
+                    Err(e) => Err(e),
+                }
+            }
         };
         let digest = match pulled {
             Ok(d) => d,

@@ -32,6 +32,7 @@ pub mod control;
 mod lifecycle;
 mod network;
 pub mod pool;
+pub mod pull;
 pub mod remote;
 #[cfg(test)]
 mod tests;
@@ -72,6 +73,10 @@ pub struct Agent {
     pub pool: Arc<pool::SandboxPool>,
     /// Where the times it reports come from.
     pub clock: Arc<dyn Clock>,
+    /// `ECS_IMAGE_PULL_BEHAVIOR` for images of Berth's registry.
+    pub pull_behavior: pull::PullBehavior,
+    /// The images this agent has pulled (the `once` behaviour).
+    pulled: Mutex<HashSet<String>>,
     in_flight: Mutex<HashSet<String>>,
     /// Container id → the task copying its output to CloudWatch Logs.
     followers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
@@ -90,6 +95,8 @@ pub struct Setup {
     pub observed: Option<Arc<Wake>>,
     /// The registry ECR image names resolve to (inside `berth server`).
     pub registry: Option<Arc<crate::ecr::Ecr>>,
+    /// `ECS_IMAGE_PULL_BEHAVIOR` for images of Berth's registry.
+    pub pull_behavior: pull::PullBehavior,
 }
 
 impl Default for Setup {
@@ -100,6 +107,7 @@ impl Default for Setup {
             clock: Arc::new(crate::clock::SystemClock),
             observed: None,
             registry: None,
+            pull_behavior: pull::PullBehavior::default(),
         }
     }
 }
@@ -140,6 +148,8 @@ impl Agent {
             metrics: setup.metrics,
             pool: setup.pool,
             clock: setup.clock,
+            pull_behavior: setup.pull_behavior,
+            pulled: Mutex::new(HashSet::new()),
             control,
             runtime,
             events,

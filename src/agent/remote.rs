@@ -34,6 +34,8 @@ pub struct Options {
     pub address: Option<String>,
     pub state_dir: PathBuf,
     pub region: String,
+    /// `ECS_IMAGE_PULL_BEHAVIOR` for images of the server's registry.
+    pub pull_behavior: super::pull::PullBehavior,
 }
 
 /// What the agent remembers between runs.
@@ -211,7 +213,10 @@ pub async fn run(client: Client, opts: Options, runtime: Arc<dyn Runtime>) -> an
         events.clone(),
         state.owner,
         // An agent on another host makes its sandboxes when needed.
-        super::Setup::default(),
+        super::Setup {
+            pull_behavior: opts.pull_behavior,
+            ..super::Setup::default()
+        },
     );
     let runner = crate::controllers::Runner::new(Arc::default());
     runner.start(Arc::new(super::AgentLoop::new(agent)), events);
@@ -234,6 +239,7 @@ mod tests {
             address: None,
             state_dir: dir.to_path_buf(),
             region: "eu-west-1".into(),
+            pull_behavior: Default::default(),
         }
     }
 

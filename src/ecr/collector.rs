@@ -27,6 +27,18 @@ pub struct Collector {
     pub ecr: Arc<Ecr>,
     /// How often each repository's lifecycle policy is enforced.
     pub lifecycle_interval_ms: i64,
+    /// How old an unheld blob file must be to be removed ([`FILE_GRACE`]).
+    pub file_grace: Duration,
+}
+
+impl Collector {
+    pub fn new(ecr: Arc<Ecr>, lifecycle_interval_ms: i64) -> Collector {
+        Collector {
+            ecr,
+            lifecycle_interval_ms,
+            file_grace: FILE_GRACE,
+        }
+    }
 }
 
 /// What a pass did.
@@ -64,7 +76,7 @@ impl Collector {
             )?)
         })?;
         let files = ecr.blobs.list().map_err(layers::io_error)?;
-        let old_enough = std::time::SystemTime::now() - FILE_GRACE;
+        let old_enough = std::time::SystemTime::now() - self.file_grace;
         for (digest, size) in files {
             if ecr
                 .store

@@ -46,11 +46,15 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ImageRow> {
 
 /// The tags of an image.
 pub fn tags_of(conn: &Connection, repo_id: i64, digest: &str) -> ApiResult<Vec<String>> {
+    // Sorted here: an ORDER BY would lead SQLite to walk the primary key
+    // (every tag of the repository) instead of the index by digest.
     let mut st = conn.prepare_cached(
-        "SELECT tag FROM ecr_image_tags WHERE repository_id = ?1 AND digest = ?2 ORDER BY tag",
+        "SELECT tag FROM ecr_image_tags WHERE repository_id = ?1 AND digest = ?2",
     )?;
     let rows = st.query_map(params![repo_id, digest], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut tags: Vec<String> = rows.collect::<Result<_, _>>()?;
+    tags.sort();
+    Ok(tags)
 }
 
 /// The image with `digest`, with its tags.

@@ -18,11 +18,13 @@
 //! * `registry.rs`: the distribution protocol (`/v2/…`);
 //! * `blobs.rs`: blob files, content-addressed; `manifest.rs` and
 //!   `names.rs` (pure): manifests, names, digests, ECR image URIs;
+//! * `cli.rs`: `berth images`;
 //! * `collector.rs`: the controller that enforces lifecycle policies and
 //!   removes what nothing references.
 
 pub mod auth;
 pub mod blobs;
+pub mod cli;
 pub mod collector;
 pub mod images;
 pub mod layers;
@@ -34,6 +36,8 @@ pub mod registry;
 pub mod repositories;
 #[rustfmt::skip]
 pub mod shapes;
+#[cfg(test)]
+mod tests_registry;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -28,7 +28,7 @@ import urllib.request
 import botocore.exceptions
 import pytest
 
-from conftest import ACCESS_KEY, BUSYBOX, REGION, SECRET_KEY, AwsCliError, client, unique, wait_status
+from conftest import ACCESS_KEY, BERTH, BUSYBOX, REGION, SECRET_KEY, AwsCliError, Server, client, unique, wait_status, wait_task
 from test_ec2_tasks import add_instances, remove_instances
 
 ACCOUNT = "000000000000"
@@ -771,3 +771,118 @@ def test_pushed_image_survives_kill_9(fresh_server, docker_env):
     docker_env.login(s)
     docker_env.pull(ref)
     assert f"127.0.0.1:{s.port}/{name}@{digest}" in docker_env.repo_digests(ref)
+
+
+# --- lifecycle policies -----------------------------------------------------------------------------------
+
+
+def keep_newest_v(count):
+    return json.dumps({"rules": [{
+        "rulePriority": 1, "description": f"keep the newest {count} v* images",
+        "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"],
+                      "countType": "imageCountMoreThan", "countNumber": count},
+        "action": {"type": "expire"}}]})
+
+
+def test_lifecycle_policy_previewed_then_enforced(tmp_path, docker_env):
+    s = Server(str(tmp_path), extra_args=["--ecr-lifecycle-interval-seconds", "1"]).start()
+    try:
+        ecr = client(s.endpoint, "ecr")
+        ecr_raw = client(s.endpoint, "ecr", validate=False)
+        docker_env.login(s)
+        name = new_repo(ecr, "ttl")
+        pushed = [push_new_image(docker_env, s, name, tag=f"v{i}", label="ttl") for i in (1, 2, 3)]
+        digests = [d for _, _, d in pushed]
+
+        # A policy ECR refuses changes nothing.
+        bad = keep_newest_v(1).replace('"expire"', '"delete"')
+        assert code_of(lambda: ecr_raw.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=bad))[0] \
+            == "InvalidParameterException"
+        assert code_of(lambda: ecr.get_lifecycle_policy(repositoryName=name))[0] == "LifecyclePolicyNotFoundException"
+
+        # The preview names the two older images, and expires nothing.
+        ecr.start_lifecycle_policy_preview(repositoryName=name, lifecyclePolicyText=keep_newest_v(1))
+        preview = ecr.get_lifecycle_policy_preview(repositoryName=name)
+        assert preview["status"] == "COMPLETE"
+        assert sorted(r["imageDigest"] for r in preview["previewResults"]) == sorted(digests[:2])
+        assert all(r["appliedRulePriority"] == 1 and r["action"]["type"] == "EXPIRE"
+                   for r in preview["previewResults"])
+        assert preview["summary"]["expiringImageTotalCount"] == 2
+        assert len(ecr.describe_images(repositoryName=name)["imageDetails"]) == 3
+
+        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=keep_newest_v(1))
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            left = ecr.describe_images(repositoryName=name)["imageDetails"]
+            if len(left) == 1:
+                break
+            time.sleep(0.3)
+        assert [d["imageDigest"] for d in left] == [digests[2]], left
+        assert left[0]["imageTags"] == ["v3"]
+        assert ecr.get_lifecycle_policy(repositoryName=name)["lastEvaluatedAt"]
+        # The expired images are gone from the registry, their own layers too.
+        reg = Registry(s, api_password(ecr))
+        for d in digests[:2]:
+            st, _, _ = reg.manifest(name, d, method="HEAD")
+            assert st == 404
+        st, _, body = reg("GET", f"/v2/{name}/tags/list")
+        assert st == 200 and json.loads(body)["tags"] == ["v3"]
+        # `berth images` lists the repository, its one image, and that the
+        # policy expires nothing more until two more pushes.
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+        p = subprocess.run([BERTH, "images", "--endpoint-url", s.endpoint], capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        [row] = [line for line in p.stdout.splitlines() if line.startswith(name + " ")]
+        assert row.split()[1] == "1", p.stdout
+        assert f"127.0.0.1:{s.port}/{name}" in row, p.stdout
+        assert "after 1 more push(es)" in row, p.stdout
+    finally:
+        s.stop()
+
+
+# --- pull behaviour ---------------------------------------------------------------------------------------
+
+
+def test_pull_behaviours_with_the_registry_lacking_a_cached_image(tmp_path, docker_env, images):
+    """ECS_IMAGE_PULL_BEHAVIOR when the registry no longer has an image the
+    machine still caches: `default` pulls, fails and runs the cached copy;
+    `prefer-cached` runs the cached copy without pulling; `always` fails
+    the task as the pull does."""
+    def run(server, name):
+        ecs = client(server.endpoint)
+        cluster = unique("pull")
+        ecs.create_cluster(clusterName=cluster)
+        td = ecs.register_task_definition(
+            family=unique("pull"), requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu="256", memory="512", executionRoleArn=EXEC_ROLE,
+            containerDefinitions=[{"name": "main", "image": ecr_image(name, "v1"), "essential": True}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        arn = ecs.run_task(cluster=cluster, taskDefinition=td, launchType="FARGATE",
+                           networkConfiguration=NET)["tasks"][0]["taskArn"]
+        task = wait_task(ecs, cluster, arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"),
+                         what="RUNNING or STOPPED")
+        ecs.stop_task(cluster=cluster, task=arn)
+        return task
+
+    for behaviour, runs in (("default", True), ("prefer-cached", True), ("always", False)):
+        d = tmp_path / behaviour
+        d.mkdir()
+        s = Server(str(d), env={"ECS_IMAGE_PULL_BEHAVIOR": behaviour}).start()
+        try:
+            ecr = client(s.endpoint, "ecr")
+            docker_env.login(s)
+            name = new_repo(ecr, "pull")
+            local, ref, digest = push_new_image(docker_env, s, name)
+            # The registry loses the image; the machine keeps its copy.
+            ecr.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "v1"}])
+            assert docker_env.exists(ref)
+            task = run(s, name)
+            if runs:
+                assert task["lastStatus"] == "RUNNING", (behaviour, task)
+                assert task["containers"][0]["imageDigest"] == digest
+            else:
+                assert task["lastStatus"] == "STOPPED", (behaviour, task)
+                assert task["stopCode"] == "TaskFailedToStart"
+                assert task["stoppedReason"].startswith("CannotPullContainerError"), task["stoppedReason"]
+        finally:
+            s.stop()
