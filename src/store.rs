@@ -519,7 +519,7 @@ pub const MIGRATIONS: &[&str] = &[
     // contents live in files under the data dir (`registry/`).
     r#"
     CREATE TABLE ecr_repositories (
-        id                INTEGER PRIMARY KEY,
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
         account           TEXT NOT NULL,
         region            TEXT NOT NULL,
         name              TEXT NOT NULL,

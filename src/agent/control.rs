@@ -44,8 +44,13 @@ pub trait ControlPlane: Send + Sync {
     /// Where, and with what credentials, an image that names one of this
     /// control plane's ECR registries (`<account>.dkr.ecr.<region>.amazonaws.com/…`)
     /// is pulled: the same image in Berth's registry. `None` for any other
-    /// image, and where no registry is at hand.
-    async fn registry_pull(&self, _image: &str) -> anyhow::Result<Option<RegistryPull>> {
+    /// image, and where no registry is at hand. A task of `account` pulls
+    /// only from its own account's registry.
+    async fn registry_pull(
+        &self,
+        _image: &str,
+        _account: &str,
+    ) -> anyhow::Result<Option<RegistryPull>> {
         Ok(None)
     }
     /// Whether a task exists and is not STOPPED (the orphan sweep keeps
@@ -74,6 +79,18 @@ pub trait ControlPlane: Send + Sync {
 }
 
 /// The control plane of the agent inside `berth server`: the store.
+/// A task pulls only from its own account's registry (cross-account
+/// pulls wait for repository policies to be enforced).
+fn own_account(e: &crate::ecr::names::EcrImage, account: &str) -> anyhow::Result<()> {
+    if e.account != account {
+        anyhow::bail!(
+            "access denied: the task's account {account} may not pull from the registry of account {}",
+            e.account
+        );
+    }
+    Ok(())
+}
+
 /// An image as it is pulled from Berth's registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryPull {
@@ -93,11 +110,16 @@ pub struct LocalControlPlane {
 
 #[async_trait]
 impl ControlPlane for LocalControlPlane {
-    async fn registry_pull(&self, image: &str) -> anyhow::Result<Option<RegistryPull>> {
+    async fn registry_pull(
+        &self,
+        image: &str,
+        account: &str,
+    ) -> anyhow::Result<Option<RegistryPull>> {
         let (Some(ecr), Some(e)) = (&self.registry, crate::ecr::names::EcrImage::parse(image))
         else {
             return Ok(None);
         };
+        own_account(&e, account)?;
         Ok(Some(RegistryPull {
             image: e.at(&ecr.host),
             auth: crate::runtime::PullAuth {
@@ -261,10 +283,22 @@ pub fn task_to_wire(t: &TaskRow) -> Value {
 impl ControlPlane for RemoteControlPlane {
     /// The registry is the server's: an ECR token from its API, the image
     /// at the server's address.
-    async fn registry_pull(&self, image: &str) -> anyhow::Result<Option<RegistryPull>> {
+    async fn registry_pull(
+        &self,
+        image: &str,
+        account: &str,
+    ) -> anyhow::Result<Option<RegistryPull>> {
         let Some(e) = crate::ecr::names::EcrImage::parse(image) else {
             return Ok(None);
         };
+        own_account(&e, account)?;
+        if e.region != self.client.region() {
+            anyhow::bail!(
+                "the image's registry is in {}, and this agent's credentials are for {}",
+                e.region,
+                self.client.region()
+            );
+        }
         let out = self
             .client
             .call_service(

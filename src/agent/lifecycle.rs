@@ -648,7 +648,17 @@ async fn start_containers(
             name_of(def).to_string(),
             def.image.clone().unwrap_or_default(),
         );
-        let registry = agent.control.registry_pull(&asked).await?;
+        let account = task.arn.split(':').nth(4).unwrap_or_default().to_string();
+        let registry = match agent.control.registry_pull(&asked, &account).await {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref {asked}: {e:#}");
+                set_reason(task, &name, &reason);
+                save(agent, task).await?;
+                request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
+                return Ok(());
+            }
+        };
         let image = registry.as_ref().map_or(asked.clone(), |r| r.image.clone());
         let cached = rt.local_image(&image).await?;
         let before = agent.pulled.lock().unwrap().contains(&image);

@@ -33,6 +33,21 @@ pub struct BlobStore {
     /// a large upload does not read it again (lost on restart: then the
     /// file is read once more).
     hashers: Mutex<HashMap<String, (Sha256, u64)>>,
+    /// Uploads a request is writing to or finishing: one at a time each,
+    /// so nothing is appended to a file once it has become a blob.
+    busy: Mutex<std::collections::HashSet<String>>,
+}
+
+/// The claim of one request on an upload, released when dropped.
+pub struct Claim<'a> {
+    store: &'a BlobStore,
+    id: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.store.busy.lock().unwrap().remove(&self.id);
+    }
 }
 
 impl BlobStore {
@@ -44,6 +59,7 @@ impl BlobStore {
         Ok(BlobStore {
             root: root.to_path_buf(),
             hashers: Mutex::new(HashMap::new()),
+            busy: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -110,9 +126,25 @@ impl BlobStore {
         fs::metadata(self.upload_path(id)?).ok().map(|m| m.len())
     }
 
+    /// Claim an upload for one request; `Busy` while another holds it.
+    pub fn claim(&self, id: &str) -> io::Result<Claim<'_>> {
+        if !self.busy.lock().unwrap().insert(id.to_string()) {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "another request is writing to this upload",
+            ));
+        }
+        Ok(Claim {
+            store: self,
+            id: id.to_string(),
+        })
+    }
+
     /// A writer appending to an upload, for a request body arriving in
-    /// pieces; [`Appender::close`] it to keep the running digest.
+    /// pieces; [`Appender::close`] it to keep the running digest. It holds
+    /// the upload's claim.
     pub fn appender(&self, id: &str) -> io::Result<Appender<'_>> {
+        let claim = self.claim(id)?;
         let path = self
             .upload_path(id)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such upload"))?;
@@ -123,6 +155,7 @@ impl BlobStore {
             _ => None,
         };
         Ok(Appender {
+            _claim: claim,
             store: self,
             id: id.to_string(),
             file: io::BufWriter::with_capacity(1 << 20, f),
@@ -133,6 +166,7 @@ impl BlobStore {
 
     /// Append `bytes` to an upload; its new size.
     pub fn append(&self, id: &str, bytes: &[u8]) -> io::Result<u64> {
+        let _claim = self.claim(id)?;
         let path = self
             .upload_path(id)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such upload"))?;
@@ -157,6 +191,7 @@ impl BlobStore {
     /// size.
     pub fn finish(&self, id: &str, expected: &str) -> Result<u64, FinishError> {
         let path = self.upload_path(id).ok_or(FinishError::Unknown)?;
+        let _claim = self.claim(id)?;
         let file = File::open(&path).map_err(|_| FinishError::Unknown)?;
         let size = file.metadata()?.len();
         let kept = self.hashers.lock().unwrap().remove(id);
@@ -176,8 +211,14 @@ impl BlobStore {
             expected: expected.to_string(),
             actual: actual.clone(),
         })?;
-        if dest.exists() {
+        // A blob already stored is kept when whole; it is made young again
+        // so the collector leaves it to the link about to be written.
+        if fs::metadata(&dest).is_ok_and(|m| m.len() == size) {
             fs::remove_file(&path)?;
+            File::options()
+                .write(true)
+                .open(&dest)?
+                .set_modified(std::time::SystemTime::now())?;
             return Ok(size);
         }
         let dir = dest.parent().expect("a blob path has a folder");
@@ -189,10 +230,27 @@ impl BlobStore {
 
     /// Drop an upload.
     pub fn cancel(&self, id: &str) {
+        let Ok(_claim) = self.claim(id) else {
+            return;
+        };
         self.hashers.lock().unwrap().remove(id);
         if let Some(p) = self.upload_path(id) {
             let _ = fs::remove_file(p);
         }
+    }
+
+    /// Upload files (id, last written), for the collector to find those
+    /// nothing records.
+    pub fn upload_files(&self) -> io::Result<Vec<(String, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(self.root.join("uploads"))? {
+            let e = e?;
+            out.push((
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata()?.modified()?,
+            ));
+        }
+        Ok(out)
     }
 
     /// Store `bytes` as a blob at once (manifests pushed through the API);
@@ -242,6 +300,7 @@ impl BlobStore {
 
 /// An upload being appended to (see [`BlobStore::appender`]).
 pub struct Appender<'a> {
+    _claim: Claim<'a>,
     store: &'a BlobStore,
     id: String,
     file: io::BufWriter<File>,

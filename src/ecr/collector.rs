@@ -61,11 +61,18 @@ impl Collector {
                 .lifecycle_updated
                 .is_none_or(|at| now_ms - at >= self.lifecycle_interval_ms);
             if due {
-                let expired = policies::enforce(ecr, r.id, now_ms)?;
-                if !expired.is_empty() {
-                    tracing::info!(repository = %r.name, images = expired.len(), "lifecycle policy expired images");
+                // One repository's failure does not stop the rest.
+                match policies::enforce(ecr, r.id, now_ms) {
+                    Ok(expired) => {
+                        if !expired.is_empty() {
+                            tracing::info!(repository = %r.name, images = expired.len(), "lifecycle policy expired images");
+                        }
+                        out.expired += expired.len();
+                    }
+                    Err(e) => {
+                        tracing::warn!(repository = %r.name, error = %e, "lifecycle policy not enforced")
+                    }
                 }
-                out.expired += expired.len();
             }
         }
         out.unlinked = ecr.store.write(|tx| {
@@ -78,14 +85,22 @@ impl Collector {
         let files = ecr.blobs.list().map_err(layers::io_error)?;
         let old_enough = std::time::SystemTime::now() - self.file_grace;
         for (digest, size) in files {
-            if ecr
-                .store
-                .read(|conn| layers::linked_anywhere(conn, &digest))?
-            {
+            if ecr.blobs.modified(&digest).is_none_or(|m| m >= old_enough) {
                 continue;
             }
-            if ecr.blobs.modified(&digest).is_some_and(|m| m < old_enough) {
+            // Checked and removed under the store's writer, so no link to
+            // it is written meanwhile (a finishing upload makes the file
+            // young again before it links it).
+            let removed = ecr.store.write(|tx| {
+                if layers::linked_anywhere(tx, &digest)?
+                    || ecr.blobs.modified(&digest).is_none_or(|m| m >= old_enough)
+                {
+                    return Ok(false);
+                }
                 ecr.blobs.remove(&digest).map_err(layers::io_error)?;
+                Ok(true)
+            })?;
+            if removed {
                 out.files_removed += 1;
                 out.bytes_freed += size;
             }
@@ -106,6 +121,20 @@ impl Collector {
         for id in stale {
             ecr.blobs.cancel(&id);
             ecr.store.write(|tx| layers::forget_upload(tx, &id))?;
+        }
+        // Upload files nothing records (their repository was deleted, or
+        // the process stopped between making the file and its row).
+        let known: std::collections::HashSet<String> = ecr
+            .store
+            .read(layers::uploads)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let abandoned = std::time::SystemTime::now() - self.file_grace.max(FILE_GRACE);
+        for (id, modified) in ecr.blobs.upload_files().map_err(layers::io_error)? {
+            if !known.contains(&id) && modified < abandoned {
+                ecr.blobs.cancel(&id);
+            }
         }
         Ok(out)
     }

@@ -154,9 +154,10 @@ pub fn push(
     let digest = digest_of(bytes);
     if let Some(e) = expected_digest {
         if e != digest {
-            return Err(ApiError::invalid_parameter(format!(
-                "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'The provided digest {e} does not match the digest of the manifest {digest}'"
-            )));
+            return Err(ApiError::new(
+                "ImageDigestDoesNotMatchException",
+                format!("The specified image digest {e} does not match the digest of the manifest {digest}"),
+            ));
         }
     }
     if let Some(t) = tag {
@@ -274,55 +275,73 @@ pub enum DeleteRefused {
 /// Delete by reference: a digest deletes the image and its tags; a tag
 /// removes the tag, and the image with it when it was its last (as
 /// `BatchDeleteImage` does). The digest it acted on.
-pub fn delete(tx: &Transaction, repo_id: i64, r: &Reference) -> Result<String, DeleteRefused> {
-    let inner = || -> ApiResult<Result<String, DeleteRefused>> {
-        let image = match resolve(tx, repo_id, r)? {
-            Some(i) => i,
-            None => return Ok(Err(DeleteRefused::NotFound)),
-        };
-        if let Reference::Tag(t) = r {
-            if image.tags.len() > 1 {
-                tx.execute(
-                    "DELETE FROM ecr_image_tags WHERE repository_id = ?1 AND tag = ?2",
-                    params![repo_id, t],
-                )?;
-                return Ok(Ok(image.digest));
-            }
-        }
-        let referenced: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM ecr_image_refs WHERE repository_id = ?1 AND ref_digest = ?2)",
-            params![repo_id, image.digest],
-            |r| r.get(0),
-        )?;
-        if referenced {
-            return Ok(Err(DeleteRefused::ReferencedByIndex));
-        }
-        let refs: Vec<String> = {
-            let mut st = tx.prepare(
-                "SELECT ref_digest FROM ecr_image_refs WHERE repository_id = ?1 AND image_digest = ?2",
-            )?;
-            let rows = st.query_map(params![repo_id, image.digest], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for sql in [
-            "DELETE FROM ecr_image_tags WHERE repository_id = ?1 AND digest = ?2",
-            "DELETE FROM ecr_image_refs WHERE repository_id = ?1 AND image_digest = ?2",
-            "DELETE FROM ecr_images WHERE repository_id = ?1 AND digest = ?2",
-        ] {
-            tx.execute(sql, params![repo_id, image.digest])?;
-        }
-        // The layers only this image used leave the repository with it;
-        // their files go once no repository holds them.
-        for r in refs {
-            tx.execute(
-                "DELETE FROM ecr_layers WHERE repository_id = ?1 AND digest = ?2 AND NOT EXISTS \
-                 (SELECT 1 FROM ecr_image_refs WHERE repository_id = ?1 AND ref_digest = ?2)",
-                params![repo_id, r],
-            )?;
-        }
-        Ok(Ok(image.digest))
+pub fn delete(
+    tx: &Transaction,
+    repo_id: i64,
+    r: &Reference,
+    now_ms: i64,
+) -> ApiResult<Result<String, DeleteRefused>> {
+    let image = match resolve(tx, repo_id, r)? {
+        Some(i) => i,
+        None => return Ok(Err(DeleteRefused::NotFound)),
     };
-    inner().unwrap_or(Err(DeleteRefused::NotFound))
+    if let Reference::Tag(t) = r {
+        if image.tags.len() > 1 {
+            return untag(tx, repo_id, t);
+        }
+    }
+    let referenced: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM ecr_image_refs WHERE repository_id = ?1 AND ref_digest = ?2)",
+        params![repo_id, image.digest],
+        |r| r.get(0),
+    )?;
+    if referenced {
+        return Ok(Err(DeleteRefused::ReferencedByIndex));
+    }
+    let refs: Vec<String> = {
+        let mut st = tx.prepare(
+            "SELECT ref_digest FROM ecr_image_refs WHERE repository_id = ?1 AND image_digest = ?2",
+        )?;
+        let rows = st.query_map(params![repo_id, image.digest], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for sql in [
+        "DELETE FROM ecr_image_tags WHERE repository_id = ?1 AND digest = ?2",
+        "DELETE FROM ecr_image_refs WHERE repository_id = ?1 AND image_digest = ?2",
+        "DELETE FROM ecr_images WHERE repository_id = ?1 AND digest = ?2",
+    ] {
+        tx.execute(sql, params![repo_id, image.digest])?;
+    }
+    // The layers only this image used stay in the repository for the
+    // collector's grace from now (a push under way may have been told
+    // they are there), then leave it; their files go once no repository
+    // holds them.
+    for r in refs {
+        tx.execute(
+            "UPDATE ecr_layers SET linked_at = ?3 WHERE repository_id = ?1 AND digest = ?2 AND NOT EXISTS \
+             (SELECT 1 FROM ecr_image_refs WHERE repository_id = ?1 AND ref_digest = ?2)",
+            params![repo_id, r, now_ms],
+        )?;
+    }
+    Ok(Ok(image.digest))
+}
+
+/// Remove one tag; the image stays (untagged if it was its last).
+pub fn untag(
+    tx: &Transaction,
+    repo_id: i64,
+    tag: &str,
+) -> ApiResult<Result<String, DeleteRefused>> {
+    match tag_digest(tx, repo_id, tag)? {
+        Some(d) => {
+            tx.execute(
+                "DELETE FROM ecr_image_tags WHERE repository_id = ?1 AND tag = ?2",
+                params![repo_id, tag],
+            )?;
+            Ok(Ok(d))
+        }
+        None => Ok(Err(DeleteRefused::NotFound)),
+    }
 }
 
 /// An `ImageIdentifier` as a reference; a digest and a tag must agree.
@@ -496,7 +515,7 @@ pub fn batch_delete_image(
                     continue;
                 }
             };
-            match delete(tx, repo.id, &r) {
+            match delete(tx, repo.id, &r, ctx.now_millis())? {
                 Ok(digest) => deleted.push(ImageIdentifier {
                     image_digest: Some(digest),
                     image_tag: id.image_tag.clone(),

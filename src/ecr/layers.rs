@@ -16,9 +16,9 @@ use super::{check_registry, Ecr};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 
-/// The part size ECR advertises (and its minimum for all but the last
-/// part).
-pub const PART_SIZE: i64 = 10 * 1024 * 1024;
+/// The part size advertised: what a JSON request carries in base64
+/// within the pipeline's 10 MiB body limit.
+pub const PART_SIZE: i64 = 5 * 1024 * 1024;
 
 /// The size of a blob the repository holds.
 pub fn linked(conn: &Connection, repo_id: i64, digest: &str) -> ApiResult<Option<i64>> {
@@ -31,10 +31,11 @@ pub fn linked(conn: &Connection, repo_id: i64, digest: &str) -> ApiResult<Option
         .optional()?)
 }
 
-/// Make a stored blob part of a repository.
+/// Make a stored blob part of a repository (again: its grace restarts).
 pub fn link(tx: &Transaction, repo_id: i64, digest: &str, size: i64, now_ms: i64) -> ApiResult<()> {
     tx.execute(
-        "INSERT OR IGNORE INTO ecr_layers (repository_id, digest, size, linked_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO ecr_layers (repository_id, digest, size, linked_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = MAX(linked_at, excluded.linked_at)",
         params![repo_id, digest, size, now_ms],
     )?;
     Ok(())

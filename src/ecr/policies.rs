@@ -269,7 +269,7 @@ pub fn enforce(ecr: &Ecr, repo_id: i64, now_ms: i64) -> ApiResult<Vec<String>> {
         let all = images::all(tx, repo_id)?;
         let mut expired = Vec::new();
         for e in lifecycle::evaluate(&policy, &facts(&all), now_ms) {
-            match images::delete(tx, repo_id, &Reference::Digest(e.digest.clone())) {
+            match images::delete(tx, repo_id, &Reference::Digest(e.digest.clone()), now_ms)? {
                 Ok(d) => expired.push(d),
                 Err(DeleteRefused::ReferencedByIndex | DeleteRefused::NotFound) => {}
             }

@@ -89,9 +89,7 @@ fn from_api(e: ApiError) -> Error {
             (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
         }
         "ImageTagAlreadyExistsException" => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
-        "InvalidParameterException" if e.message.contains("'imageDigest'") => {
-            (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
-        }
+        "ImageDigestDoesNotMatchException" => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
         "InvalidParameterException" if e.message.contains("'imageTag'") => {
             (StatusCode::BAD_REQUEST, "TAG_INVALID")
         }
@@ -157,25 +155,24 @@ enum Route {
 }
 
 fn route(rest: &str) -> Option<Route> {
-    if let Some(name) = rest.strip_suffix("/tags/list") {
-        return Some(Route::Tags(name.to_string()));
+    // From the end, in fixed shapes: a reference, digest or upload id
+    // holds no slash, while a repository name may hold `manifests` or
+    // `blobs` as one of its components.
+    let parts: Vec<&str> = rest.split('/').collect();
+    let n = parts.len();
+    let name = |k: usize| {
+        let name = parts[..n.saturating_sub(k)].join("/");
+        (n > k && !name.is_empty()).then_some(name)
+    };
+    match parts.as_slice() {
+        [.., "tags", "list"] => Some(Route::Tags(name(2)?)),
+        [.., "blobs", "uploads", ""] => Some(Route::Uploads(name(3)?)),
+        [.., "blobs", "uploads"] => Some(Route::Uploads(name(2)?)),
+        [.., "blobs", "uploads", id] => Some(Route::Upload(name(3)?, id.to_string())),
+        [.., "manifests", r] if !r.is_empty() => Some(Route::Manifest(name(2)?, r.to_string())),
+        [.., "blobs", d] if !d.is_empty() => Some(Route::Blob(name(2)?, d.to_string())),
+        _ => None,
     }
-    if let Some((name, r)) = rest.rsplit_once("/manifests/") {
-        return Some(Route::Manifest(name.to_string(), r.to_string()));
-    }
-    if let Some(name) = rest
-        .strip_suffix("/blobs/uploads/")
-        .or_else(|| rest.strip_suffix("/blobs/uploads"))
-    {
-        return Some(Route::Uploads(name.to_string()));
-    }
-    if let Some((name, id)) = rest.rsplit_once("/blobs/uploads/") {
-        return Some(Route::Upload(name.to_string(), id.to_string()));
-    }
-    if let Some((name, d)) = rest.rsplit_once("/blobs/") {
-        return Some(Route::Blob(name.to_string(), d.to_string()));
-    }
-    None
 }
 
 fn query(req: &Request, key: &str) -> Option<String> {
@@ -400,8 +397,16 @@ async fn delete_manifest(
     let repo = repository(ecr, grant, name).await?;
     let r = Reference::parse(reference);
     let ecr2 = ecr.clone();
-    let outcome =
-        blocking(move || ecr2.store.write(|tx| Ok(images::delete(tx, repo.id, &r)))).await?;
+    // By tag, the distribution protocol removes the tag only; by digest,
+    // the image.
+    let outcome = blocking(move || {
+        let now = ecr2.clock.now_ms();
+        ecr2.store.write(|tx| match &r {
+            Reference::Tag(t) => images::untag(tx, repo.id, t),
+            Reference::Digest(_) => images::delete(tx, repo.id, &r, now),
+        })
+    })
+    .await?;
     match outcome {
         Ok(_) => {
             ecr.bus.wake(crate::events::Topic::Registry);
@@ -459,8 +464,18 @@ async fn get_blob(
         ));
     }
     let (ecr2, d) = (ecr.clone(), digest.to_string());
-    let linked =
-        blocking(move || ecr2.store.read(|conn| layers::linked(conn, repo.id, &d))).await?;
+    // A HEAD is how a push learns a layer is there and need not be sent:
+    // the layer's grace in the repository starts again.
+    let linked = blocking(move || {
+        let linked = ecr2.store.read(|conn| layers::linked(conn, repo.id, &d))?;
+        if let (true, Some(size)) = (head, linked) {
+            let now = ecr2.clock.now_ms();
+            ecr2.store
+                .write(|tx| layers::link(tx, repo.id, &d, size, now))?;
+        }
+        Ok(linked)
+    })
+    .await?;
     if linked.is_none() {
         return Err(unknown());
     }
@@ -760,6 +775,16 @@ mod tests {
             Some(Route::Blob("a".into(), "sha256:00".into()))
         );
         assert_eq!(route("nothing"), None);
+        // A name may hold `manifests` or `blobs` as a component.
+        assert_eq!(
+            route("team/manifests/app/blobs/uploads/"),
+            Some(Route::Uploads("team/manifests/app".into()))
+        );
+        assert_eq!(
+            route("team/blobs/x/manifests/v1"),
+            Some(Route::Manifest("team/blobs/x".into(), "v1".into()))
+        );
+        assert_eq!(route("/manifests/v1"), None);
     }
 
     #[test]

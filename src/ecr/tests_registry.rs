@@ -195,29 +195,36 @@ fn deleting_a_tag_deletes_the_image_only_with_its_last_tag() {
     let out = w
         .ecr
         .store
-        .write(|tx| Ok(images::delete(tx, r.id, &Reference::Tag("v2".into()))))
+        .write(|tx| images::delete(tx, r.id, &Reference::Tag("v2".into()), T0))
         .unwrap();
     assert_eq!(out, Ok(d.clone()));
     assert_eq!(w.tags("app"), vec![(d.clone(), vec!["v1".to_string()])]);
     w.ecr
         .store
-        .write(|tx| Ok(images::delete(tx, r.id, &Reference::Tag("v1".into()))))
+        .write(|tx| images::delete(tx, r.id, &Reference::Tag("v1".into()), T0))
         .unwrap()
         .unwrap();
     assert!(w.tags("app").is_empty());
-    // Its layers left the repository with it.
-    let config_and_layer: i64 = w
-        .ecr
-        .store
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM ecr_layers WHERE repository_id = ?1",
-                [r.id],
-                |row| row.get(0),
-            )?)
-        })
-        .unwrap();
-    assert_eq!(config_and_layer, 0);
+    // Its layers stay through the grace (a push under way may count on
+    // them), then leave the repository.
+    let layers = |w: &World| -> i64 {
+        w.ecr
+            .store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM ecr_layers WHERE repository_id = ?1",
+                    [r.id],
+                    |row| row.get(0),
+                )?)
+            })
+            .unwrap()
+    };
+    assert_eq!(layers(&w), 2);
+    w.clock.advance_ms(UNREFERENCED_GRACE_MS + 1);
+    let mut collector = Collector::new(w.ecr.clone(), DAY);
+    collector.file_grace = Duration::ZERO;
+    assert_eq!(collector.collect(w.clock.now_ms()).unwrap().unlinked, 2);
+    assert_eq!(layers(&w), 0);
 }
 
 #[test]
@@ -349,8 +356,11 @@ fn lifecycle_policies_expire_what_their_preview_shows_and_free_the_files() {
     let done = collector.collect(w.clock.now_ms()).unwrap();
     assert_eq!(done.expired, 1);
     assert_eq!(w.tags("ttl"), vec![(d_new.clone(), vec!["v1".to_string()])]);
-    // The old image's layer and config are gone from the disk, the new
-    // one's are kept.
+    assert_eq!(done.files_removed, 0, "the layers' grace has not passed");
+    // After the grace the old image's layer and config are gone from the
+    // disk, the new one's are kept.
+    w.clock.advance_ms(UNREFERENCED_GRACE_MS + 1);
+    let done = collector.collect(w.clock.now_ms()).unwrap();
     assert_eq!(done.files_removed, 2);
     assert_eq!(w.ecr.blobs.list().unwrap().len(), files_before - 2);
     assert_eq!(
