@@ -159,6 +159,12 @@ enum Command {
         /// registries are pulled only when not cached.
         #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "default")]
         image_pull_behavior: berth::agent::pull::PullBehavior,
+        /// The master key that seals every KMS key (and so every secret):
+        /// a file of 32 bytes, made with mode 0600 if missing. Keep it
+        /// apart from the data dir to make a copy of the data dir alone
+        /// unreadable. Default: kms/master.key in the data dir.
+        #[arg(long, env = "BERTH_MASTER_KEY_FILE")]
+        master_key_file: Option<PathBuf>,
     },
     /// Run the agent of a container instance on this Docker host, for a
     /// cluster of a server elsewhere: register, heartbeat, run the tasks
@@ -261,6 +267,7 @@ fn main() -> anyhow::Result<()> {
             hosts_file,
             ecr_lifecycle_interval_seconds,
             image_pull_behavior,
+            master_key_file,
         } => {
             let settings = Settings {
                 agent_timeout_ms: agent_timeout_seconds as i64 * 1000,
@@ -275,6 +282,7 @@ fn main() -> anyhow::Result<()> {
                 },
                 endpoint: format!("http://{}", listen.replace("0.0.0.0", "127.0.0.1")),
                 ecr_lifecycle_interval_ms: (ecr_lifecycle_interval_seconds * 1000.0) as i64,
+                master_key_file,
             };
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&data_dir)
@@ -287,7 +295,7 @@ fn main() -> anyhow::Result<()> {
             let store = Arc::new(Store::open(&data_dir.join("berth.db"), durability)?);
             let clock: Arc<dyn berth::clock::Clock> = Arc::new(berth::clock::SystemClock);
             let services = Services::new(store.clone(), settings, clock.clone())
-                .context("opening the registry's storage")?;
+                .context("opening the registry's storage or the master key")?;
             let metrics = Arc::new(berth::metrics::Metrics::default());
             let app = Arc::new(App {
                 metrics: metrics.clone(),
@@ -373,6 +381,10 @@ fn main() -> anyhow::Result<()> {
                         observed: Some(bus.topic(Topic::Services)),
                         registry: Some(services.ecr.clone()),
                         pull_behavior: image_pull_behavior,
+                        secrets: Some(berth::agent::control::SecretStores {
+                            ssm: services.ssm.clone(),
+                            asm: services.secrets.clone(),
+                        }),
                     },
                     agent.clone(),
                     runner.clone(),

@@ -510,6 +510,30 @@ pub fn ecr() -> &'static Model {
     M.get_or_init(|| Model::from_json(include_str!("../models/ecr-2015-09-21.json")))
 }
 
+/// AWS KMS (JSON 1.1).
+pub fn kms() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/kms-2014-11-01.json")))
+}
+
+/// AWS Systems Manager's Parameter Store (JSON 1.1).
+pub fn ssm() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/ssm-2014-11-06.json")))
+}
+
+/// AWS Secrets Manager (JSON 1.1).
+pub fn secretsmanager() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/secretsmanager-2017-10-17.json")))
+}
+
+/// AWS IAM (Query).
+pub fn iam() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::from_json(include_str!("../models/iam-2010-05-08.json")))
+}
+
 pub fn sts() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
     M.get_or_init(|| Model::from_json(include_str!("../models/sts-2011-06-15.json")))

@@ -22,8 +22,11 @@ use crate::ecr::Ecr;
 use crate::ecs::Ecs;
 use crate::elb::Elb;
 use crate::events::Bus;
+use crate::kms::Kms;
 use crate::logs::Logs;
+use crate::secretsmanager::SecretsManager;
 use crate::settings::Settings;
+use crate::ssm::Ssm;
 use crate::store::Store;
 use crate::wire::Registry;
 use crate::{autoscaling, ec2, elb, platform, sts};
@@ -38,6 +41,9 @@ pub struct Services {
     pub autoscaling: Arc<Autoscaling>,
     pub elb: Arc<Elb>,
     pub ecr: Arc<Ecr>,
+    pub kms: Arc<Kms>,
+    pub ssm: Arc<Ssm>,
+    pub secrets: Arc<SecretsManager>,
 }
 
 impl Services {
@@ -56,11 +62,25 @@ impl Services {
             settings.clone(),
             Arc::new(autoscaling::managed::Groups),
         ));
-        let registry_dir = store
+        let data_dir = store
             .path()
             .parent()
             .unwrap_or(std::path::Path::new("."))
-            .join("registry");
+            .to_path_buf();
+        let registry_dir = data_dir.join("registry");
+        let master_key = settings
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("kms").join("master.key"));
+        let kms = Arc::new(Kms::open(store.clone(), &master_key)?);
+        let ssm = Arc::new(Ssm {
+            store: store.clone(),
+            kms: kms.clone(),
+        });
+        let secrets = Arc::new(SecretsManager {
+            store: store.clone(),
+            kms: kms.clone(),
+        });
         let ecr = Arc::new(Ecr::open(
             store.clone(),
             bus.clone(),
@@ -85,6 +105,9 @@ impl Services {
             instances: Arc::new(crate::ecs::instances::LoadBalancerInstances),
         });
         Ok(Services {
+            kms,
+            ssm,
+            secrets,
             elb,
             ecr,
             store,
@@ -106,6 +129,9 @@ impl Services {
             .add(autoscaling::service(self.autoscaling.clone()))
             .add(elb::service(self.elb.clone()))
             .add(self.ecr.clone().service())
+            .add(self.kms.clone().service())
+            .add(self.ssm.clone().service())
+            .add(self.secrets.clone().service())
             .add(sts::service())
             .add(platform::service(Arc::new(platform::Platform {
                 ecs: self.ecs.clone(),

@@ -22,6 +22,10 @@ pub struct Settings {
     /// How often the registry enforces each repository's lifecycle policy
     /// (`--ecr-lifecycle-interval-seconds`; ECR: within a day).
     pub ecr_lifecycle_interval_ms: i64,
+    /// The file of the master key that seals every KMS key
+    /// (`--master-key-file`; by default `kms/master.key` in the data dir,
+    /// made on first start).
+    pub master_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -34,6 +38,7 @@ impl Default for Settings {
             fleet: FleetSettings::default(),
             endpoint: "http://127.0.0.1:4566".into(),
             ecr_lifecycle_interval_ms: 3_600_000,
+            master_key_file: None,
         }
     }
 }

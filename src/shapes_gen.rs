@@ -226,6 +226,88 @@ pub const ECR: Spec = Spec {
     uses: &[],
 };
 
+pub const KMS: Spec = Spec {
+    model: "models/kms-2014-11-01.json",
+    output: "src/kms/shapes.rs",
+    operations: &[
+        "CreateKey",
+        "DescribeKey",
+        "ListKeys",
+        "EnableKey",
+        "DisableKey",
+        "ScheduleKeyDeletion",
+        "CancelKeyDeletion",
+        "CreateAlias",
+        "DeleteAlias",
+        "ListAliases",
+        "Encrypt",
+        "Decrypt",
+        "GenerateDataKey",
+        "TagResource",
+        "UntagResource",
+        "ListResourceTags",
+    ],
+    shapes: &[],
+    overrides: &[],
+    open: &[],
+    timestamp: "f64",
+    uses: &[],
+};
+
+pub const SSM: Spec = Spec {
+    model: "models/ssm-2014-11-06.json",
+    output: "src/ssm/shapes.rs",
+    operations: &[
+        "PutParameter",
+        "GetParameter",
+        "GetParameters",
+        "GetParametersByPath",
+        "DeleteParameter",
+        "DeleteParameters",
+        "DescribeParameters",
+        "GetParameterHistory",
+        "LabelParameterVersion",
+        "UnlabelParameterVersion",
+        "AddTagsToResource",
+        "RemoveTagsFromResource",
+        "ListTagsForResource",
+    ],
+    shapes: &[],
+    overrides: &[],
+    open: &[],
+    timestamp: "f64",
+    uses: &[],
+};
+
+pub const SECRETS_MANAGER: Spec = Spec {
+    model: "models/secretsmanager-2017-10-17.json",
+    output: "src/secretsmanager/shapes.rs",
+    operations: &[
+        "CreateSecret",
+        "GetSecretValue",
+        "BatchGetSecretValue",
+        "PutSecretValue",
+        "UpdateSecret",
+        "DescribeSecret",
+        "ListSecrets",
+        "DeleteSecret",
+        "RestoreSecret",
+        "UpdateSecretVersionStage",
+        "ListSecretVersionIds",
+        "TagResource",
+        "UntagResource",
+        "GetRandomPassword",
+        "PutResourcePolicy",
+        "GetResourcePolicy",
+        "DeleteResourcePolicy",
+    ],
+    shapes: &[],
+    overrides: &[],
+    open: &[],
+    timestamp: "f64",
+    uses: &[],
+};
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
@@ -598,5 +680,20 @@ mod tests {
     #[test]
     fn ecr_shapes_are_up_to_date() {
         check(&ECR);
+    }
+
+    #[test]
+    fn kms_shapes_are_up_to_date() {
+        check(&KMS);
+    }
+
+    #[test]
+    fn ssm_shapes_are_up_to_date() {
+        check(&SSM);
+    }
+
+    #[test]
+    fn secrets_manager_shapes_are_up_to_date() {
+        check(&SECRETS_MANAGER);
     }
 }

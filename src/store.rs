@@ -585,6 +585,86 @@ pub const MIGRATIONS: &[&str] = &[
         started_at    INTEGER NOT NULL
     );
     "#,
+    // 17: keys and secrets. KMS keys (their material sealed under the
+    // master key kept outside the database) and aliases; SSM parameters,
+    // every version kept (a SecureString's value sealed by KMS); Secrets
+    // Manager's secrets and their versions (values sealed by KMS).
+    r#"
+    CREATE TABLE kms_keys (
+        key_id      TEXT PRIMARY KEY,
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        description TEXT NOT NULL,
+        key_usage   TEXT NOT NULL,
+        key_spec    TEXT NOT NULL,
+        manager     TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        deletion_at INTEGER,
+        material    BLOB NOT NULL,
+        tags        TEXT NOT NULL
+    );
+    CREATE INDEX kms_keys_by_account ON kms_keys (account, region);
+    CREATE TABLE kms_aliases (
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        key_id     TEXT NOT NULL REFERENCES kms_keys (key_id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (account, region, name)
+    );
+    CREATE TABLE ssm_parameters (
+        account TEXT NOT NULL,
+        region  TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        tags    TEXT NOT NULL,
+        PRIMARY KEY (account, region, name)
+    );
+    CREATE TABLE ssm_parameter_versions (
+        account         TEXT NOT NULL,
+        region          TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        version         INTEGER NOT NULL,
+        type            TEXT NOT NULL,
+        value           TEXT,
+        sealed          BLOB,
+        key_id          TEXT,
+        description     TEXT,
+        allowed_pattern TEXT,
+        data_type       TEXT NOT NULL,
+        tier            TEXT NOT NULL,
+        labels          TEXT NOT NULL,
+        modified_at     INTEGER NOT NULL,
+        modified_by     TEXT NOT NULL,
+        PRIMARY KEY (account, region, name, version)
+    );
+    CREATE TABLE sm_secrets (
+        arn         TEXT PRIMARY KEY,
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        description TEXT,
+        kms_key_id  TEXT,
+        created_at  INTEGER NOT NULL,
+        changed_at  INTEGER NOT NULL,
+        accessed_at INTEGER,
+        deleted_at  INTEGER,
+        tags        TEXT NOT NULL,
+        policy      TEXT,
+        UNIQUE (account, region, name)
+    );
+    CREATE TABLE sm_secret_versions (
+        arn        TEXT NOT NULL REFERENCES sm_secrets (arn) ON DELETE CASCADE,
+        version_id TEXT NOT NULL,
+        stages     TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        sealed     BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (arn, version_id)
+    );
+    "#,
 ];
 
 const READERS: usize = 4;

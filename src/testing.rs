@@ -29,6 +29,7 @@ pub struct World {
     pub fake: Arc<FakeRuntime>,
     pub agent: Arc<Agent>,
     pool_size: usize,
+    secrets: crate::agent::control::SecretStores,
 }
 
 /// The subnet FARGATE tests run in.
@@ -58,8 +59,13 @@ impl World {
         let ecs = services.ecs.clone();
         let mut app = App::in_process(services.registry());
         app.clock = clock.clone();
-        let agent = Self::agent_on(&store, &ecs, &fake, &clock, pool);
+        let secrets = crate::agent::control::SecretStores {
+            ssm: services.ssm.clone(),
+            asm: services.secrets.clone(),
+        };
+        let agent = Self::agent_on(&store, &ecs, &fake, &clock, pool, &secrets);
         World {
+            secrets,
             _dir: dir,
             store,
             ecs,
@@ -77,6 +83,7 @@ impl World {
         fake: &Arc<FakeRuntime>,
         clock: &Arc<ManualClock>,
         pool: usize,
+        secrets: &crate::agent::control::SecretStores,
     ) -> Arc<Agent> {
         Agent::new(
             store.clone(),
@@ -89,6 +96,7 @@ impl World {
                 observed: None,
                 registry: None,
                 pull_behavior: Default::default(),
+                secrets: Some(secrets.clone()),
             },
         )
     }
@@ -101,6 +109,7 @@ impl World {
             &self.fake,
             &self.clock,
             self.pool_size,
+            &self.secrets,
         );
     }
 

@@ -53,6 +53,23 @@ pub trait ControlPlane: Send + Sync {
     ) -> anyhow::Result<Option<RegistryPull>> {
         Ok(None)
     }
+    /// The values of container secrets (`valueFrom`s, in order) for a task
+    /// of `account` in `region`, read as its execution role; `Err` is the
+    /// task's stopped reason, in ECS's words.
+    async fn resolve_secrets(
+        &self,
+        _account: &str,
+        _region: &str,
+        value_froms: &[String],
+    ) -> Result<Vec<String>, String> {
+        if value_froms.is_empty() {
+            return Ok(Vec::new());
+        }
+        Err(format!(
+            "{}: no parameter store or secrets manager is reachable from this agent",
+            super::secrets::FAILED
+        ))
+    }
     /// Whether a task exists and is not STOPPED (the orphan sweep keeps
     /// its containers).
     async fn task_live(&self, arn: &str) -> anyhow::Result<bool> {
@@ -106,6 +123,15 @@ pub struct LocalControlPlane {
     pub registry: Option<Arc<crate::ecr::Ecr>>,
     /// Woken after each save (the service scheduler watches tasks).
     pub observed: Option<Arc<crate::events::Wake>>,
+    /// Where container secrets are read.
+    pub secrets: Option<SecretStores>,
+}
+
+/// Parameter Store and Secrets Manager, as the server's agent reads them.
+#[derive(Clone)]
+pub struct SecretStores {
+    pub ssm: Arc<crate::ssm::Ssm>,
+    pub asm: Arc<crate::secretsmanager::SecretsManager>,
 }
 
 #[async_trait]
@@ -128,6 +154,51 @@ impl ControlPlane for LocalControlPlane {
                 password: crate::ecr::auth::password_for(ecr, &e.account, &e.region),
             },
         }))
+    }
+
+    async fn resolve_secrets(
+        &self,
+        account: &str,
+        region: &str,
+        value_froms: &[String],
+    ) -> Result<Vec<String>, String> {
+        use super::secrets::{resolve_all, Lookup};
+        if value_froms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(stores) = self.secrets.clone() else {
+            return Err(format!(
+                "{}: no parameter store or secrets manager is configured",
+                super::secrets::FAILED
+            ));
+        };
+        let lookup = |r: Result<String, crate::error::ApiError>, missing: &[&str]| match r {
+            Ok(v) => Lookup::Found(v),
+            Err(e) if missing.contains(&e.code.as_str()) => Lookup::Missing,
+            Err(e) => Lookup::Failed(e),
+        };
+        let (account, region) = (account.to_string(), region.to_string());
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let value_froms = value_froms.to_vec();
+        tokio::task::spawn_blocking(move || {
+            resolve_all(
+                &value_froms,
+                |vf| {
+                    lookup(
+                        stores.ssm.resolve_value_from(&account, &region, vf),
+                        &["ParameterNotFound", "ParameterVersionNotFound"],
+                    )
+                },
+                |vf| {
+                    lookup(
+                        stores.asm.resolve_value_from(&account, &region, vf, now_ms),
+                        &[],
+                    )
+                },
+            )
+        })
+        .await
+        .map_err(|e| format!("{}: {e}", super::secrets::FAILED))?
     }
 
     async fn live_tasks(&self) -> anyhow::Result<Vec<String>> {
@@ -325,6 +396,89 @@ impl ControlPlane for RemoteControlPlane {
                 password: password.into(),
             },
         }))
+    }
+
+    /// Secrets are read from the server's Parameter Store
+    /// (`GetParameters`) and Secrets Manager (`GetSecretValue`), as the
+    /// ECS agent reads them, with this agent's credentials.
+    async fn resolve_secrets(
+        &self,
+        account: &str,
+        region: &str,
+        value_froms: &[String],
+    ) -> Result<Vec<String>, String> {
+        use super::secrets::{is_secrets_manager, report, Lookup};
+        let failed = |e: ClientError| match e {
+            ClientError::Api { code, message } => {
+                Lookup::Failed(crate::error::ApiError::new(code, message))
+            }
+            other => Lookup::Failed(crate::error::ApiError::new(
+                "RequestError",
+                other.to_string(),
+            )),
+        };
+        // The server answers for the account of this agent's key, which
+        // is the account of every task placed on its instance.
+        let _ = account;
+        if region != self.client.region() {
+            return Err(format!(
+                "{}: the task's region {region} is not this agent's ({})",
+                super::secrets::FAILED,
+                self.client.region()
+            ));
+        }
+        let mut lookups = Vec::with_capacity(value_froms.len());
+        for vf in value_froms {
+            let lookup = if is_secrets_manager(vf) {
+                match crate::secretsmanager::values::parse_value_from(vf) {
+                    Err(e) => Lookup::Failed(e),
+                    Ok(r) => {
+                        let mut body = json!({"SecretId": r.secret_id});
+                        if let Some(s) = &r.version_stage {
+                            body["VersionStage"] = json!(s);
+                        }
+                        if let Some(v) = &r.version_id {
+                            body["VersionId"] = json!(v);
+                        }
+                        match self
+                            .client
+                            .call_service("secretsmanager", "secretsmanager.GetSecretValue", &body)
+                            .await
+                        {
+                            Err(e) => failed(e),
+                            Ok(out) => match (out["SecretString"].as_str(), &r.json_key) {
+                                (None, _) => Lookup::Failed(crate::error::ApiError::new(
+                                    crate::secretsmanager::VALUE_FROM_ERROR,
+                                    format!("secret {} holds no SecretString; ECS injects SecretString values only", r.secret_id),
+                                )),
+                                (Some(text), None) => Lookup::Found(text.to_string()),
+                                (Some(text), Some(key)) => {
+                                    match crate::secretsmanager::values::json_field(text, key) {
+                                        Ok(v) => Lookup::Found(v),
+                                        Err(e) => Lookup::Failed(e),
+                                    }
+                                }
+                            },
+                        }
+                    }
+                }
+            } else {
+                let body = json!({"Names": [vf], "WithDecryption": true});
+                match self
+                    .client
+                    .call_service("ssm", "AmazonSSM.GetParameters", &body)
+                    .await
+                {
+                    Err(e) => failed(e),
+                    Ok(out) => match out["Parameters"][0]["Value"].as_str() {
+                        Some(v) => Lookup::Found(v.to_string()),
+                        None => Lookup::Missing,
+                    },
+                }
+            };
+            lookups.push(lookup);
+        }
+        report(value_froms, lookups)
     }
 
     async fn live_tasks(&self) -> anyhow::Result<Vec<String>> {

@@ -592,6 +592,45 @@ fn record_bindings(
     }
 }
 
+/// The environment (`NAME=value`) each container still to be created gets
+/// from its `secrets`; `Err` is the task's stopped reason.
+async fn task_secrets(
+    agent: &Agent,
+    task: &TaskRow,
+    defs: &[ContainerDefinition],
+) -> Result<HashMap<String, Vec<String>>, String> {
+    let wanted = super::secrets::wanted(
+        defs.iter()
+            .filter(|d| !task.runtime.containers.contains_key(name_of(d))),
+    );
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut parts = task.arn.split(':');
+    let region = parts.nth(3).unwrap_or_default();
+    let account = parts.next().unwrap_or_default();
+    let value_froms: Vec<String> = wanted
+        .values()
+        .flatten()
+        .map(|(_, vf)| vf.clone())
+        .collect();
+    let mut values = agent
+        .control
+        .resolve_secrets(account, region, &value_froms)
+        .await?
+        .into_iter();
+    Ok(wanted
+        .into_iter()
+        .map(|(container, list)| {
+            let env = list
+                .into_iter()
+                .map(|(name, _)| format!("{name}={}", values.next().unwrap_or_default()))
+                .collect();
+            (container, env)
+        })
+        .collect())
+}
+
 /// PENDING → ACTIVATING → RUNNING: pull, create, start in dependency order.
 async fn start_containers(
     agent: &Agent,
@@ -627,6 +666,15 @@ async fn start_containers(
         mode,
         pause_id: pause_id.as_deref(),
         host_ip: host_ip.as_deref(),
+    };
+    // Secrets of the containers still to be created, read before any pull
+    // as the ECS agent reads them; held in memory only.
+    let secret_env = match task_secrets(agent, task, defs).await {
+        Ok(env) => env,
+        Err(reason) => {
+            request_stop(agent, task, TaskStopCode::TaskFailedToStart, &reason).await?;
+            return Ok(());
+        }
     };
     // Pull what is missing.
     if task.doc.pull_started_at.is_none() {
@@ -743,6 +791,9 @@ async fn start_containers(
         };
         if existing.is_none() {
             let mut spec = spec_for(&agent.owner, task, def, net, task.runtime.cgroup.as_deref());
+            if let Some(vars) = secret_env.get(&name) {
+                spec.env.extend(vars.iter().cloned());
+            }
             spec.platform = platforms.get(&name).cloned().flatten();
             if let Some(image) = resolved.get(&name) {
                 spec.image = image.clone();

@@ -34,6 +34,7 @@ mod network;
 pub mod pool;
 pub mod pull;
 pub mod remote;
+pub mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -97,6 +98,8 @@ pub struct Setup {
     pub registry: Option<Arc<crate::ecr::Ecr>>,
     /// `ECS_IMAGE_PULL_BEHAVIOR` for images of Berth's registry.
     pub pull_behavior: pull::PullBehavior,
+    /// Where container secrets are read (inside `berth server`).
+    pub secrets: Option<control::SecretStores>,
 }
 
 impl Default for Setup {
@@ -108,6 +111,7 @@ impl Default for Setup {
             observed: None,
             registry: None,
             pull_behavior: pull::PullBehavior::default(),
+            secrets: None,
         }
     }
 }
@@ -130,6 +134,7 @@ impl Agent {
             logs,
             registry: setup.registry.clone(),
             observed: setup.observed.clone(),
+            secrets: setup.secrets.clone(),
         });
         Agent::with_control_plane(control, runtime, events, owner, setup)
     }

@@ -226,3 +226,76 @@ async fn the_output_of_containers_started_after_their_dependencies_is_stored() {
     assert_eq!(events("init"), ["init done"]);
     assert_eq!(events("main"), ["app up"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn secrets_become_environment_variables_and_a_missing_one_fails_the_task() {
+    let w = world();
+    w.call(
+        "SSM",
+        "PutParameter",
+        json!({"Name": "/app/db-url", "Value": "postgres://u:pw@db/app", "Type": "SecureString"}),
+    )
+    .unwrap();
+    let secret = w
+        .call(
+            "SecretsManager",
+            "CreateSecret",
+            json!({"Name": "openai", "SecretString": "{\"key\": \"sk-123\", \"org\": \"o\"}"}),
+        )
+        .unwrap()["ARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let td = w.fargate(json!([{"name": "main", "image": APP, "secrets": [
+        {"name": "DATABASE_URL", "valueFrom": "/app/db-url"},
+        {"name": "OPENAI_API_KEY", "valueFrom": format!("{secret}:key::")},
+        {"name": "WHOLE", "valueFrom": secret},
+    ]}]));
+    let arn = w.run_fargate(&td);
+    w.settle().await;
+    let t = w.task(&arn);
+    assert_eq!(t["lastStatus"], "RUNNING", "{t}");
+    let spec = w.fake.spec(&w.container_id(&arn, "main")).unwrap();
+    assert!(
+        spec.env
+            .contains(&"DATABASE_URL=postgres://u:pw@db/app".to_string()),
+        "{:?}",
+        spec.env
+    );
+    assert!(
+        spec.env.contains(&"OPENAI_API_KEY=sk-123".to_string()),
+        "{:?}",
+        spec.env
+    );
+    assert!(
+        spec.env.iter().any(|e| e.starts_with("WHOLE={")),
+        "{:?}",
+        spec.env
+    );
+    // The values appear nowhere ECS shows.
+    let shown = format!(
+        "{t}{}",
+        w.ecs("DescribeTaskDefinition", json!({"taskDefinition": td}))
+    );
+    assert!(
+        !shown.contains("pw@db") && !shown.contains("sk-123"),
+        "{shown}"
+    );
+
+    let td = w.fargate(json!([{"name": "main", "image": APP, "secrets": [
+        {"name": "A", "valueFrom": "/app/missing"},
+        {"name": "B", "valueFrom": "/app/db-url"},
+    ]}]));
+    let arn = w.run_fargate(&td);
+    w.settle().await;
+    let t = w.task(&arn);
+    assert_eq!(t["lastStatus"], "STOPPED", "{t}");
+    assert_eq!(t["stopCode"], "TaskFailedToStart");
+    let reason = t["stoppedReason"].as_str().unwrap();
+    assert!(reason.starts_with("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secrets from ssm"), "{reason}");
+    assert!(
+        reason.ends_with("invalid ssm parameters: /app/missing"),
+        "{reason}"
+    );
+    assert!(!reason.contains("pw@db"));
+}

@@ -5,7 +5,6 @@
 //! blobs. The registry accepts it as HTTP Basic credentials (`docker login
 //! --username AWS`) and serves that account's repositories in that region.
 
-use std::io::{Read, Write};
 use std::path::Path;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -44,28 +43,9 @@ pub struct Grant {
 impl TokenKey {
     /// Read the key at `path`, or make one there (0600) if none exists.
     pub fn load_or_create(path: &Path) -> std::io::Result<TokenKey> {
-        let mut key = [0u8; 32];
-        match std::fs::File::open(path) {
-            Ok(mut f) => {
-                f.read_exact(&mut key)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use std::os::unix::fs::OpenOptionsExt;
-                rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
-                let tmp = path.with_extension("tmp");
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                f.write_all(&key)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, path)?;
-            }
-            Err(e) => return Err(e),
-        }
-        Ok(TokenKey { key })
+        Ok(TokenKey {
+            key: crate::keyfile::load_or_create(path)?,
+        })
     }
 
     /// A key for tests.

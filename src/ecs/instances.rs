@@ -86,6 +86,8 @@ const CAPABILITIES: &[&str] = &[
     "ecs.capability.execution-role-awslogs",
     "com.amazonaws.ecs.capability.ecr-auth",
     "ecs.capability.execution-role-ecr-pull",
+    "ecs.capability.secrets.ssm.environment-variables",
+    "ecs.capability.secrets.asm.environment-variables",
     "ecs.capability.task-eni",
     "ecs.capability.task-cpu-mem-limit",
     "ecs.capability.container-health-check",
