@@ -2,8 +2,10 @@
 //!
 //! `cargo bench --bench api` starts `berth server` on a free port with a fresh
 //! data directory (unless `--endpoint-url URL` points at a running server),
-//! seeds a cluster and a task definition family, then measures four
-//! operations, each with one client and with 16 concurrent clients. Every
+//! seeds a cluster, a task definition family and two SSM parameters, then
+//! measures six operations (four of ECS; Parameter Store's GetParameter of
+//! a String and of a SecureString decrypted through KMS), each with one
+//! client and with 16 concurrent clients. Every
 //! request is SigV4-signed individually and goes over its client's own
 //! keep-alive HTTP/1.1 connection.
 //!
@@ -70,11 +72,11 @@ fn parse_args() -> anyhow::Result<Args> {
 
 /// Send one request for `op` (signed, or the unsigned baseline); returns the
 /// status and body, and the latency of the round trip (signing excluded).
-async fn timed_call(client: &mut Client, op: &str, body: &Bytes) -> (CallResult, Duration) {
-    let req = if op == BASELINE {
+async fn timed_call(client: &mut Client, op: &Op, body: &Bytes) -> (CallResult, Duration) {
+    let req = if op.label == BASELINE {
         health_request(client.endpoint())
     } else {
-        client.signed_request(ECS_TARGET_PREFIX, op, body)
+        client.signed_request(op.target, op.name, body)
     };
     let req = match req {
         Ok(r) => r,
@@ -120,23 +122,40 @@ impl RunStats {
 }
 
 /// One client calling `op` until `deadline` or `max` requests.
-async fn client_loop(
-    ep: Endpoint,
-    op: &'static str,
-    body: Bytes,
-    deadline: Instant,
-    max: usize,
-) -> RunStats {
-    let mut client = Client::new(&ep);
+async fn client_loop(ep: Endpoint, op: Op, body: Bytes, deadline: Instant, max: usize) -> RunStats {
+    let mut client = Client::new(&ep).for_service(op.service);
     let mut stats = RunStats::default();
     let mut sent = 0;
     while sent < max && Instant::now() < deadline {
-        let (result, latency) = timed_call(&mut client, op, &body).await;
+        let (result, latency) = timed_call(&mut client, &op, &body).await;
         stats.record(result, latency);
         sent += 1;
     }
     stats
 }
+
+/// One measured operation: a label, the service's signing name and
+/// target prefix, the operation.
+#[derive(Clone, Copy)]
+struct Op {
+    label: &'static str,
+    service: &'static str,
+    target: &'static str,
+    name: &'static str,
+}
+
+impl Op {
+    const fn ecs(name: &'static str) -> Op {
+        Op {
+            label: name,
+            service: "ecs",
+            target: ECS_TARGET_PREFIX,
+            name,
+        }
+    }
+}
+
+const SSM_TARGET_PREFIX: &str = "AmazonSSM";
 
 struct Row {
     op: &'static str,
@@ -150,7 +169,7 @@ struct Row {
 
 async fn run(
     ep: &Endpoint,
-    op: &'static str,
+    op: Op,
     body: &Bytes,
     clients: usize,
     duration: Duration,
@@ -175,22 +194,23 @@ async fn run(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let total = stats.latencies.len() + stats.errors;
+    let label = op.label;
     if total == 0 || stats.errors * 2 > total {
         bail!(
-            "{op} with {clients} client(s): {} of {total} requests failed; first error: {}",
+            "{label} with {clients} client(s): {} of {total} requests failed; first error: {}",
             stats.errors,
             stats.first_error.as_deref().unwrap_or("none")
         );
     }
     if let Some(e) = &stats.first_error {
         eprintln!(
-            "warning: {op} with {clients} client(s): {} error(s); first: {e}",
+            "warning: {label} with {clients} client(s): {} error(s); first: {e}",
             stats.errors
         );
     }
     stats.latencies.sort_unstable();
     Ok(Row {
-        op,
+        op: label,
         clients,
         requests: total,
         errors: stats.errors,
@@ -222,16 +242,53 @@ async fn bench(args: &Args, ep: &Endpoint) -> anyhow::Result<Vec<Row>> {
             .await?;
     }
     drop(setup);
+    let mut ssm = Client::new(ep).for_service("ssm");
+    for (name, kind) in [
+        ("/bench/plain", "String"),
+        ("/bench/secret", "SecureString"),
+    ] {
+        let (status, body) = ssm
+            .call(
+                SSM_TARGET_PREFIX,
+                "PutParameter",
+                &json!({"Name": name, "Value": "postgres://app:pw@db:5432/app", "Type": kind, "Overwrite": true}),
+            )
+            .await?;
+        if status != 200 {
+            bail!(
+                "PutParameter failed with HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    drop(ssm);
+    let get_parameter = |label| Op {
+        label,
+        service: "ssm",
+        target: SSM_TARGET_PREFIX,
+        name: "GetParameter",
+    };
 
-    let ops: [(&'static str, serde_json::Value); 5] = [
-        (BASELINE, json!({})),
-        ("DescribeClusters", json!({"clusters": ["bench"]})),
-        ("RegisterTaskDefinition", taskdef("bench-reg")),
+    let ops: [(Op, serde_json::Value); 7] = [
+        (Op::ecs(BASELINE), json!({})),
+        (Op::ecs("DescribeClusters"), json!({"clusters": ["bench"]})),
+        (Op::ecs("RegisterTaskDefinition"), taskdef("bench-reg")),
         (
-            "DescribeTaskDefinition",
+            Op::ecs("DescribeTaskDefinition"),
             json!({"taskDefinition": "bench-web"}),
         ),
-        ("ListTaskDefinitions", json!({"familyPrefix": "bench-web"})),
+        (
+            Op::ecs("ListTaskDefinitions"),
+            json!({"familyPrefix": "bench-web"}),
+        ),
+        (
+            get_parameter("GetParameter String"),
+            json!({"Name": "/bench/plain"}),
+        ),
+        (
+            get_parameter("GetParameter Secure"),
+            json!({"Name": "/bench/secret", "WithDecryption": true}),
+        ),
     ];
     let sequential = Duration::from_secs_f64(if args.quick { 0.5 } else { 3.0 });
     let concurrent = Duration::from_secs_f64(args.seconds);

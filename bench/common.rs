@@ -276,6 +276,12 @@ impl Client {
         }
     }
 
+    /// The same client signing for another service (`ssm`, `kms`, …).
+    pub fn for_service(mut self, service: &str) -> Client {
+        self.signer.service = service.to_string();
+        self
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.ep
     }
