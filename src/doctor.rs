@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
+    /// Works, but deserves a look (printed `WARN`; not a failure).
+    pub warn: bool,
     pub detail: String,
 }
 
@@ -62,6 +64,7 @@ fn task_limits_check(socket: &str) -> Check {
     Check {
         name: "task limits",
         ok: true,
+        warn: false,
         detail,
     }
 }
@@ -101,6 +104,7 @@ fn architectures_check(native: &str, binfmt_dir: &Path) -> Check {
     Check {
         name: "platforms",
         ok: true,
+        warn: false,
         detail,
     }
 }
@@ -135,6 +139,7 @@ fn load_balancer_names_check(hosts: &Path, nsswitch: Option<&str>) -> Check {
     Check {
         name: "lb names",
         ok: true,
+        warn: false,
         detail,
     }
 }
@@ -143,10 +148,10 @@ pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
     let mut checks = Vec::new();
     let socket = docker_socket();
     checks.push(match docker_version(&socket) {
-        Ok(v) => Check { name: "docker", ok: true, detail: format!("Docker Engine {v} answers on {socket}") },
+        Ok(v) => Check { name: "docker", ok: true, warn: false, detail: format!("Docker Engine {v} answers on {socket}") },
         Err(e) => Check {
             name: "docker",
-            ok: false,
+            ok: false, warn: false,
             detail: format!("Docker Engine is not reachable ({e}). Install it with `apt-get install docker.io` and start it (`dockerd &` or `systemctl start docker`); scripts/setup does both."),
         },
     });
@@ -169,23 +174,26 @@ pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
         Ok(()) => Check {
             name: "data dir",
             ok: true,
+            warn: false,
             detail: format!("{} is writable", data_dir.display()),
         },
         Err(e) => Check {
             name: "data dir",
             ok: false,
+            warn: false,
             detail: format!(
                 "{} is not writable ({e}); choose another with --data-dir or fix its permissions",
                 data_dir.display()
             ),
         },
     });
+    checks.push(exposure_check(listen));
     checks.push(match TcpListener::bind(listen) {
-        Ok(_) => Check { name: "port", ok: true, detail: format!("{listen} is free") },
+        Ok(_) => Check { name: "port", ok: true, warn: false, detail: format!("{listen} is free") },
         // The usual state once `scripts/start` has run: Berth holds it.
         Err(_) if berth_serving(listen).is_some() => Check {
             name: "port",
-            ok: true,
+            ok: true, warn: false,
             detail: format!(
                 "Berth is serving on {listen}: {}",
                 berth_serving(listen).unwrap_or_default()
@@ -193,11 +201,39 @@ pub fn run_checks(data_dir: &Path, listen: &str) -> Vec<Check> {
         },
         Err(e) => Check {
             name: "port",
-            ok: false,
+            ok: false, warn: false,
             detail: format!("cannot listen on {listen} ({e}) and what holds it is not Berth; stop it or pass --listen HOST:PORT"),
         },
     });
     checks
+}
+
+/// Whether the well-known keys (`test`/`test`, always the root of account
+/// 000000000000) would be usable from other machines: the server listening
+/// beyond loopback. Everything, secrets included, is then open to anyone
+/// who reaches the port.
+fn exposure_check(listen: &str) -> Check {
+    let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    // The well-known key is always configured (src/config.rs).
+    let (warn, detail) = if loopback {
+        (
+            false,
+            format!("{listen} is reachable from this machine only"),
+        )
+    } else {
+        (true, format!("{listen} is reachable from other machines, and the well-known keys test/test are the root of account 000000000000: anyone who reaches the port may do anything, read every secret included. Listen on 127.0.0.1, or put Berth behind a firewall"))
+    };
+    Check {
+        name: "exposure",
+        ok: true,
+        warn,
+        detail,
+    }
 }
 
 /// GET `path` from an HTTP server at `addr`: the body, when it answers 200.
@@ -272,6 +308,17 @@ mod tests {
             std::fs::read_to_string(&hosts).unwrap(),
             "127.0.0.1 localhost\n"
         );
+    }
+
+    #[test]
+    fn listening_beyond_loopback_with_the_test_keys_is_a_warning() {
+        assert!(!exposure_check("127.0.0.1:4566").warn);
+        assert!(!exposure_check("[::1]:4566").warn);
+        assert!(!exposure_check("localhost:4566").warn);
+        let open = exposure_check("0.0.0.0:4566");
+        assert!(open.warn && open.ok, "{}", open.detail);
+        assert!(open.detail.contains("test/test"));
+        assert!(exposure_check("10.0.0.5:4566").warn);
     }
 
     #[test]

@@ -481,7 +481,11 @@ fn main() -> anyhow::Result<()> {
             for c in &checks {
                 println!(
                     "{} {:<12} {}",
-                    if c.ok { "ok  " } else { "FAIL" },
+                    match (c.ok, c.warn) {
+                        (false, _) => "FAIL",
+                        (true, true) => "WARN",
+                        (true, false) => "ok  ",
+                    },
                     c.name,
                     c.detail
                 );

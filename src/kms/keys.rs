@@ -352,6 +352,7 @@ impl Kms {
     /// or alias ARN), or under the AWS managed key `managed_alias` when it
     /// names none; `context` is bound to the blob. `tx` must be a write
     /// transaction (a managed key is made on first use).
+    #[allow(clippy::too_many_arguments)]
     pub fn seal(
         &self,
         tx: &Connection,

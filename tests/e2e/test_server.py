@@ -16,7 +16,9 @@ def test_doctor_reports_each_check(tmp_path):
                        capture_output=True, text=True)
     lines = p.stdout.splitlines()
     names = [l[5:].split("  ")[0].strip() for l in lines]
-    assert names == ["docker", "task limits", "platforms", "lb names", "data dir", "port"], p.stdout
+    assert names == ["docker", "task limits", "platforms", "lb names", "data dir", "exposure", "port"], p.stdout
+    exposure = [l for l in lines if l.split()[1] == "exposure"][0]
+    assert exposure.startswith("ok") and "this machine only" in exposure, exposure
     names_line = [l for l in lines if l.split()[1] == "lb"][0]
     assert "DNS names" in names_line, "says whether load balancers' names can resolve here"
     limits = [l for l in lines if l.split()[1] == "task"][0]
@@ -27,6 +29,14 @@ def test_doctor_reports_each_check(tmp_path):
     docker = [l for l in lines if l.split()[1] == "docker"][0]
     assert docker.startswith("ok"), f"Docker Engine must be running for Berth (scripts/setup starts it):\n{p.stdout}"
     assert p.returncode == 0
+
+
+def test_doctor_warns_when_the_test_keys_are_reachable_from_elsewhere(tmp_path):
+    p = subprocess.run([BERTH, "doctor", "--data-dir", str(tmp_path), "--listen", f"0.0.0.0:{free_port()}"],
+                       capture_output=True, text=True)
+    [exposure] = [l for l in p.stdout.splitlines() if l.split()[1] == "exposure"]
+    assert exposure.startswith("WARN") and "test/test" in exposure, p.stdout
+    assert p.returncode == 0, "a warning is not a failure"
 
 
 def test_doctor_says_what_to_fix(tmp_path):
