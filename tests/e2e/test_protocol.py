@@ -225,12 +225,12 @@ def test_unserved_services_are_named_in_their_own_error_shape(server):
     err = cli_error(server, "lambda", "get-function", "--function-name", "f")
     assert "(UnknownOperationException) when calling the GetFunction operation: " \
            "Berth does not serve the Lambda operation GetFunction; " + SERVED in err, err
-    # Query (IAM), JSON (SSM), Smithy RPC v2 CBOR (CloudWatch).
+    # Query (IAM), JSON (Kinesis), Smithy RPC v2 CBOR (CloudWatch).
     err = cli_error(server, "iam", "list-users")
     assert "(UnknownOperationException) when calling the ListUsers operation: " \
            "Berth does not serve the IAM operation ListUsers" in err, err
-    err = cli_error(server, "ssm", "get-parameter", "--name", "x")
-    assert "Berth does not serve the SSM operation GetParameter; " + SERVED in err, err
+    err = cli_error(server, "kinesis", "list-streams")
+    assert "Berth does not serve the Kinesis operation ListStreams; " + SERVED in err, err
     err = cli_error(server, "cloudwatch", "list-metrics")
     assert "Berth does not serve the CloudWatch operation ListMetrics" in err, err
 
@@ -247,6 +247,9 @@ def test_unserved_operations_of_served_services(server):
                     "--filter-name", "f", "--filter-pattern", "x", "--metric-transformations",
                     "metricName=m,metricNamespace=n,metricValue=1")
     assert "Berth does not serve the CloudWatch Logs operation PutMetricFilter yet" in err, err
+    # SSM is served for Parameter Store only.
+    err = cli_error(server, "ssm", "describe-instance-information")
+    assert "Berth does not serve the SSM operation DescribeInstanceInformation yet" in err, err
 
 
 def test_served_services_are_listed(server):
