@@ -55,6 +55,17 @@ impl ApiError {
     }
 }
 
+/// Model validation speaks ECS's `InvalidParameterException`; the services
+/// that answer a model constraint with `ValidationException` (KMS, SSM,
+/// Secrets Manager) register this.
+pub fn as_validation_exception(e: ApiError) -> ApiError {
+    if e.code == "InvalidParameterException" {
+        ApiError::new("ValidationException", e.message)
+    } else {
+        e
+    }
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)

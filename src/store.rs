@@ -827,6 +827,14 @@ pub fn owner_in(conn: &Connection) -> ApiResult<Option<String>> {
 }
 
 /// Map "no row" to `None`.
+/// Column `i`'s text read back as the enum it was stored from (its model
+/// spelling).
+pub fn text_enum<T: serde::de::DeserializeOwned>(i: usize, s: String) -> rusqlite::Result<T> {
+    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 pub fn optional<T>(r: rusqlite::Result<T>) -> ApiResult<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),

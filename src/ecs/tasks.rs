@@ -97,12 +97,7 @@ impl TaskRow {
     }
 }
 
-/// An enum stored as its model spelling.
-fn text_enum<T: serde::de::DeserializeOwned>(i: usize, s: String) -> rusqlite::Result<T> {
-    serde_json::from_value(Value::String(s)).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
+use crate::store::text_enum;
 
 const SELECT: &str =
     "SELECT arn, cluster_arn, desired_status, stop_code, stopped_reason, doc, runtime FROM tasks";

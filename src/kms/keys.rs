@@ -9,9 +9,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::crypto::{self, Blob, NONCE_LEN};
 use super::shapes::*;
-use super::{disabled, not_found, pending_deletion, Empty, Kms};
+use super::{disabled, not_found, pending_deletion, Kms};
 use crate::context::{millis_to_epoch, Ctx};
 use crate::error::{ApiError, ApiResult};
+use crate::store::text_enum;
+use crate::wire::Empty;
 
 /// Keys per account and region (KMS's quota).
 const MAX_KEYS: i64 = 100_000;
@@ -84,12 +86,6 @@ fn alias_arn(account: &str, region: &str, name: &str) -> String {
 const COLUMNS: &str = "key_id, account, region, description, key_usage, key_spec, manager, \
     state, created_at, deletion_at, material, tags";
 
-fn enum_from<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
-    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<KeyRow> {
     let tags: String = r.get(11)?;
     Ok(KeyRow {
@@ -97,10 +93,10 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<KeyRow> {
         account: r.get(1)?,
         region: r.get(2)?,
         description: r.get(3)?,
-        key_usage: enum_from(r.get(4)?)?,
-        key_spec: enum_from(r.get(5)?)?,
-        manager: enum_from(r.get(6)?)?,
-        state: enum_from(r.get(7)?)?,
+        key_usage: text_enum(4, r.get(4)?)?,
+        key_spec: text_enum(5, r.get(5)?)?,
+        manager: text_enum(6, r.get(6)?)?,
+        state: text_enum(7, r.get(7)?)?,
         created_at: r.get(8)?,
         deletion_at: r.get(9)?,
         material: r.get(10)?,

@@ -35,10 +35,6 @@ pub struct Kms {
     master: [u8; 32],
 }
 
-/// An operation's empty answer.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct Empty {}
-
 impl Kms {
     /// KMS over `store`, its master key read from `master_key` (made there
     /// if missing).
@@ -57,7 +53,7 @@ impl Kms {
     /// KMS, registered once in the request pipeline.
     pub fn service(self: Arc<Self>) -> Service {
         Service::builder("KMS", "kms", "kms", model::kms(), self)
-            .validation_errors(validation_error)
+            .validation_errors(crate::error::as_validation_exception)
             .op("CreateKey", keys::create_key)
             .op("DescribeKey", keys::describe_key)
             .op("ListKeys", keys::list_keys)
@@ -75,15 +71,6 @@ impl Kms {
             .op("Decrypt", data::decrypt)
             .op("GenerateDataKey", data::generate_data_key)
             .build()
-    }
-}
-
-/// The model's bounds and types are checked as KMS checks them.
-fn validation_error(e: ApiError) -> ApiError {
-    if e.code == "InvalidParameterException" {
-        ApiError::new("ValidationException", e.message)
-    } else {
-        e
     }
 }
 

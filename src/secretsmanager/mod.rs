@@ -41,9 +41,7 @@ use crate::model;
 use crate::store::Store;
 use crate::wire::Service;
 
-/// An operation's empty answer.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct Empty {}
+pub use crate::wire::Empty;
 
 /// Secrets Manager's state: the store and KMS, which seals every value.
 pub struct SecretsManager {
@@ -61,7 +59,7 @@ impl SecretsManager {
             model::secretsmanager(),
             self,
         )
-        .validation_errors(validation_error)
+        .validation_errors(crate::error::as_validation_exception)
         .op("CreateSecret", secrets::create)
         .op("UpdateSecret", secrets::update)
         .op("DescribeSecret", secrets::describe)
@@ -80,20 +78,6 @@ impl SecretsManager {
         .op("ListSecretVersionIds", values::list_version_ids)
         .op("GetRandomPassword", password::get_random_password)
         .build()
-    }
-}
-
-/// A value the model's bounds or types refuse is answered as Secrets
-/// Manager answers it: `ValidationException` (its common error for input
-/// that fails the API's constraints, e.g. `1 validation error detected:
-/// Value at 'secretString' failed to satisfy constraint: Member must have
-/// length less than or equal to 65536`), not the `InvalidParameterException`
-/// it keeps for the values its own rules refuse.
-fn validation_error(e: ApiError) -> ApiError {
-    if e.code == "InvalidParameterException" {
-        ApiError::new("ValidationException", e.message)
-    } else {
-        e
     }
 }
 

@@ -38,7 +38,7 @@ impl Ssm {
     /// SSM, registered once in the request pipeline.
     pub fn service(self: Arc<Self>) -> Service {
         Service::builder("SSM", "ssm", "ssm", model::ssm(), self)
-            .validation_errors(validation_error)
+            .validation_errors(crate::error::as_validation_exception)
             .op("PutParameter", parameters::put)
             .op("GetParameter", parameters::get)
             .op("GetParameters", parameters::get_many)
@@ -53,14 +53,6 @@ impl Ssm {
             .op("RemoveTagsFromResource", parameters::remove_tags)
             .op("ListTagsForResource", parameters::list_tags)
             .build()
-    }
-}
-
-fn validation_error(e: ApiError) -> ApiError {
-    if e.code == "InvalidParameterException" {
-        ApiError::new("ValidationException", e.message)
-    } else {
-        e
     }
 }
 

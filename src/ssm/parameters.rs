@@ -8,6 +8,8 @@ use super::shapes::*;
 use super::{not_found, validation, Ssm};
 use crate::context::{millis_to_epoch, Ctx};
 use crate::error::{ApiError, ApiResult};
+use crate::store::text_enum;
+use crate::wire::Empty;
 
 /// Values a standard parameter holds (characters); advanced: 8 KiB.
 const STANDARD_MAX: usize = 4096;
@@ -43,25 +45,19 @@ pub struct VersionRow {
 const COLUMNS: &str = "name, version, type, value, sealed, key_id, description, allowed_pattern, \
     data_type, tier, labels, modified_at, modified_by";
 
-fn enum_from<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
-    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRow> {
     let labels: String = r.get(10)?;
     Ok(VersionRow {
         name: r.get(0)?,
         version: r.get(1)?,
-        kind: enum_from(r.get(2)?)?,
+        kind: text_enum(2, r.get(2)?)?,
         value: r.get(3)?,
         sealed: r.get(4)?,
         key_id: r.get(5)?,
         description: r.get(6)?,
         allowed_pattern: r.get(7)?,
         data_type: r.get(8)?,
-        tier: enum_from(r.get(9)?)?,
+        tier: text_enum(9, r.get(9)?)?,
         labels: serde_json::from_str(&labels).unwrap_or_default(),
         modified_at: r.get(11)?,
         modified_by: r.get(12)?,
@@ -677,7 +673,7 @@ fn delete_one(tx: &Connection, ctx: &Ctx, name: &str) -> ApiResult<bool> {
 }
 
 /// `DeleteParameter`: every version and the tags.
-pub fn delete(ssm: &Ssm, ctx: &Ctx, req: DeleteParameterRequest) -> ApiResult<crate::kms::Empty> {
+pub fn delete(ssm: &Ssm, ctx: &Ctx, req: DeleteParameterRequest) -> ApiResult<Empty> {
     ssm.store.write(|tx| {
         if delete_one(tx, ctx, &req.name)? {
             Ok(())
@@ -685,7 +681,7 @@ pub fn delete(ssm: &Ssm, ctx: &Ctx, req: DeleteParameterRequest) -> ApiResult<cr
             Err(not_found())
         }
     })?;
-    Ok(crate::kms::Empty {})
+    Ok(Empty {})
 }
 
 /// `DeleteParameters`: up to 10; those not found are listed.
@@ -983,11 +979,7 @@ fn save_tags(tx: &Connection, ctx: &Ctx, name: &str, tags: &[Tag]) -> ApiResult<
 }
 
 /// `AddTagsToResource` (parameters).
-pub fn add_tags(
-    ssm: &Ssm,
-    ctx: &Ctx,
-    req: AddTagsToResourceRequest,
-) -> ApiResult<crate::kms::Empty> {
+pub fn add_tags(ssm: &Ssm, ctx: &Ctx, req: AddTagsToResourceRequest) -> ApiResult<Empty> {
     ssm.store.write(|tx| {
         let (name, mut tags) = tagged_parameter(tx, ctx, req.resource_type, &req.resource_id)?;
         for t in &req.tags {
@@ -997,21 +989,17 @@ pub fn add_tags(
         check_tags(&tags)?;
         save_tags(tx, ctx, &name, &tags)
     })?;
-    Ok(crate::kms::Empty {})
+    Ok(Empty {})
 }
 
 /// `RemoveTagsFromResource` (parameters).
-pub fn remove_tags(
-    ssm: &Ssm,
-    ctx: &Ctx,
-    req: RemoveTagsFromResourceRequest,
-) -> ApiResult<crate::kms::Empty> {
+pub fn remove_tags(ssm: &Ssm, ctx: &Ctx, req: RemoveTagsFromResourceRequest) -> ApiResult<Empty> {
     ssm.store.write(|tx| {
         let (name, mut tags) = tagged_parameter(tx, ctx, req.resource_type, &req.resource_id)?;
         tags.retain(|t| !req.tag_keys.contains(&t.key));
         save_tags(tx, ctx, &name, &tags)
     })?;
-    Ok(crate::kms::Empty {})
+    Ok(Empty {})
 }
 
 /// `ListTagsForResource` (parameters).

@@ -34,7 +34,7 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use authorize::Authorizer;
 use form::Dialect;
-pub use service::{Protocol, Registry, Service};
+pub use service::{Empty, Protocol, Registry, Service};
 use sigv4::AuthFailure;
 
 /// Requests larger than this are refused with 413.

@@ -218,3 +218,7 @@ impl Registry {
         }
     }
 }
+
+/// The answer of an operation whose output the model leaves empty.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Empty {}
