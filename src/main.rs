@@ -283,11 +283,11 @@ fn main() -> anyhow::Result<()> {
                 endpoint: format!("http://{}", listen.replace("0.0.0.0", "127.0.0.1")),
                 ecr_lifecycle_interval_ms: (ecr_lifecycle_interval_seconds * 1000.0) as i64,
                 master_key_file,
+                roots: Credentials::load(credentials_file.as_deref())?,
             };
             let data_dir = data_dir.unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-            let credentials = Credentials::load(credentials_file.as_deref())?;
             let durability = match durability {
                 DurabilityArg::Full => Durability::Full,
                 DurabilityArg::Normal => Durability::Normal,
@@ -300,8 +300,8 @@ fn main() -> anyhow::Result<()> {
             let app = Arc::new(App {
                 metrics: metrics.clone(),
                 registry: services.registry(),
-                credentials,
-                authorizer: Box::new(berth::wire::authorize::AllowAll),
+                identities: services.identities(),
+                authorizer: services.authorizer(),
                 clock: clock.clone(),
                 strict_output,
             });

@@ -22,12 +22,17 @@ use crate::ecr::Ecr;
 use crate::ecs::Ecs;
 use crate::elb::Elb;
 use crate::events::Bus;
+use crate::iam::authority::{IamAuthorizer, IamIdentities};
+use crate::iam::Iam;
 use crate::kms::Kms;
 use crate::logs::Logs;
 use crate::secretsmanager::SecretsManager;
 use crate::settings::Settings;
 use crate::ssm::Ssm;
 use crate::store::Store;
+use crate::sts::Sts;
+use crate::wire::authorize::Authorizer;
+use crate::wire::identity::Identities;
 use crate::wire::Registry;
 use crate::{autoscaling, ec2, elb, platform, sts};
 
@@ -44,6 +49,7 @@ pub struct Services {
     pub kms: Arc<Kms>,
     pub ssm: Arc<Ssm>,
     pub secrets: Arc<SecretsManager>,
+    pub iam: Arc<Iam>,
 }
 
 impl Services {
@@ -73,6 +79,7 @@ impl Services {
             .clone()
             .unwrap_or_else(|| data_dir.join("kms").join("master.key"));
         let kms = Arc::new(Kms::open(store.clone(), &master_key)?);
+        let iam = Arc::new(Iam::new(store.clone(), kms.clone(), settings.roots.clone()));
         let ssm = Arc::new(Ssm {
             store: store.clone(),
             kms: kms.clone(),
@@ -105,6 +112,7 @@ impl Services {
             instances: Arc::new(crate::ecs::instances::LoadBalancerInstances),
         });
         Ok(Services {
+            iam,
             kms,
             ssm,
             secrets,
@@ -120,6 +128,17 @@ impl Services {
         })
     }
 
+    /// Who each access key is: the configured roots, IAM's users and
+    /// STS's sessions.
+    pub fn identities(&self) -> Arc<dyn Identities> {
+        Arc::new(IamIdentities(self.iam.clone()))
+    }
+
+    /// What each caller may do: IAM's policies.
+    pub fn authorizer(&self) -> Box<dyn Authorizer> {
+        Box::new(IamAuthorizer(self.iam.clone()))
+    }
+
     /// The registry of every service.
     pub fn registry(&self) -> Registry {
         let mut r = Registry::default();
@@ -132,7 +151,10 @@ impl Services {
             .add(self.kms.clone().service())
             .add(self.ssm.clone().service())
             .add(self.secrets.clone().service())
-            .add(sts::service())
+            .add(self.iam.clone().service())
+            .add(sts::service(Arc::new(Sts {
+                iam: self.iam.clone(),
+            })))
             .add(platform::service(Arc::new(platform::Platform {
                 ecs: self.ecs.clone(),
                 logs: self.logs.clone(),

@@ -26,6 +26,8 @@ pub struct Settings {
     /// (`--master-key-file`; by default `kms/master.key` in the data dir,
     /// made on first start).
     pub master_key_file: Option<std::path::PathBuf>,
+    /// The keys configured at start: each its account's root.
+    pub roots: crate::config::Credentials,
 }
 
 impl Default for Settings {
@@ -39,6 +41,7 @@ impl Default for Settings {
             endpoint: "http://127.0.0.1:4566".into(),
             ecr_lifecycle_interval_ms: 3_600_000,
             master_key_file: None,
+            roots: crate::config::Credentials::default(),
         }
     }
 }

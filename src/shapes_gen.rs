@@ -308,6 +308,115 @@ pub const SECRETS_MANAGER: Spec = Spec {
     uses: &[],
 };
 
+pub const IAM: Spec = Spec {
+    model: "models/iam-2010-05-08.json",
+    output: "src/iam/shapes.rs",
+    operations: &[
+        "CreateUser",
+        "GetUser",
+        "ListUsers",
+        "DeleteUser",
+        "UpdateUser",
+        "TagUser",
+        "UntagUser",
+        "ListUserTags",
+        "CreateAccessKey",
+        "ListAccessKeys",
+        "DeleteAccessKey",
+        "UpdateAccessKey",
+        "GetAccessKeyLastUsed",
+        "CreateRole",
+        "GetRole",
+        "ListRoles",
+        "DeleteRole",
+        "UpdateRole",
+        "UpdateRoleDescription",
+        "UpdateAssumeRolePolicy",
+        "TagRole",
+        "UntagRole",
+        "ListRoleTags",
+        "CreateServiceLinkedRole",
+        "PutUserPolicy",
+        "GetUserPolicy",
+        "ListUserPolicies",
+        "DeleteUserPolicy",
+        "PutRolePolicy",
+        "GetRolePolicy",
+        "ListRolePolicies",
+        "DeleteRolePolicy",
+        "PutGroupPolicy",
+        "GetGroupPolicy",
+        "ListGroupPolicies",
+        "DeleteGroupPolicy",
+        "CreatePolicy",
+        "GetPolicy",
+        "ListPolicies",
+        "DeletePolicy",
+        "CreatePolicyVersion",
+        "GetPolicyVersion",
+        "ListPolicyVersions",
+        "DeletePolicyVersion",
+        "SetDefaultPolicyVersion",
+        "TagPolicy",
+        "UntagPolicy",
+        "ListPolicyTags",
+        "AttachUserPolicy",
+        "DetachUserPolicy",
+        "ListAttachedUserPolicies",
+        "AttachRolePolicy",
+        "DetachRolePolicy",
+        "ListAttachedRolePolicies",
+        "AttachGroupPolicy",
+        "DetachGroupPolicy",
+        "ListAttachedGroupPolicies",
+        "ListEntitiesForPolicy",
+        "PutUserPermissionsBoundary",
+        "DeleteUserPermissionsBoundary",
+        "PutRolePermissionsBoundary",
+        "DeleteRolePermissionsBoundary",
+        "CreateGroup",
+        "GetGroup",
+        "ListGroups",
+        "DeleteGroup",
+        "AddUserToGroup",
+        "RemoveUserFromGroup",
+        "ListGroupsForUser",
+        "CreateInstanceProfile",
+        "GetInstanceProfile",
+        "DeleteInstanceProfile",
+        "ListInstanceProfiles",
+        "AddRoleToInstanceProfile",
+        "RemoveRoleFromInstanceProfile",
+        "ListInstanceProfilesForRole",
+        "TagInstanceProfile",
+        "UntagInstanceProfile",
+        "ListInstanceProfileTags",
+        "ListAccountAliases",
+        "SimulatePrincipalPolicy",
+    ],
+    shapes: &[],
+    overrides: &[],
+    open: &[],
+    timestamp: "String",
+    uses: &[],
+};
+
+pub const STS: Spec = Spec {
+    model: "models/sts-2011-06-15.json",
+    output: "src/sts/shapes.rs",
+    operations: &[
+        "AssumeRole",
+        "GetSessionToken",
+        "GetCallerIdentity",
+        "GetAccessKeyInfo",
+    ],
+    shapes: &[],
+    overrides: &[],
+    open: &[],
+    timestamp: "String",
+    uses: &[],
+};
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
@@ -324,6 +433,16 @@ mod tests {
         "move", "mut", "override", "priv", "pub", "ref", "return", "self", "static", "struct",
         "super", "trait", "true", "type", "unsafe", "use", "where", "while", "yield",
     ];
+
+    /// The Rust name of a shape: the model's, its first letter capital
+    /// (IAM names some shapes `statusType`).
+    fn type_ident(name: &str) -> String {
+        let mut c = name.chars();
+        match c.next() {
+            Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+            None => String::new(),
+        }
+    }
 
     /// `snake_case` of a camelCase or PascalCase member name, with runs of
     /// capitals as one word (`VPCZoneIdentifier` → `vpc_zone_identifier`).
@@ -435,8 +554,8 @@ mod tests {
         fn rust_type(&self, name: &str) -> String {
             let s = self.shape(name);
             match s["type"].as_str().unwrap() {
-                "structure" => name.to_string(),
-                "string" if s.contains_key("enum") => name.to_string(),
+                "structure" => type_ident(name),
+                "string" if s.contains_key("enum") => type_ident(name),
                 "string" | "blob" => "String".into(),
                 "integer" | "long" => "i64".into(),
                 "double" | "float" => "f64".into(),
@@ -475,7 +594,7 @@ mod tests {
             )
             .unwrap();
             writeln!(out, "#[serde(rename_all = \"{case}\")]").unwrap();
-            writeln!(out, "pub struct {name} {{").unwrap();
+            writeln!(out, "pub struct {} {{", type_ident(name)).unwrap();
             let members = s
                 .get("members")
                 .and_then(Value::as_object)
@@ -538,7 +657,8 @@ mod tests {
             }
             writeln!(out, "/// `{name}`.").unwrap();
             writeln!(out, "#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]").unwrap();
-            writeln!(out, "pub enum {name} {{").unwrap();
+            let ty = type_ident(name);
+            writeln!(out, "pub enum {ty} {{").unwrap();
             for (i, (v, id)) in values.iter().zip(&idents).enumerate() {
                 // The first value stands in where a required member is
                 // defaulted (a structure's `Default`).
@@ -549,12 +669,12 @@ mod tests {
                 writeln!(out, "    {id},").unwrap();
             }
             writeln!(out, "}}\n").unwrap();
-            writeln!(out, "impl {name} {{").unwrap();
+            writeln!(out, "impl {ty} {{").unwrap();
             writeln!(out, "    /// The value as the model spells it.").unwrap();
             writeln!(out, "    pub fn as_str(self) -> &'static str {{").unwrap();
             writeln!(out, "        match self {{").unwrap();
             for (v, id) in values.iter().zip(&idents) {
-                writeln!(out, "            {name}::{id} => \"{v}\",").unwrap();
+                writeln!(out, "            {ty}::{id} => \"{v}\",").unwrap();
             }
             writeln!(out, "        }}\n    }}\n}}\n").unwrap();
         }
@@ -695,5 +815,7 @@ mod tests {
     #[test]
     fn secrets_manager_shapes_are_up_to_date() {
         check(&SECRETS_MANAGER);
+        check(&IAM);
+        check(&STS);
     }
 }

@@ -665,6 +665,109 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (arn, version_id)
     );
     "#,
+    // 18: identity. IAM users, roles and groups (one table, by kind),
+    // their inline policies and attached managed policies, group
+    // membership; customer managed policies and their versions; instance
+    // profiles; access keys and STS session credentials, their secrets
+    // sealed under the master key.
+    r#"
+    CREATE TABLE iam_entities (
+        account     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        name        TEXT NOT NULL COLLATE NOCASE,
+        id          TEXT NOT NULL UNIQUE,
+        path        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        description TEXT,
+        trust       TEXT,
+        max_session INTEGER,
+        boundary    TEXT,
+        tags        TEXT NOT NULL,
+        PRIMARY KEY (account, kind, name)
+    );
+    CREATE TABLE iam_inline_policies (
+        account  TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        owner    TEXT NOT NULL,
+        name     TEXT NOT NULL,
+        document TEXT NOT NULL,
+        PRIMARY KEY (account, kind, owner, name)
+    );
+    CREATE TABLE iam_attachments (
+        account    TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        owner      TEXT NOT NULL,
+        policy_arn TEXT NOT NULL,
+        PRIMARY KEY (account, kind, owner, policy_arn)
+    );
+    CREATE INDEX iam_attachments_by_policy ON iam_attachments (policy_arn);
+    CREATE TABLE iam_group_members (
+        account   TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        PRIMARY KEY (account, group_name, user_name)
+    );
+    CREATE INDEX iam_group_members_by_user ON iam_group_members (account, user_name);
+    CREATE TABLE iam_policies (
+        arn             TEXT PRIMARY KEY,
+        account         TEXT NOT NULL,
+        name            TEXT NOT NULL COLLATE NOCASE,
+        id              TEXT NOT NULL UNIQUE,
+        path            TEXT NOT NULL,
+        description     TEXT,
+        default_version TEXT NOT NULL,
+        next_version    INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        tags            TEXT NOT NULL,
+        UNIQUE (account, name)
+    );
+    CREATE TABLE iam_policy_versions (
+        arn        TEXT NOT NULL REFERENCES iam_policies (arn) ON DELETE CASCADE,
+        version_id TEXT NOT NULL,
+        document   TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (arn, version_id)
+    );
+    CREATE TABLE iam_instance_profiles (
+        account    TEXT NOT NULL,
+        name       TEXT NOT NULL COLLATE NOCASE,
+        id         TEXT NOT NULL UNIQUE,
+        path       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        role_name  TEXT,
+        tags       TEXT NOT NULL,
+        PRIMARY KEY (account, name)
+    );
+    CREATE TABLE iam_access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        account       TEXT NOT NULL,
+        user_name     TEXT NOT NULL,
+        sealed        BLOB NOT NULL,
+        status        TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        used_at       INTEGER,
+        used_service  TEXT,
+        used_region   TEXT
+    );
+    CREATE INDEX iam_access_keys_by_user ON iam_access_keys (account, user_name);
+    CREATE TABLE iam_sessions (
+        access_key_id TEXT PRIMARY KEY,
+        account       TEXT NOT NULL,
+        sealed        BLOB NOT NULL,
+        token_hash    TEXT NOT NULL,
+        principal_arn TEXT NOT NULL,
+        user_id       TEXT NOT NULL,
+        role_name     TEXT,
+        user_name     TEXT,
+        policy        TEXT,
+        tags          TEXT NOT NULL,
+        source_identity TEXT,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL
+    );
+    CREATE INDEX iam_sessions_by_expiry ON iam_sessions (expires_at);
+    "#,
 ];
 
 const READERS: usize = 4;

@@ -317,7 +317,7 @@ fn fill_random(buf: &mut [u8]) {
     rand::Rng::fill(&mut rand::rngs::OsRng, buf);
 }
 
-fn nonce() -> [u8; NONCE_LEN] {
+pub(super) fn nonce() -> [u8; NONCE_LEN] {
     let mut n = [0u8; NONCE_LEN];
     fill_random(&mut n);
     n

@@ -50,6 +50,17 @@ impl Kms {
         Kms { store, master }
     }
 
+    /// Seal another room's secret (an access key's) directly under the
+    /// master key, bound to `id` (the access key id).
+    pub fn seal_under_master(&self, id: &str, plaintext: &[u8]) -> Vec<u8> {
+        crypto::seal(&self.master, &keys::nonce(), plaintext, id.as_bytes())
+    }
+
+    /// Open what [`Kms::seal_under_master`] sealed for `id`.
+    pub fn open_under_master(&self, id: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        crypto::open(&self.master, sealed, id.as_bytes())
+    }
+
     /// KMS, registered once in the request pipeline.
     pub fn service(self: Arc<Self>) -> Service {
         Service::builder("KMS", "kms", "kms", model::kms(), self)

@@ -52,6 +52,7 @@ pub struct SecretsManager {
 impl SecretsManager {
     /// Secrets Manager, registered once in the request pipeline.
     pub fn service(self: Arc<Self>) -> Service {
+        let me = self.clone();
         Service::builder(
             "SecretsManager",
             "secretsmanager",
@@ -60,6 +61,7 @@ impl SecretsManager {
             self,
         )
         .validation_errors(crate::error::as_validation_exception)
+        .resources(move |ctx, _op, input| me.resources(ctx, input))
         .op("CreateSecret", secrets::create)
         .op("UpdateSecret", secrets::update)
         .op("DescribeSecret", secrets::describe)
@@ -171,3 +173,38 @@ pub fn decryption_failure(e: ApiError) -> ApiError {
 
 #[cfg(test)]
 mod tests;
+
+impl SecretsManager {
+    /// The secrets a call names, as their ARNs (a name is looked up; one
+    /// not found is named by its partial ARN); `*` when it names none.
+    fn resources(&self, ctx: &crate::context::Ctx, input: &serde_json::Value) -> Vec<String> {
+        let id = input
+            .get("SecretId")
+            .or_else(|| input.get("Name"))
+            .and_then(|v| v.as_str());
+        let Some(id) = id else {
+            return vec!["*".to_string()];
+        };
+        let found = self
+            .store
+            .read(|conn| {
+                secrets::find(
+                    conn,
+                    &ctx.account,
+                    &ctx.region,
+                    id,
+                    ctx.now.timestamp_millis(),
+                )
+            })
+            .ok()
+            .flatten();
+        vec![match found {
+            Some(s) => s.arn,
+            None if id.starts_with("arn:") => id.to_string(),
+            None => format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{id}",
+                ctx.region, ctx.account
+            ),
+        }]
+    }
+}

@@ -39,6 +39,7 @@ impl Ssm {
     pub fn service(self: Arc<Self>) -> Service {
         Service::builder("SSM", "ssm", "ssm", model::ssm(), self)
             .validation_errors(crate::error::as_validation_exception)
+            .resources(resources)
             .op("PutParameter", parameters::put)
             .op("GetParameter", parameters::get)
             .op("GetParameters", parameters::get_many)
@@ -64,4 +65,41 @@ pub fn validation(message: impl Into<String>) -> ApiError {
 
 pub fn not_found() -> ApiError {
     ApiError::new("ParameterNotFound", "")
+}
+
+/// The parameters a call names, as ARNs (`*` when it names none): what
+/// a policy's `Resource` is matched against.
+fn resources(
+    ctx: &crate::context::Ctx,
+    _operation: &str,
+    input: &serde_json::Value,
+) -> Vec<String> {
+    let arn = |name: &str| {
+        if name.starts_with("arn:") {
+            name.to_string()
+        } else {
+            // A selector (`name:3`, `name:label`) is not part of the name.
+            let bare = name.split(':').next().unwrap_or(name);
+            names::arn(&ctx.account, &ctx.region, bare)
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for key in ["Name", "Path", "ResourceId"] {
+        if let Some(n) = input.get(key).and_then(|v| v.as_str()) {
+            out.push(arn(n));
+        }
+    }
+    for n in input
+        .get("Names")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+    {
+        out.push(arn(n));
+    }
+    if out.is_empty() {
+        out.push("*".to_string());
+    }
+    out
 }

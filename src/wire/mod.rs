@@ -16,6 +16,7 @@
 
 pub mod authorize;
 pub mod form;
+pub mod identity;
 pub mod service;
 pub mod sigv4;
 pub mod unserved;
@@ -29,11 +30,11 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::config::Credentials;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use authorize::Authorizer;
 use form::Dialect;
+use identity::{Caller, Identities};
 pub use service::{Empty, Protocol, Registry, Service};
 use sigv4::AuthFailure;
 
@@ -43,7 +44,8 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Everything the pipeline needs.
 pub struct App {
     pub registry: Registry,
-    pub credentials: Credentials,
+    /// Who each access key speaks for.
+    pub identities: Arc<dyn Identities>,
     pub authorizer: Box<dyn Authorizer>,
     pub clock: Arc<dyn Clock>,
     /// Check every response against the model's output shape and fail the
@@ -59,7 +61,7 @@ impl App {
     pub fn in_process(registry: Registry) -> App {
         App {
             registry,
-            credentials: Credentials::default(),
+            identities: Arc::new(crate::config::Credentials::default()),
             authorizer: Box::new(authorize::AllowAll),
             clock: Arc::new(crate::clock::SystemClock),
             strict_output: true,
@@ -102,12 +104,19 @@ impl App {
         let request = authorize::Request {
             principal: &ctx.principal_arn,
             account: &ctx.account,
+            access_key: &ctx.access_key,
+            region: &ctx.region,
+            now_ms: ctx.now.timestamp_millis(),
             action: format!("{}:{operation}", service.iam_prefix),
             resources: (service.resources)(ctx, operation, &input),
         };
-        self.authorizer.authorize(&request)?;
+        self.authorizer
+            .authorize(&request)
+            .map_err(|e| authorize::in_protocol(service.protocol, e))?;
         // Handle, and check the answer.
-        let output = service.call(ctx, operation, input)?;
+        let output = service
+            .call(ctx, operation, input)
+            .map_err(|e| authorize::in_protocol(service.protocol, e))?;
         check_output(self, service, operation, &output)?;
         Ok(output)
     }
@@ -411,7 +420,7 @@ async fn serve(
     }
     // Authenticate.
     let now = app.clock.now();
-    let auth = authenticate(&app.credentials, method, uri, headers, body, now)
+    let (auth, caller) = authenticate(app.identities.as_ref(), method, uri, headers, body, now)
         .map_err(|f| auth_error(shape, f))?;
     if auth.service != service.signing_name {
         return Err(auth_error(
@@ -419,15 +428,11 @@ async fn serve(
             AuthFailure::WrongService(service.signing_name.to_string()),
         ));
     }
-    let key = app
-        .credentials
-        .get(&auth.access_key)
-        .expect("verified key exists");
     let ctx = Ctx {
-        account: key.account.clone(),
+        account: caller.account,
         region: auth.region.clone(),
         access_key: auth.access_key.clone(),
-        principal_arn: format!("arn:aws:iam::{}:root", key.account),
+        principal_arn: caller.principal_arn,
         request_id: request_id.to_string(),
         now,
     };
@@ -517,14 +522,16 @@ fn check_output(
     }
 }
 
+/// Verify a request's signature with its access key's secret, and the
+/// session token temporary credentials must carry.
 fn authenticate(
-    credentials: &Credentials,
+    identities: &dyn Identities,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<sigv4::Authorization, AuthFailure> {
+) -> Result<(sigv4::Authorization, Caller), AuthFailure> {
     let pairs: Vec<(String, String)> = headers
         .iter()
         .map(|(n, v)| {
@@ -541,9 +548,29 @@ fn authenticate(
         headers: &pairs,
         body,
     };
-    sigv4::verify(&parts, now, |k| {
-        credentials.get(k).map(|key| key.secret.clone())
-    })
+    let found = std::cell::RefCell::new(None);
+    let auth = sigv4::verify(&parts, now, |k| {
+        // A store failure reads as an unknown key; it is logged.
+        let caller = identities.lookup(k).unwrap_or_else(|e| {
+            tracing::error!(error = %e.message, "looking up an access key");
+            None
+        })?;
+        let secret = caller.secret.clone();
+        *found.borrow_mut() = Some(caller);
+        Some(secret)
+    })?;
+    let caller = found.into_inner().ok_or(AuthFailure::BadSignature)?;
+    let token = header(headers, "x-amz-security-token");
+    match (&caller.session, token) {
+        (None, None) => {}
+        (Some(s), Some(t)) if identity::token_digest(t) == s.token_sha256 => {
+            if now.timestamp_millis() >= s.expires_ms {
+                return Err(AuthFailure::ExpiredToken);
+            }
+        }
+        _ => return Err(AuthFailure::InvalidToken),
+    }
+    Ok((auth, caller))
 }
 
 /// Map a SigV4 failure to the error each protocol uses for it.
@@ -555,7 +582,10 @@ fn auth_error(shape: Shape, f: AuthFailure) -> ApiError {
             "MissingAuthenticationToken",
         ),
         AuthFailure::Malformed(_) => ("IncompleteSignatureException", "IncompleteSignature"),
-        AuthFailure::UnknownKey(_) => ("UnrecognizedClientException", "InvalidClientTokenId"),
+        AuthFailure::UnknownKey(_) | AuthFailure::InvalidToken => {
+            ("UnrecognizedClientException", "InvalidClientTokenId")
+        }
+        AuthFailure::ExpiredToken => ("ExpiredTokenException", "ExpiredToken"),
         AuthFailure::BadSignature | AuthFailure::Expired { .. } | AuthFailure::WrongService(_) => {
             ("InvalidSignatureException", "SignatureDoesNotMatch")
         }
@@ -572,6 +602,12 @@ fn auth_error(shape: Shape, f: AuthFailure) -> ApiError {
         ),
         AuthFailure::WrongService(s) => {
             format!("Credential should be scoped to correct service: '{s}'. ")
+        }
+        AuthFailure::InvalidToken => {
+            "The security token included in the request is invalid.".to_string()
+        }
+        AuthFailure::ExpiredToken => {
+            "The security token included in the request is expired".to_string()
         }
     };
     ApiError::new(if json { json_code } else { query_code }, message).with_status(if json {
@@ -693,6 +729,109 @@ pub fn too_large_response(headers: &HeaderMap) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use identity::SessionToken;
+
+    /// One temporary key (`ASIA1`, token `tok`, valid until `UNTIL`) and
+    /// one long-term key (`AKIA1`).
+    struct Keys;
+    const UNTIL: i64 = 1_700_000_600_000;
+
+    impl Identities for Keys {
+        fn lookup(&self, access_key: &str) -> Result<Option<Caller>, ApiError> {
+            Ok(match access_key {
+                "ASIA1" => Some(Caller {
+                    account: "111122223333".into(),
+                    principal_arn: "arn:aws:sts::111122223333:assumed-role/r/s".into(),
+                    secret: "s1".into(),
+                    session: Some(SessionToken {
+                        token_sha256: identity::token_digest("tok"),
+                        expires_ms: UNTIL,
+                    }),
+                }),
+                "AKIA1" => Some(Caller {
+                    account: "111122223333".into(),
+                    principal_arn: "arn:aws:iam::111122223333:user/u".into(),
+                    secret: "s2".into(),
+                    session: None,
+                }),
+                _ => None,
+            })
+        }
+    }
+
+    /// Authenticate, at `now_ms`, a request signed then with `key` and
+    /// `secret` and carrying `token`.
+    fn check(
+        key: &str,
+        secret: &str,
+        token: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Caller, AuthFailure> {
+        let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap();
+        let mut headers = vec![("host".to_string(), "localhost".to_string())];
+        if let Some(t) = token {
+            headers.push(("x-amz-security-token".into(), t.into()));
+        }
+        let signer = sigv4::Signer {
+            access_key: key.into(),
+            secret_key: secret.into(),
+            region: "us-east-1".into(),
+            service: "sts".into(),
+        };
+        let signed = signer.sign("POST", "/", "", &headers, b"", now);
+        let mut map = HeaderMap::new();
+        for (n, v) in headers.iter().chain(&signed) {
+            map.insert(
+                axum::http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let uri: Uri = "/".parse().unwrap();
+        authenticate(&Keys, &Method::POST, &uri, &map, b"", now).map(|(_, c)| c)
+    }
+
+    #[test]
+    fn temporary_keys_need_their_token_until_they_expire() {
+        let before = UNTIL - 1000;
+        let c = check("ASIA1", "s1", Some("tok"), before).unwrap();
+        assert_eq!(
+            c.principal_arn,
+            "arn:aws:sts::111122223333:assumed-role/r/s"
+        );
+        assert!(matches!(
+            check("ASIA1", "s1", None, before),
+            Err(AuthFailure::InvalidToken)
+        ));
+        assert!(matches!(
+            check("ASIA1", "s1", Some("other"), before),
+            Err(AuthFailure::InvalidToken)
+        ));
+        assert!(matches!(
+            check("ASIA1", "s1", Some("tok"), UNTIL),
+            Err(AuthFailure::ExpiredToken)
+        ));
+        assert!(matches!(
+            check("ASIA1", "wrong", Some("tok"), before),
+            Err(AuthFailure::BadSignature)
+        ));
+        // Long-term keys carry no token.
+        check("AKIA1", "s2", None, before).unwrap();
+        assert!(matches!(
+            check("AKIA1", "s2", Some("tok"), before),
+            Err(AuthFailure::InvalidToken)
+        ));
+        assert!(matches!(
+            check("AKIA9", "s2", None, before),
+            Err(AuthFailure::UnknownKey(_))
+        ));
+        // In each protocol's words.
+        let e = auth_error(Shape::Query(Dialect::Standard), AuthFailure::ExpiredToken);
+        assert_eq!((e.code.as_str(), e.status), ("ExpiredToken", 403));
+        let e = auth_error(Shape::Json, AuthFailure::ExpiredToken);
+        assert_eq!(e.code, "ExpiredTokenException");
+        let e = auth_error(Shape::Json, AuthFailure::InvalidToken);
+        assert_eq!(e.code, "UnrecognizedClientException");
+    }
 
     #[test]
     fn cbor_errors_encode_as_a_text_map() {

@@ -42,8 +42,10 @@ pub enum Protocol {
 
 /// Maps a model validation failure (ECS's codes) to the service's own.
 pub type ValidationErrors = fn(ApiError) -> ApiError;
-/// The ARNs of the resources a call acts on, for authorization.
-pub type Resources = fn(&Ctx, &str, &Value) -> Vec<String>;
+/// The ARNs of the resources a call acts on, for authorization. A service
+/// that must look a name up to know its ARN (Secrets Manager's secrets)
+/// passes a closure over its state.
+pub type Resources = Arc<dyn Fn(&Ctx, &str, &Value) -> Vec<String> + Send + Sync>;
 /// Checks a service makes before the model's, with its own error codes.
 pub type Precheck = fn(&str, &Value) -> ApiResult<()>;
 
@@ -87,7 +89,7 @@ impl Service {
                 protocol,
                 validation_errors: |e| e,
                 precheck: |_, _| Ok(()),
-                resources: |_, _, _| vec!["*".to_string()],
+                resources: Arc::new(|_, _, _| vec!["*".to_string()]),
                 ops: HashMap::new(),
             },
         }
@@ -153,8 +155,11 @@ impl<S: Send + Sync + 'static> Builder<S> {
         self
     }
 
-    pub fn resources(mut self, f: Resources) -> Self {
-        self.service.resources = f;
+    pub fn resources(
+        mut self,
+        f: impl Fn(&Ctx, &str, &Value) -> Vec<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.service.resources = Arc::new(f);
         self
     }
 

@@ -170,6 +170,11 @@ pub enum AuthFailure {
     },
     /// Signed for another service than the one called (its signing name).
     WrongService(String),
+    /// Temporary credentials without their session token (or with
+    /// another), or long-term keys with one.
+    InvalidToken,
+    /// Temporary credentials past their expiry.
+    ExpiredToken,
 }
 
 pub fn parse_authorization(header: &str) -> Result<Authorization, AuthFailure> {

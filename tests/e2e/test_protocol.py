@@ -225,10 +225,10 @@ def test_unserved_services_are_named_in_their_own_error_shape(server):
     err = cli_error(server, "lambda", "get-function", "--function-name", "f")
     assert "(UnknownOperationException) when calling the GetFunction operation: " \
            "Berth does not serve the Lambda operation GetFunction; " + SERVED in err, err
-    # Query (IAM), JSON (Kinesis), Smithy RPC v2 CBOR (CloudWatch).
-    err = cli_error(server, "iam", "list-users")
-    assert "(UnknownOperationException) when calling the ListUsers operation: " \
-           "Berth does not serve the IAM operation ListUsers" in err, err
+    # Query (SNS), JSON (Kinesis), Smithy RPC v2 CBOR (CloudWatch).
+    err = cli_error(server, "sns", "list-topics")
+    assert "(UnknownOperationException) when calling the ListTopics operation: " \
+           "Berth does not serve the SNS operation ListTopics" in err, err
     err = cli_error(server, "kinesis", "list-streams")
     assert "Berth does not serve the Kinesis operation ListStreams; " + SERVED in err, err
     err = cli_error(server, "cloudwatch", "list-metrics")

@@ -66,7 +66,7 @@ def test_doctor_on_the_port_berth_serves(tmp_path):
         port = [l for l in p.stdout.splitlines() if l.split()[1] == "port"][0]
         assert port.startswith("ok"), p.stdout
         assert f"Berth is serving on 127.0.0.1:{s.port}: ECS (" in port, port
-        assert "STS (1 operation)" in port and "/_berth/services" in port, port
+        assert "STS (4 operations)" in port and "IAM (81 operations)" in port and "/_berth/services" in port, port
         assert p.returncode == 0, p.stdout + p.stderr
     finally:
         s.stop()
