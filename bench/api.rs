@@ -2,10 +2,12 @@
 //!
 //! `cargo bench --bench api` starts `berth server` on a free port with a fresh
 //! data directory (unless `--endpoint-url URL` points at a running server),
-//! seeds a cluster, a task definition family and two SSM parameters, then
-//! measures six operations (four of ECS; Parameter Store's GetParameter of
-//! a String and of a SecureString decrypted through KMS), each with one
-//! client and with 16 concurrent clients. Every
+//! seeds a cluster, a task definition family, two SSM parameters and an IAM
+//! user holding ten managed policies of ten statements each, then measures
+//! seven operations (four of ECS; DescribeClusters again signed by that
+//! user, so authorised by evaluating its policies; Parameter Store's
+//! GetParameter of a String and of a SecureString decrypted through KMS),
+//! each with one client and with 16 concurrent clients. Every
 //! request is SigV4-signed individually and goes over its client's own
 //! keep-alive HTTP/1.1 connection.
 //!
@@ -124,6 +126,9 @@ impl RunStats {
 /// One client calling `op` until `deadline` or `max` requests.
 async fn client_loop(ep: Endpoint, op: Op, body: Bytes, deadline: Instant, max: usize) -> RunStats {
     let mut client = Client::new(&ep).for_service(op.service);
+    if let Some((access, secret)) = op.keys {
+        client = client.with_keys(access, secret);
+    }
     let mut stats = RunStats::default();
     let mut sent = 0;
     while sent < max && Instant::now() < deadline {
@@ -142,6 +147,8 @@ struct Op {
     service: &'static str,
     target: &'static str,
     name: &'static str,
+    /// Signed by these keys (an IAM user's) instead of the root's.
+    keys: Option<(&'static str, &'static str)>,
 }
 
 impl Op {
@@ -151,8 +158,71 @@ impl Op {
             service: "ecs",
             target: ECS_TARGET_PREFIX,
             name,
+            keys: None,
         }
     }
+}
+
+/// The IAM user the authorisation is measured with: ten customer managed
+/// policies attached, ten statements each; only the last statement of the
+/// last policy allows `ecs:DescribeClusters`, so every statement is
+/// looked at. Returns its access key and secret.
+async fn seed_user(ep: &Endpoint) -> anyhow::Result<(&'static str, &'static str)> {
+    const IAM_VERSION: &str = "2010-05-08";
+    let mut iam = Client::new(ep);
+    let call = |action: &'static str, params: Vec<(&'static str, String)>| (action, params);
+    let user = "bench-user".to_string();
+    let mut steps = vec![call("CreateUser", vec![("UserName", user.clone())])];
+    for p in 0..10 {
+        let statements: Vec<serde_json::Value> = (0..10)
+            .map(|s| {
+                let last = p == 9 && s == 9;
+                serde_json::json!({
+                    "Sid": format!("S{p}x{s}"),
+                    "Effect": "Allow",
+                    "Action": if last { vec!["ecs:DescribeClusters".to_string()] }
+                              else { vec![format!("ecs:Update{p}{s}*"), format!("logs:Get{s}*")] },
+                    "Resource": if last { "arn:aws:ecs:*:*:cluster/bench*".to_string() }
+                                else { format!("arn:aws:ecs:*:*:cluster/other-{p}-{s}") },
+                    "Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}},
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+        steps.push(call(
+            "CreatePolicy",
+            vec![
+                ("PolicyName", format!("bench-{p}")),
+                ("PolicyDocument", doc.to_string()),
+            ],
+        ));
+        steps.push(call(
+            "AttachUserPolicy",
+            vec![
+                ("UserName", user.clone()),
+                (
+                    "PolicyArn",
+                    format!("arn:aws:iam::000000000000:policy/bench-{p}"),
+                ),
+            ],
+        ));
+    }
+    for (action, params) in steps {
+        iam.query("iam", IAM_VERSION, action, &params).await?;
+    }
+    let xml = iam
+        .query("iam", IAM_VERSION, "CreateAccessKey", &[("UserName", user)])
+        .await?;
+    let field = |name: &str| -> anyhow::Result<&'static str> {
+        let open = format!("<{name}>");
+        let start = xml.find(&open).map(|i| i + open.len());
+        let end = xml.find(&format!("</{name}>"));
+        match (start, end) {
+            (Some(a), Some(b)) if a < b => Ok(Box::leak(xml[a..b].to_string().into_boxed_str())),
+            _ => bail!("CreateAccessKey answered without {name}: {xml}"),
+        }
+    };
+    Ok((field("AccessKeyId")?, field("SecretAccessKey")?))
 }
 
 const SSM_TARGET_PREFIX: &str = "AmazonSSM";
@@ -267,11 +337,21 @@ async fn bench(args: &Args, ep: &Endpoint) -> anyhow::Result<Vec<Row>> {
         service: "ssm",
         target: SSM_TARGET_PREFIX,
         name: "GetParameter",
+        keys: None,
     };
+    let user_keys = seed_user(ep).await?;
 
-    let ops: [(Op, serde_json::Value); 7] = [
+    let ops: [(Op, serde_json::Value); 8] = [
         (Op::ecs(BASELINE), json!({})),
         (Op::ecs("DescribeClusters"), json!({"clusters": ["bench"]})),
+        (
+            Op {
+                label: "DescribeClusters user",
+                keys: Some(user_keys),
+                ..Op::ecs("DescribeClusters")
+            },
+            json!({"clusters": ["bench"]}),
+        ),
         (Op::ecs("RegisterTaskDefinition"), taskdef("bench-reg")),
         (
             Op::ecs("DescribeTaskDefinition"),

@@ -276,6 +276,13 @@ impl Client {
         }
     }
 
+    /// The same client signing with another access key (an IAM user's).
+    pub fn with_keys(mut self, access_key: &str, secret_key: &str) -> Client {
+        self.signer.access_key = access_key.to_string();
+        self.signer.secret_key = secret_key.to_string();
+        self
+    }
+
     /// The same client signing for another service (`ssm`, `kms`, …).
     pub fn for_service(mut self, service: &str) -> Client {
         self.signer.service = service.to_string();

@@ -316,6 +316,26 @@ impl Identities for IamIdentities {
         if let Some(c) = iam.roots.lookup(access_key)? {
             return Ok(Some(c));
         }
+        let generation = iam.generation.load(Ordering::SeqCst);
+        if let Some((g, caller)) = iam.callers.lock().expect("lock").get(access_key) {
+            if *g == generation {
+                return Ok(caller.clone());
+            }
+        }
+        let caller = self.find(access_key)?;
+        let mut cache = iam.callers.lock().expect("lock");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(access_key.to_string(), (generation, caller.clone()));
+        Ok(caller)
+    }
+}
+
+impl IamIdentities {
+    /// The caller of `access_key`, from the store.
+    fn find(&self, access_key: &str) -> Result<Option<Caller>, ApiError> {
+        let iam = &self.0;
         let open = |id: &str, sealed: &[u8]| {
             iam.kms
                 .open_under_master(id, sealed)

@@ -97,6 +97,8 @@ pub struct Iam {
     /// older than it are rebuilt.
     generation: AtomicU64,
     grants: Mutex<HashMap<String, (u64, Arc<authority::Grants>)>>,
+    /// Who each recently seen key is, kept as the grants are.
+    callers: Mutex<HashMap<String, (u64, Option<crate::wire::identity::Caller>)>>,
     /// When each key's last use was last written (written at most once a
     /// minute per key).
     used: Mutex<HashMap<String, i64>>,
@@ -110,11 +112,13 @@ impl Iam {
             roots,
             generation: AtomicU64::new(0),
             grants: Mutex::default(),
+            callers: Mutex::default(),
             used: Mutex::default(),
         }
     }
 
-    /// Forget compiled grants: something they were made from changed.
+    /// Forget compiled grants and known callers: something they were made
+    /// from changed.
     fn changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
@@ -183,10 +187,10 @@ impl Iam {
                 "DeleteRolePermissionsBoundary",
                 changing(e::delete_role_boundary),
             )
-            .op("CreateAccessKey", keys::create)
+            .op("CreateAccessKey", changing(keys::create))
             .op("ListAccessKeys", keys::list)
-            .op("UpdateAccessKey", keys::update)
-            .op("DeleteAccessKey", keys::delete)
+            .op("UpdateAccessKey", changing(keys::update))
+            .op("DeleteAccessKey", changing(keys::delete))
             .op("GetAccessKeyLastUsed", keys::last_used)
             .op("PutUserPolicy", changing(i::put_user_policy))
             .op("GetUserPolicy", i::get_user_policy)
