@@ -230,15 +230,54 @@ fn check_tags(tags: &[Tag]) -> ApiResult<()> {
     Ok(())
 }
 
-/// `tags` with `add` merged in (a key given again takes its new value).
-fn merge_tags(mut tags: Vec<Tag>, add: &[Tag]) -> ApiResult<Vec<Tag>> {
+/// `tags` with `add` merged in (a key given again, in any case, takes
+/// its new value), sorted by key.
+pub(super) fn with_tags(tags: &mut Vec<Tag>, add: &[Tag]) {
     for t in add {
         tags.retain(|o| !o.key.eq_ignore_ascii_case(&t.key));
         tags.push(t.clone());
     }
     tags.sort_by(|a, b| a.key.cmp(&b.key));
+}
+
+/// `tags` without the keys `keys` (in any case).
+pub(super) fn without_tags(tags: &mut Vec<Tag>, keys: &[String]) {
+    tags.retain(|t| !keys.iter().any(|k| k.eq_ignore_ascii_case(&t.key)));
+}
+
+/// [`with_tags`], checked as IAM checks tags.
+fn merge_tags(mut tags: Vec<Tag>, add: &[Tag]) -> ApiResult<Vec<Tag>> {
+    with_tags(&mut tags, add);
     check_tags(&tags)?;
     Ok(tags)
+}
+
+/// A count of rows naming (account, name) is zero, or `DeleteConflict`
+/// with `message`.
+fn none_left(tx: &Transaction, sql: &str, e: &Entity, message: &str) -> ApiResult<()> {
+    let n: i64 = tx.query_row(sql, params![e.account, e.name], |r| r.get(0))?;
+    if n > 0 {
+        return Err(delete_conflict(message));
+    }
+    Ok(())
+}
+
+/// An identity is deleted only once its inline policies are deleted and
+/// its managed ones detached.
+fn no_policies_left(tx: &Transaction, e: &Entity) -> ApiResult<()> {
+    let kind = e.kind.as_str();
+    none_left(
+        tx,
+        &format!("SELECT COUNT(*) FROM iam_inline_policies WHERE account = ?1 AND kind = '{kind}' AND owner = ?2"),
+        e,
+        "Cannot delete entity, must delete policies first.",
+    )?;
+    none_left(
+        tx,
+        &format!("SELECT COUNT(*) FROM iam_attachments WHERE account = ?1 AND kind = '{kind}' AND owner = ?2"),
+        e,
+        "Cannot delete entity, must detach all policies first.",
+    )
 }
 
 /// A permissions boundary must be a managed policy that exists.
@@ -387,21 +426,19 @@ pub fn update_user(iam: &Iam, ctx: &Ctx, req: UpdateUserRequest) -> ApiResult<Em
 pub fn delete_user(iam: &Iam, ctx: &Ctx, req: DeleteUserRequest) -> ApiResult<Empty> {
     iam.store.write(|tx| {
         let e = require(tx, &ctx.account, Kind::User, &req.user_name)?;
-        let count = |sql: &str| -> ApiResult<i64> {
-            Ok(tx.query_row(sql, params![ctx.account, e.name], |r| r.get(0))?)
-        };
-        if count("SELECT COUNT(*) FROM iam_access_keys WHERE account = ?1 AND user_name = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must delete access keys first."));
-        }
-        if count("SELECT COUNT(*) FROM iam_inline_policies WHERE account = ?1 AND kind = 'user' AND owner = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must delete policies first."));
-        }
-        if count("SELECT COUNT(*) FROM iam_attachments WHERE account = ?1 AND kind = 'user' AND owner = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must detach all policies first."));
-        }
-        if count("SELECT COUNT(*) FROM iam_group_members WHERE account = ?1 AND user_name = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must remove user from all groups first."));
-        }
+        none_left(
+            tx,
+            "SELECT COUNT(*) FROM iam_access_keys WHERE account = ?1 AND user_name = ?2",
+            &e,
+            "Cannot delete entity, must delete access keys first.",
+        )?;
+        no_policies_left(tx, &e)?;
+        none_left(
+            tx,
+            "SELECT COUNT(*) FROM iam_group_members WHERE account = ?1 AND user_name = ?2",
+            &e,
+            "Cannot delete entity, must remove user from all groups first.",
+        )?;
         remove(tx, &e)
     })?;
     Ok(Empty {})
@@ -578,18 +615,13 @@ pub fn delete_role(iam: &Iam, ctx: &Ctx, req: DeleteRoleRequest) -> ApiResult<Em
     iam.store.write(|tx| {
         let e = require(tx, &ctx.account, Kind::Role, &req.role_name)?;
         check_modifiable(&e)?;
-        let count = |sql: &str| -> ApiResult<i64> {
-            Ok(tx.query_row(sql, params![ctx.account, e.name], |r| r.get(0))?)
-        };
-        if count("SELECT COUNT(*) FROM iam_instance_profiles WHERE account = ?1 AND role_name = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must remove roles from instance profile first."));
-        }
-        if count("SELECT COUNT(*) FROM iam_inline_policies WHERE account = ?1 AND kind = 'role' AND owner = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must delete policies first."));
-        }
-        if count("SELECT COUNT(*) FROM iam_attachments WHERE account = ?1 AND kind = 'role' AND owner = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must detach all policies first."));
-        }
+        none_left(
+            tx,
+            "SELECT COUNT(*) FROM iam_instance_profiles WHERE account = ?1 AND role_name = ?2",
+            &e,
+            "Cannot delete entity, must remove roles from instance profile first.",
+        )?;
+        no_policies_left(tx, &e)?;
         remove(tx, &e)
     })?;
     Ok(Empty {})
@@ -747,18 +779,13 @@ pub fn list_groups(iam: &Iam, ctx: &Ctx, req: ListGroupsRequest) -> ApiResult<Li
 pub fn delete_group(iam: &Iam, ctx: &Ctx, req: DeleteGroupRequest) -> ApiResult<Empty> {
     iam.store.write(|tx| {
         let e = require(tx, &ctx.account, Kind::Group, &req.group_name)?;
-        let count = |sql: &str| -> ApiResult<i64> {
-            Ok(tx.query_row(sql, params![ctx.account, e.name], |r| r.get(0))?)
-        };
-        if count("SELECT COUNT(*) FROM iam_group_members WHERE account = ?1 AND group_name = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must remove users from group first."));
-        }
-        if count("SELECT COUNT(*) FROM iam_inline_policies WHERE account = ?1 AND kind = 'group' AND owner = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must delete policies first."));
-        }
-        if count("SELECT COUNT(*) FROM iam_attachments WHERE account = ?1 AND kind = 'group' AND owner = ?2")? > 0 {
-            return Err(delete_conflict("Cannot delete entity, must detach all policies first."));
-        }
+        none_left(
+            tx,
+            "SELECT COUNT(*) FROM iam_group_members WHERE account = ?1 AND group_name = ?2",
+            &e,
+            "Cannot delete entity, must remove users from group first.",
+        )?;
+        no_policies_left(tx, &e)?;
         remove(tx, &e)
     })?;
     Ok(Empty {})

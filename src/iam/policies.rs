@@ -514,18 +514,14 @@ fn retag(iam: &Iam, ctx: &Ctx, arn: &str, f: impl FnOnce(&mut Vec<Tag>)) -> ApiR
 
 pub fn tag_policy(iam: &Iam, ctx: &Ctx, req: TagPolicyRequest) -> ApiResult<Empty> {
     retag(iam, ctx, &req.policy_arn, |tags| {
-        for t in &req.tags {
-            tags.retain(|o| !o.key.eq_ignore_ascii_case(&t.key));
-            tags.push(t.clone());
-        }
-        tags.sort_by(|a, b| a.key.cmp(&b.key));
+        entities::with_tags(tags, &req.tags)
     })?;
     Ok(Empty {})
 }
 
 pub fn untag_policy(iam: &Iam, ctx: &Ctx, req: UntagPolicyRequest) -> ApiResult<Empty> {
     retag(iam, ctx, &req.policy_arn, |tags| {
-        tags.retain(|t| !req.tag_keys.iter().any(|k| k.eq_ignore_ascii_case(&t.key)))
+        entities::without_tags(tags, &req.tag_keys)
     })?;
     Ok(Empty {})
 }

@@ -266,18 +266,14 @@ fn retag(iam: &Iam, ctx: &Ctx, name: &str, f: impl FnOnce(&mut Vec<Tag>)) -> Api
 
 pub fn tag(iam: &Iam, ctx: &Ctx, req: TagInstanceProfileRequest) -> ApiResult<Empty> {
     retag(iam, ctx, &req.instance_profile_name, |tags| {
-        for t in &req.tags {
-            tags.retain(|o| !o.key.eq_ignore_ascii_case(&t.key));
-            tags.push(t.clone());
-        }
-        tags.sort_by(|a, b| a.key.cmp(&b.key));
+        entities::with_tags(tags, &req.tags)
     })?;
     Ok(Empty {})
 }
 
 pub fn untag(iam: &Iam, ctx: &Ctx, req: UntagInstanceProfileRequest) -> ApiResult<Empty> {
     retag(iam, ctx, &req.instance_profile_name, |tags| {
-        tags.retain(|t| !req.tag_keys.iter().any(|k| k.eq_ignore_ascii_case(&t.key)))
+        entities::without_tags(tags, &req.tag_keys)
     })?;
     Ok(Empty {})
 }
